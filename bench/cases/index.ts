@@ -1,0 +1,5 @@
+/** Every benchmark case, in the order they run. */
+import type { BenchCase } from '../harness.js';
+import { storageCase } from './storage.js';
+
+export const cases: BenchCase[] = [storageCase];

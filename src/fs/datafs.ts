@@ -1,0 +1,256 @@
+/**
+ * Data files and directories with POSIX behaviour (offset writes, truncate, append, rename, remove,
+ * mkdir/rmdir with ENOTEMPTY, mode, ownership and timestamps), over an injected DataFileStore. Each store
+ * call is one transaction that also records the change in the event log.
+ */
+import { EMPTY } from './bytes.js';
+import { FsError } from './errors.js';
+import { baseName, isUnder, validateName } from './paths.js';
+import type { Cx, DirEntry, FileService, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from './types.js';
+
+export interface DataNode {
+  id: number;
+  path: string;
+  type: 'file' | 'dir';
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  ctime: number;
+  atime: number;
+  version: number;
+}
+
+export interface CreateSpec {
+  type: 'file' | 'dir';
+  mode: number;
+  uid: number;
+  gid: number;
+  exclusive: boolean;
+}
+
+/**
+ * Durable storage of one or more trees of data files. Paths are absolute within a tree. Every mutating
+ * call is atomic and reports its changes through the tree's `onChange` before it commits.
+ */
+export interface DataFileStore {
+  lookup(tree: string, path: string): DataNode | undefined;
+  /** A node by id, also after a rename; undefined once removed. */
+  get(tree: string, id: number): DataNode | undefined;
+  children(tree: string, path: string): DataNode[];
+  /** Creates a file or directory, or returns the existing file (when not exclusive). */
+  create(tree: string, path: string, spec: CreateSpec): { node: DataNode; created: boolean };
+  read(tree: string, id: number, offset: number, length: number): Uint8Array;
+  /** Writes at `offset`, or at the end when `offset` is 'append'. */
+  write(tree: string, id: number, offset: number | 'append', data: Uint8Array): DataNode;
+  truncate(tree: string, id: number, size: number): DataNode;
+  /** Replaces a file's whole content, creating it if needed; `ifVersion` (0 = absent) guards it. */
+  replace(tree: string, path: string, data: Uint8Array, spec: CreateSpec & { ifVersion?: number; append?: boolean }): DataNode;
+  remove(tree: string, path: string, dir: boolean): DataNode;
+  /** Renames, replacing `to` when POSIX allows it (a file over a file, a directory over an empty one). */
+  rename(tree: string, from: string, to: string): void;
+  /** The whole content by path in one step, when the store can do that cheaply. */
+  readWhole?(tree: string, path: string): { node: DataNode; data: Uint8Array } | undefined;
+  setattr(tree: string, path: string, attrs: SetAttr): DataNode;
+}
+
+export function nodeStat(node: DataNode): Stat {
+  return {
+    type: node.type,
+    kind: node.type === 'dir' ? 'dir' : 'data',
+    size: node.size,
+    mode: node.mode,
+    mtime: node.mtime,
+    ctime: node.ctime,
+    atime: node.atime,
+    version: node.version,
+    uid: node.uid,
+    gid: node.gid,
+  };
+}
+
+export interface DataFsOptions {
+  /** Largest file this tree accepts (EFBIG beyond). */
+  maxFileBytes?: number;
+  serviceName?: string;
+}
+
+export class DataFs implements FileService {
+  readonly serviceName: string;
+  readonly maxFileBytes: number;
+
+  constructor(
+    private readonly store: DataFileStore,
+    readonly tree: string,
+    options: DataFsOptions = {},
+  ) {
+    this.serviceName = options.serviceName ?? 'data';
+    this.maxFileBytes = options.maxFileBytes ?? 1024 * 1024 * 1024;
+  }
+
+  private need(path: string): DataNode {
+    const node = this.store.lookup(this.tree, path);
+    if (!node) throw new FsError('ENOENT', path, 'no such file or directory');
+    return node;
+  }
+
+  private owner(cx: Cx): { uid: number; gid: number } {
+    return { uid: cx.principal.uid ?? 0, gid: cx.principal.gid ?? 0 };
+  }
+
+  async stat(path: string): Promise<Stat> {
+    return nodeStat(this.need(path));
+  }
+
+  async readdir(path: string): Promise<DirEntry[]> {
+    const node = this.need(path);
+    if (node.type !== 'dir') throw new FsError('ENOTDIR', path, 'not a directory');
+    return this.store.children(this.tree, path).map((n) => ({ name: baseName(n.path), stat: nodeStat(n) }));
+  }
+
+  async open(path: string, flags: OpenFlags, cx: Cx): Promise<Handle> {
+    let node: DataNode;
+    if (flags.create) {
+      if (path === '/') throw new FsError('EISDIR', path, 'is a directory');
+      validateName(baseName(path), path);
+      const spec = { type: 'file' as const, mode: flags.mode ?? 0o644, exclusive: !!flags.exclusive, ...this.owner(cx) };
+      node = this.store.create(this.tree, path, spec).node;
+    } else {
+      node = this.need(path);
+    }
+    if (node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
+    if (flags.truncate && flags.write && node.size > 0) node = this.store.truncate(this.tree, node.id, 0);
+    return new DataHandle(this, node.id, path, flags);
+  }
+
+  /** @internal used by DataHandle */
+  readAt(id: number, offset: number, length: number): Uint8Array {
+    return this.store.read(this.tree, id, offset, length);
+  }
+
+  /** @internal */
+  writeAt(id: number, path: string, offset: number | 'append', data: Uint8Array): void {
+    const end = (offset === 'append' ? 0 : offset) + data.length;
+    if (end > this.maxFileBytes) throw new FsError('EFBIG', path, `file larger than ${this.maxFileBytes} bytes`);
+    const node = this.store.write(this.tree, id, offset, data);
+    if (node.size > this.maxFileBytes) {
+      this.store.truncate(this.tree, id, this.maxFileBytes);
+      throw new FsError('EFBIG', path, `file larger than ${this.maxFileBytes} bytes`);
+    }
+  }
+
+  /** @internal */
+  truncateId(id: number, path: string, size: number): void {
+    if (size > this.maxFileBytes) throw new FsError('EFBIG', path, `file larger than ${this.maxFileBytes} bytes`);
+    this.store.truncate(this.tree, id, size);
+  }
+
+  /** @internal */
+  nodeById(id: number, path: string): DataNode {
+    const node = this.store.get(this.tree, id);
+    if (!node) throw new FsError('ENOENT', path, 'file was removed');
+    return node;
+  }
+
+  async readFile(path: string): Promise<Uint8Array> {
+    const whole = this.store.readWhole?.(this.tree, path);
+    if (whole) {
+      if (whole.node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
+      return whole.data;
+    }
+    const node = this.need(path);
+    if (node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
+    return this.store.read(this.tree, node.id, 0, node.size);
+  }
+
+  async mkdir(path: string, mode: number, cx: Cx): Promise<void> {
+    if (path === '/') throw new FsError('EEXIST', path, 'file exists');
+    validateName(baseName(path), path);
+    this.store.create(this.tree, path, { type: 'dir', mode: mode || 0o755, exclusive: true, ...this.owner(cx) });
+  }
+
+  async remove(path: string, _cx: Cx, opts: { dir?: boolean } = {}): Promise<void> {
+    if (path === '/') throw new FsError('EBUSY', path, 'cannot remove the root');
+    const node = this.need(path);
+    this.store.remove(this.tree, path, opts.dir ?? node.type === 'dir');
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    if (from === '/' || to === '/') throw new FsError('EBUSY', from, 'cannot rename the root');
+    if (isUnder(to, from) && to !== from) throw new FsError('EINVAL', from, `cannot move a directory into itself (${to})`);
+    validateName(baseName(to), to);
+    this.store.rename(this.tree, from, to);
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    const node = this.need(path);
+    if (node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
+    this.truncateId(node.id, path, size);
+  }
+
+  async setattr(path: string, attrs: SetAttr): Promise<Stat> {
+    return nodeStat(this.store.setattr(this.tree, path, attrs));
+  }
+
+  async writeFile(path: string, data: Uint8Array, opts: WriteFileOptions, cx: Cx): Promise<Stat> {
+    if (path === '/') throw new FsError('EISDIR', path, 'is a directory');
+    validateName(baseName(path), path);
+    const spec: CreateSpec & { ifVersion?: number; append?: boolean } = {
+      type: 'file',
+      mode: opts.mode ?? 0o644,
+      exclusive: false,
+      ...this.owner(cx),
+    };
+    if (opts.ifVersion !== undefined) spec.ifVersion = opts.ifVersion;
+    if (opts.append) spec.append = true;
+    if (data.length > this.maxFileBytes) throw new FsError('EFBIG', path, `file larger than ${this.maxFileBytes} bytes`);
+    return nodeStat(this.store.replace(this.tree, path, data, spec));
+  }
+}
+
+class DataHandle implements Handle {
+  readonly kind = 'data' as const;
+  private closed = false;
+
+  constructor(
+    private readonly fs: DataFs,
+    private readonly id: number,
+    private readonly path: string,
+    private readonly flags: OpenFlags,
+  ) {}
+
+  private check(): void {
+    if (this.closed) throw new FsError('EBADF', this.path, 'handle is closed');
+  }
+
+  async read(length: number, offset: number): Promise<Uint8Array> {
+    this.check();
+    if (this.flags.write && this.flags.read === false) throw new FsError('EBADF', this.path, 'file not open for reading');
+    if (length <= 0) return EMPTY;
+    return this.fs.readAt(this.id, offset, length);
+  }
+
+  async write(data: Uint8Array, offset: number): Promise<number> {
+    this.check();
+    if (!this.flags.write) throw new FsError('EBADF', this.path, 'file not open for writing');
+    this.fs.writeAt(this.id, this.path, this.flags.append ? 'append' : offset, data);
+    return data.length;
+  }
+
+  async flush(): Promise<void> {}
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+  }
+
+  async truncate(size: number): Promise<void> {
+    this.check();
+    this.fs.truncateId(this.id, this.path, size);
+  }
+
+  async stat(): Promise<Stat> {
+    return nodeStat(this.fs.nodeById(this.id, this.path));
+  }
+}

@@ -1,0 +1,175 @@
+/** Handle implementations shared by every service: snapshot, message, call and stream. */
+import { ByteBuffer, EMPTY, toBytes, type Content } from './bytes.js';
+import { FsError } from './errors.js';
+import type { FileKind, FsEvent, Handle, Stat } from './types.js';
+
+export const DEFAULT_MESSAGE_CAP = 1024 * 1024;
+
+/** Serves fixed bytes by offset: the snapshot a view takes at open. */
+export function sliceAt(bytes: Uint8Array, length: number, offset: number): Uint8Array {
+  if (offset >= bytes.length) return EMPTY;
+  return bytes.subarray(offset, Math.min(bytes.length, offset + length));
+}
+
+export interface SyntheticHandleSpec {
+  path: string;
+  kind: FileKind;
+  /** Content read through this handle (a view snapshot), fixed at open. */
+  snapshot?: Uint8Array;
+  /** Message semantics: the buffered writes, committed once on flush/close. */
+  commit?: (data: Uint8Array) => Promise<void>;
+  /** Call semantics: the request, answered on the same handle. */
+  call?: (request: Uint8Array) => Promise<Content | undefined>;
+  /** Stream semantics: the data, as bytes, until the iterable ends. */
+  stream?: (signal: AbortSignal) => AsyncIterable<Uint8Array>;
+  canRead: boolean;
+  canWrite: boolean;
+  maxBytes?: number;
+  stat?: () => Promise<Stat>;
+}
+
+/**
+ * One handle type for every synthetic file. What it does on read and write follows from the spec:
+ * snapshot reads, message commits, call request/response, or stream reads.
+ */
+export class SyntheticHandle implements Handle {
+  readonly kind: FileKind;
+  private readonly buffer = new ByteBuffer();
+  private response: Uint8Array | undefined;
+  private callError: unknown;
+  private committed = false;
+  private closed = false;
+  private streamIter: AsyncIterator<Uint8Array> | undefined;
+  private streamLeft: Uint8Array = EMPTY;
+  private streamDone = false;
+  private readonly abort = new AbortController();
+  private readonly maxBytes: number;
+
+  constructor(private readonly spec: SyntheticHandleSpec) {
+    this.kind = spec.kind;
+    this.maxBytes = spec.maxBytes ?? DEFAULT_MESSAGE_CAP;
+    // Subscribe at open: what arrives between open and the first read is not lost.
+    if (spec.stream && spec.canRead) this.streamIter = spec.stream(this.abort.signal)[Symbol.asyncIterator]();
+  }
+
+  async read(length: number, offset: number): Promise<Uint8Array> {
+    if (!this.spec.canRead) throw new FsError('EBADF', this.spec.path, 'file not open for reading');
+    if (this.spec.call) return sliceAt(await this.callResponse(), length, offset);
+    if (this.spec.stream) return this.readStream(length);
+    return sliceAt(this.spec.snapshot ?? EMPTY, length, offset);
+  }
+
+  async write(data: Uint8Array, _offset: number): Promise<number> {
+    if (!this.spec.canWrite) throw new FsError('EBADF', this.spec.path, 'file not open for writing');
+    if (this.spec.call && this.committed) {
+      throw new FsError('EBUSY', this.spec.path, 'request already sent on this handle; open the file again');
+    }
+    if (this.buffer.length + data.length > this.maxBytes) {
+      throw new FsError('EFBIG', this.spec.path, `message larger than ${this.maxBytes} bytes`);
+    }
+    this.buffer.append(data);
+    return data.length;
+  }
+
+  /** Message files commit what was written since the last flush; call files send their request. */
+  async flush(): Promise<void> {
+    if (this.spec.commit && this.buffer.length > 0) {
+      await this.spec.commit(this.buffer.take());
+    } else if (this.spec.call && !this.committed && this.buffer.length > 0) {
+      await this.callResponse();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.abort.abort();
+    try {
+      await this.flush();
+    } finally {
+      if (this.streamIter?.return) void this.streamIter.return(undefined).catch(() => undefined);
+    }
+  }
+
+  async truncate(size: number): Promise<void> {
+    // `>` on a message or call file opens with O_TRUNC: nothing to truncate, the buffer starts empty.
+    if (size !== 0 && this.spec.canWrite) throw new FsError('EINVAL', this.spec.path, 'only truncation to 0 is supported');
+  }
+
+  async stat(): Promise<Stat> {
+    if (this.spec.stat) {
+      const st = await this.spec.stat();
+      if (this.spec.snapshot) return { ...st, size: this.spec.snapshot.length };
+      if (this.response) return { ...st, size: this.response.length };
+      return st;
+    }
+    throw new FsError('ENOSYS', this.spec.path);
+  }
+
+  private async callResponse(): Promise<Uint8Array> {
+    if (!this.committed) {
+      this.committed = true;
+      try {
+        const answer = await this.spec.call!(this.buffer.take());
+        this.response = answer === undefined ? EMPTY : toBytes(answer);
+      } catch (err) {
+        this.callError = err;
+      }
+    }
+    if (this.callError !== undefined) throw this.callError;
+    return this.response!;
+  }
+
+  private async readStream(length: number): Promise<Uint8Array> {
+    if (this.streamLeft.length === 0) {
+      if (this.streamDone || this.closed) return EMPTY;
+      this.streamIter ??= this.spec.stream!(this.abort.signal)[Symbol.asyncIterator]();
+      const next = await this.streamIter.next();
+      if (next.done || this.closed) {
+        this.streamDone = true;
+        return EMPTY;
+      }
+      this.streamLeft = next.value;
+    }
+    const out = this.streamLeft.subarray(0, length);
+    this.streamLeft = this.streamLeft.subarray(out.length);
+    return out;
+  }
+}
+
+/**
+ * A stream's events as bytes: each datum as text (strings) or a JSON line; ends at `end`.
+ * The event iterator is created at once, so the subscription starts when the file is opened.
+ */
+export function streamBytes(
+  events: AsyncIterable<FsEvent>,
+  format: (ev: FsEvent) => Content | undefined = defaultStreamFormat,
+): AsyncIterable<Uint8Array> {
+  const it = events[Symbol.asyncIterator]();
+  let ended = false;
+  const iterator: AsyncIterator<Uint8Array> = {
+    async next() {
+      while (!ended) {
+        const r = await it.next();
+        if (r.done || r.value.type === 'end') break;
+        if (r.value.type !== 'data') continue;
+        const out = format(r.value);
+        if (out !== undefined && out.length > 0) return { value: toBytes(out), done: false };
+      }
+      ended = true;
+      void it.return?.();
+      return { value: undefined, done: true };
+    },
+    async return() {
+      ended = true;
+      await it.return?.();
+      return { value: undefined, done: true };
+    },
+  };
+  return { [Symbol.asyncIterator]: () => iterator };
+}
+
+export function defaultStreamFormat(ev: FsEvent): Content | undefined {
+  if (typeof ev.data === 'string') return ev.data.endsWith('\n') ? ev.data : ev.data + '\n';
+  return JSON.stringify(ev.data) + '\n';
+}

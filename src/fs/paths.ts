@@ -1,0 +1,77 @@
+import { FsError } from './errors.js';
+
+export const MAX_PATH_BYTES = 4096;
+export const MAX_NAME_BYTES = 255;
+
+const encoder = new TextEncoder();
+
+function byteLength(s: string): number {
+  return encoder.encode(s).length;
+}
+
+/**
+ * Normalises an absolute path: collapses `//`, drops a trailing `/`.
+ * Rejects NUL, `.`/`..` segments and relative paths (EINVAL), and over-long names or paths (ENAMETOOLONG).
+ */
+export function normalizePath(input: string): string {
+  if (typeof input !== 'string' || !input.startsWith('/')) {
+    throw new FsError('EINVAL', String(input), 'path must be absolute (start with /)');
+  }
+  if (input.includes('\0')) throw new FsError('EINVAL', input.replace(/\0/g, '\\0'), 'path contains a NUL byte');
+  if (input.length > MAX_PATH_BYTES / 4 && byteLength(input) > MAX_PATH_BYTES) {
+    throw new FsError('ENAMETOOLONG', input.slice(0, 64) + '...', `path longer than ${MAX_PATH_BYTES} bytes`);
+  }
+  const segments = input.split('/').filter((s) => s.length > 0);
+  for (const seg of segments) {
+    if (seg === '.' || seg === '..') throw new FsError('EINVAL', input, `path contains a '${seg}' segment`);
+    if (seg.length > MAX_NAME_BYTES / 4 && byteLength(seg) > MAX_NAME_BYTES) {
+      throw new FsError('ENAMETOOLONG', input, `name longer than ${MAX_NAME_BYTES} bytes`);
+    }
+  }
+  return '/' + segments.join('/');
+}
+
+/** Splits a normalised path into its segments (`/` gives []). */
+export function segmentsOf(path: string): string[] {
+  return path === '/' ? [] : path.slice(1).split('/');
+}
+
+export function joinPath(base: string, ...names: string[]): string {
+  let out = base;
+  for (const name of names) {
+    if (name === '' || name === '/') continue;
+    const trimmed = name.replace(/^\/+/, '');
+    out = out === '/' ? '/' + trimmed : out + '/' + trimmed;
+  }
+  return out;
+}
+
+export function parentOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+
+export function baseName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/** True when `path` is `prefix` or lies below it on a segment boundary (`/goalsX` is not under `/goals`). */
+export function isUnder(path: string, prefix: string): boolean {
+  if (prefix === '/') return true;
+  return path === prefix || (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47 /* / */);
+}
+
+/** `path` relative to `prefix` as an absolute path (`/a/b` under `/a` is `/b`). Assumes isUnder. */
+export function relativeTo(path: string, prefix: string): string {
+  if (prefix === '/') return path;
+  return path.length === prefix.length ? '/' : path.slice(prefix.length);
+}
+
+/** Validates a single name (a directory entry, an id in a path). */
+export function validateName(name: string, where: string): string {
+  if (!name || name.includes('/') || name === '.' || name === '..' || name.includes('\0')) {
+    throw new FsError('EINVAL', where, `invalid name '${name.replace(/\0/g, '\\0')}'`);
+  }
+  if (name.length > MAX_NAME_BYTES / 4 && byteLength(name) > MAX_NAME_BYTES) throw new FsError('ENAMETOOLONG', where, `name longer than ${MAX_NAME_BYTES} bytes`);
+  return name;
+}

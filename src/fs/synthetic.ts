@@ -1,0 +1,252 @@
+/**
+ * Building blocks for services whose files are computed: a tree of directory and file nodes, where
+ * each file node is one of the file kinds (view, message, call, stream). A service describes its tree
+ * once and SyntheticFs does path walking, stat, listing, open flags and errors.
+ */
+import { jsonText, toBytes, type Content } from './bytes.js';
+import { FsError } from './errors.js';
+import { SyntheticHandle, streamBytes, defaultStreamFormat, DEFAULT_MESSAGE_CAP } from './handles.js';
+import { segmentsOf } from './paths.js';
+import type { Cx, DirEntry, FileKind, FileService, FsEvent, Handle, OpenFlags, Stat } from './types.js';
+import { MODE } from './types.js';
+
+export interface NodeMeta {
+  /** Permission bits; by default from the kind (view r--, message -w-, call rw-). */
+  mode?: number;
+  mtime?: () => number;
+  version?: () => number;
+}
+
+export interface ViewNode extends NodeMeta {
+  kind: 'view';
+  read: (cx: Cx) => Promise<Content> | Content;
+  /** Makes the view writable: the whole write, committed on close (policies, goals). */
+  write?: (data: Uint8Array, cx: Cx) => Promise<void> | void;
+  /** Computing the content for stat is cheap by default; set false to report size 0. */
+  sizeAtStat?: boolean;
+  maxBytes?: number;
+}
+
+export interface MessageNode extends NodeMeta {
+  kind: 'message';
+  commit: (data: Uint8Array, cx: Cx) => Promise<void> | void;
+  /** Optional read side: a view of what was sent (the inbox reads as a JSON array). */
+  read?: (cx: Cx) => Promise<Content> | Content;
+  maxBytes?: number;
+}
+
+export interface CallNode extends NodeMeta {
+  kind: 'call';
+  call: (request: Uint8Array, cx: Cx) => Promise<Content | undefined> | Content | undefined;
+  maxBytes?: number;
+}
+
+export interface StreamNode extends NodeMeta {
+  kind: 'stream';
+  events: (cx: Cx, signal: AbortSignal) => AsyncIterable<FsEvent>;
+  format?: (ev: FsEvent) => Content | undefined;
+}
+
+export type FileNode = ViewNode | MessageNode | CallNode | StreamNode;
+
+export interface DirNode extends NodeMeta {
+  kind: 'dir';
+  /** Fixed children. */
+  children?: Record<string, Node>;
+  /** Children that come and go (jobs, sessions): names to list, and a lookup that may say none. */
+  dynamic?: {
+    list: (cx: Cx) => Promise<string[]> | string[];
+    get: (name: string, cx: Cx) => Promise<Node | undefined> | Node | undefined;
+  };
+}
+
+export type Node = FileNode | DirNode;
+
+export const dir = (children: Record<string, Node>, meta: Omit<DirNode, 'kind' | 'children'> = {}): DirNode => ({
+  kind: 'dir',
+  children,
+  ...meta,
+});
+
+export const view = (read: ViewNode['read'], extra: Omit<ViewNode, 'kind' | 'read'> = {}): ViewNode => ({
+  kind: 'view',
+  read,
+  ...extra,
+});
+
+/** A view of a JSON value, pretty-printed. */
+export const jsonView = (read: (cx: Cx) => unknown, extra: Omit<ViewNode, 'kind' | 'read'> = {}): ViewNode =>
+  view(async (cx) => jsonText(await read(cx)), extra);
+
+export const message = (commit: MessageNode['commit'], extra: Omit<MessageNode, 'kind' | 'commit'> = {}): MessageNode => ({
+  kind: 'message',
+  commit,
+  ...extra,
+});
+
+export const call = (fn: CallNode['call'], extra: Omit<CallNode, 'kind' | 'call'> = {}): CallNode => ({
+  kind: 'call',
+  call: fn,
+  ...extra,
+});
+
+export const stream = (events: StreamNode['events'], extra: Omit<StreamNode, 'kind' | 'events'> = {}): StreamNode => ({
+  kind: 'stream',
+  events,
+  ...extra,
+});
+
+const BOOT_TIME = Date.now();
+
+function defaultMode(node: Node): number {
+  if (node.mode !== undefined) return node.mode;
+  switch (node.kind) {
+    case 'dir':
+      return MODE.dir;
+    case 'view':
+      return node.write ? 0o644 : MODE.view;
+    case 'message':
+      return node.read ? 0o644 : MODE.message;
+    case 'call':
+      return MODE.call;
+    case 'stream':
+      return MODE.stream;
+  }
+}
+
+export class SyntheticFs implements FileService {
+  constructor(
+    private readonly root: Node,
+    readonly serviceName = 'synthetic',
+  ) {}
+
+  /** Walks to the node at `path`; ENOENT/ENOTDIR name the path. */
+  async lookup(path: string, cx: Cx): Promise<Node> {
+    let node: Node = this.root;
+    for (const name of segmentsOf(path)) {
+      if (node.kind !== 'dir') throw new FsError('ENOTDIR', path, 'not a directory');
+      const child: Node | undefined = node.children?.[name] ?? (await node.dynamic?.get(name, cx));
+      if (!child) throw new FsError('ENOENT', path, 'no such file or directory');
+      node = child;
+    }
+    return node;
+  }
+
+  async stat(path: string, cx: Cx): Promise<Stat> {
+    return this.statNode(await this.lookup(path, cx), cx);
+  }
+
+  private async statNode(node: Node, cx: Cx, computeSize = true): Promise<Stat> {
+    const mtime = node.mtime?.() ?? BOOT_TIME;
+    let size = 0;
+    if (computeSize && node.kind === 'view' && node.sizeAtStat !== false) size = toBytes(await node.read(cx)).length;
+    return {
+      type: node.kind === 'dir' ? 'dir' : 'file',
+      kind: node.kind as FileKind,
+      size,
+      mode: defaultMode(node),
+      mtime,
+      ctime: mtime,
+      version: node.version?.() ?? 0,
+    };
+  }
+
+  async readdir(path: string, cx: Cx): Promise<DirEntry[]> {
+    const node = await this.lookup(path, cx);
+    if (node.kind !== 'dir') throw new FsError('ENOTDIR', path, 'not a directory');
+    const names = new Map<string, Node | undefined>(Object.entries(node.children ?? {}));
+    if (node.dynamic) for (const name of await node.dynamic.list(cx)) if (!names.has(name)) names.set(name, undefined);
+    const entries: DirEntry[] = [];
+    for (const [name, known] of names) {
+      const child = known ?? (await node.dynamic!.get(name, cx));
+      if (!child) continue; // vanished between list and get
+      try {
+        entries.push({ name, stat: await this.statNode(child, cx) });
+      } catch (err) {
+        // A view that cannot render still shows in its directory.
+        if (!(err instanceof FsError)) throw err;
+        entries.push({ name, stat: await this.statNode(child, cx, false) });
+      }
+    }
+    return entries;
+  }
+
+  async open(path: string, flags: OpenFlags, cx: Cx): Promise<Handle> {
+    const node = await this.lookup(path, cx);
+    if (node.kind === 'dir') throw new FsError('EISDIR', path, 'is a directory');
+    if (flags.create && flags.exclusive) throw new FsError('EEXIST', path, 'file exists');
+    const canRead = flags.read ?? !flags.write;
+    const canWrite = !!flags.write;
+    const stat = () => this.statNode(node, cx);
+    switch (node.kind) {
+      case 'view': {
+        if (canWrite && !node.write) throw new FsError('EACCES', path, 'read-only file');
+        const write = node.write;
+        return new SyntheticHandle({
+          path,
+          kind: 'view',
+          canRead,
+          canWrite,
+          stat,
+          maxBytes: node.maxBytes ?? DEFAULT_MESSAGE_CAP,
+          ...(canRead ? { snapshot: toBytes(await node.read(cx)) } : {}),
+          ...(write ? { commit: async (data: Uint8Array) => write(data, cx) } : {}),
+        });
+      }
+      case 'message': {
+        const read = node.read;
+        if (canRead && !read) throw new FsError('EACCES', path, 'write-only file');
+        return new SyntheticHandle({
+          path,
+          kind: 'message',
+          canRead,
+          canWrite,
+          stat,
+          maxBytes: node.maxBytes ?? DEFAULT_MESSAGE_CAP,
+          commit: async (data) => node.commit(data, cx),
+          ...(canRead && read ? { snapshot: toBytes(await read(cx)) } : {}),
+        });
+      }
+      case 'call':
+        return new SyntheticHandle({
+          path,
+          kind: 'call',
+          canRead,
+          canWrite,
+          stat,
+          maxBytes: node.maxBytes ?? DEFAULT_MESSAGE_CAP,
+          call: async (req) => node.call(req, cx),
+        });
+      case 'stream': {
+        if (canWrite) throw new FsError('EACCES', path, 'stream files are read-only');
+        const format = node.format ?? defaultStreamFormat;
+        return new SyntheticHandle({
+          path,
+          kind: 'stream',
+          canRead,
+          canWrite,
+          stat,
+          stream: (signal) => streamBytes(node.events(cx, signal), format),
+        });
+      }
+    }
+  }
+
+  async truncate(path: string, size: number, cx: Cx): Promise<void> {
+    // `echo x > ctl` truncates before writing; writable synthetic files start empty on every open.
+    const node = await this.lookup(path, cx);
+    const writable = node.kind === 'message' || node.kind === 'call' || (node.kind === 'view' && node.write);
+    if (!writable) throw new FsError(node.kind === 'dir' ? 'EISDIR' : 'EACCES', path, 'cannot truncate this file');
+    if (size !== 0) throw new FsError('EINVAL', path, 'only truncation to 0 is supported');
+  }
+}
+
+/** Parses a JSON request body, with EINVAL naming the path on failure. */
+export function parseJson(data: Uint8Array | string, path: string): unknown {
+  const text = typeof data === 'string' ? data : new TextDecoder().decode(data);
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new FsError('EINVAL', path, `malformed JSON: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,140 @@
+/** The core model: Stat, DirEntry, handles, FileService, and who is asking (Cx). */
+
+/**
+ * What a file is and how it behaves; transports use it to pick modes, caching and content types.
+ * - data: durable bytes with random access
+ * - view: content computed at open, a snapshot per handle
+ * - message: writes buffered per handle and committed once, on close
+ * - call: write a request, read the answer on the same handle
+ * - stream: reads block until data arrives; EOF when the stream ends
+ */
+export type FileKind = 'dir' | 'data' | 'view' | 'message' | 'call' | 'stream';
+
+export interface Stat {
+  type: 'file' | 'dir';
+  kind: FileKind;
+  size: number;
+  /** Permission bits only (e.g. 0o644); the file type is `type`. */
+  mode: number;
+  /** Milliseconds since the epoch. */
+  mtime: number;
+  ctime: number;
+  atime?: number;
+  /** Increases on every change of the file (Plan 9's qid.vers): the ETag. */
+  version: number;
+  uid?: number;
+  gid?: number;
+}
+
+export interface DirEntry {
+  name: string;
+  stat: Stat;
+}
+
+export interface OpenFlags {
+  read?: boolean;
+  write?: boolean;
+  create?: boolean;
+  /** With create: fail with EEXIST when the file exists (O_EXCL). */
+  exclusive?: boolean;
+  truncate?: boolean;
+  append?: boolean;
+  /** Mode for a created file. */
+  mode?: number;
+}
+
+export interface Principal {
+  /** A name for logs and traces: `admin`, `token:<id>`, `agent:<id>`, `fuse:<uid>`. */
+  id: string;
+  /** Admins may write admin-only paths (policies). */
+  admin: boolean;
+  /** Set when the caller acts as an agent. */
+  agentId?: string;
+  uid?: number;
+  gid?: number;
+}
+
+/** Who is asking, and until when. Services never learn the transport. */
+export interface Cx {
+  principal: Principal;
+  signal?: AbortSignal;
+}
+
+export interface Handle {
+  readonly kind: FileKind;
+  /** Reads up to `length` bytes at `offset`; an empty result is end of file. Streams ignore the offset. */
+  read(length: number, offset: number): Promise<Uint8Array>;
+  /** Writes at `offset` (message and call files append to their buffer) and returns the bytes taken. */
+  write(data: Uint8Array, offset: number): Promise<number>;
+  /** Called on every close(2) of a descriptor (FUSE flush); message files commit here. */
+  flush(): Promise<void>;
+  /** Called once when the last descriptor is gone; commits anything still pending. */
+  close(): Promise<void>;
+  /** ftruncate on this handle. */
+  truncate?(size: number): Promise<void>;
+  /** fstat: the handle's view of the file (a view's snapshot size). */
+  stat?(): Promise<Stat>;
+}
+
+export interface SetAttr {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  atime?: number;
+  mtime?: number;
+}
+
+export interface WriteFileOptions {
+  /** Fail with ESTALE unless the file's current version is this (0 = must not exist). */
+  ifVersion?: number;
+  mode?: number;
+  append?: boolean;
+}
+
+/** A change or stream datum, as recorded in the event log. */
+export type EventType = 'created' | 'modified' | 'deleted' | 'data' | 'end' | 'reset';
+
+export interface FsEvent {
+  /** Monotonically increasing over the whole server; the watch cursor. */
+  id: number;
+  type: EventType;
+  /** The path in the watcher's namespace. */
+  path: string;
+  /** Milliseconds since the epoch. */
+  time: number;
+  version?: number;
+  /** For data events: the datum (JSON value). For end/reset: a reason. */
+  data?: unknown;
+}
+
+export interface FileService {
+  stat(path: string, cx: Cx): Promise<Stat>;
+  readdir(path: string, cx: Cx): Promise<DirEntry[]>;
+  open(path: string, flags: OpenFlags, cx: Cx): Promise<Handle>;
+  mkdir?(path: string, mode: number, cx: Cx): Promise<void>;
+  /** Removes a file, or an empty directory when `dir` is true (ENOTEMPTY otherwise). */
+  remove?(path: string, cx: Cx, opts?: { dir?: boolean }): Promise<void>;
+  rename?(from: string, to: string, cx: Cx): Promise<void>;
+  truncate?(path: string, size: number, cx: Cx): Promise<void>;
+  setattr?(path: string, attrs: SetAttr, cx: Cx): Promise<Stat>;
+  /** Whole-file read in one step (data files); readAll falls back to open/read/close. */
+  readFile?(path: string, cx: Cx): Promise<Uint8Array>;
+  /** Whole-file write in one step (HTTP PUT); the namespace falls back to open/write/close. */
+  writeFile?(path: string, data: Uint8Array, opts: WriteFileOptions, cx: Cx): Promise<Stat>;
+  /**
+   * Watches a file or subtree: replays events after `from`, then goes live.
+   * Services that record their changes in the event log get this from the Namespace for free.
+   */
+  watch?(path: string, from: number | undefined, cx: Cx): AsyncIterable<FsEvent>;
+  /** For /mounts: a short name of the service. */
+  readonly serviceName?: string;
+}
+
+export const MODE = {
+  dir: 0o755,
+  data: 0o644,
+  view: 0o444,
+  message: 0o222,
+  call: 0o666,
+  stream: 0o444,
+} as const;

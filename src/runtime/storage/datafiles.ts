@@ -1,0 +1,406 @@
+/**
+ * Data files in SQLite. Nodes are keyed by (tree, path); content lives in fixed-size chunks keyed by
+ * node id, so an offset write touches only the chunks it covers and a rename moves no data. The first
+ * chunk lives in the node row itself (`head`), so a small file is one row: one insert, one select.
+ */
+import type { CreateSpec, DataFileStore, DataNode } from '../../fs/datafs.js';
+import { FsError } from '../../fs/errors.js';
+import { EMPTY } from '../../fs/bytes.js';
+import { parentOf } from '../../fs/paths.js';
+import type { SetAttr } from '../../fs/types.js';
+import type { EventLog } from '../../fs/events.js';
+import type { Db } from './db.js';
+
+export const CHUNK_SIZE = 64 * 1024;
+
+export const dataFileMigrations = [
+  {
+    version: 3,
+    name: 'data files',
+    up: `
+      CREATE TABLE data_nodes (
+        id INTEGER PRIMARY KEY,
+        tree TEXT NOT NULL, path TEXT NOT NULL, parent TEXT NOT NULL,
+        type TEXT NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,
+        size INTEGER NOT NULL, mtime INTEGER NOT NULL, ctime INTEGER NOT NULL, atime INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        head BLOB,
+        UNIQUE (tree, path));
+      CREATE INDEX data_nodes_parent ON data_nodes (tree, parent);
+      CREATE TABLE data_chunks (node INTEGER NOT NULL, idx INTEGER NOT NULL, data BLOB NOT NULL,
+        PRIMARY KEY (node, idx));`,
+  },
+];
+
+interface NodeRow {
+  id: number;
+  path: string;
+  type: 'file' | 'dir';
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  ctime: number;
+  atime: number;
+  version: number;
+}
+
+const COLS = 'id, path, type, mode, uid, gid, size, mtime, ctime, atime, version';
+
+/** Maps a tree to the event scope and path prefix its changes are reported under. */
+export type TreeEvents = (tree: string) => { scope: string; prefix: string } | undefined;
+
+export class SqliteDataFileStore implements DataFileStore {
+  private readonly q;
+  private readonly roots = new Set<string>();
+  private readonly inTx: <T>(fn: () => T) => T;
+
+  constructor(
+    private readonly db: Db,
+    private readonly events: EventLog,
+    private readonly treeEvents: TreeEvents,
+    readonly chunkSize = CHUNK_SIZE,
+  ) {
+    const runner = db.transaction((fn: () => unknown) => fn());
+    this.inTx = <T>(fn: () => T) => runner(fn) as T;
+    this.q = {
+      byPath: db.prepare(`SELECT ${COLS} FROM data_nodes WHERE tree = ? AND path = ?`),
+      byPathWithHead: db.prepare(`SELECT ${COLS}, head FROM data_nodes WHERE tree = ? AND path = ?`),
+      byId: db.prepare(`SELECT ${COLS} FROM data_nodes WHERE tree = ? AND id = ?`),
+      children: db.prepare(`SELECT ${COLS} FROM data_nodes WHERE tree = ? AND parent = ? ORDER BY path`),
+      hasChild: db.prepare('SELECT 1 FROM data_nodes WHERE tree = ? AND parent = ? LIMIT 1').pluck(),
+      insert: db.prepare(`INSERT INTO data_nodes (tree, path, parent, type, mode, uid, gid, size, mtime, ctime, atime, version, head)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`),
+      /** Touches a parent directory; 0 changes means it is missing or not a directory. */
+      touchDir: db.prepare(
+        "UPDATE data_nodes SET mtime = ?, ctime = ?, version = version + 1 WHERE tree = ? AND path = ? AND type = 'dir'",
+      ),
+      setSize: db.prepare(
+        `UPDATE data_nodes SET size = ?, mtime = ?, ctime = ?, version = version + 1 WHERE id = ? RETURNING ${COLS}`,
+      ),
+      head: db.prepare('SELECT head FROM data_nodes WHERE id = ?').pluck(),
+      setHead: db.prepare('UPDATE data_nodes SET head = ? WHERE id = ?'),
+      chunk: db.prepare('SELECT data FROM data_chunks WHERE node = ? AND idx = ?').pluck(),
+      chunkRange: db.prepare('SELECT idx, data FROM data_chunks WHERE node = ? AND idx BETWEEN ? AND ? ORDER BY idx'),
+      putChunk: db.prepare('INSERT OR REPLACE INTO data_chunks (node, idx, data) VALUES (?, ?, ?)'),
+      dropChunksFrom: db.prepare('DELETE FROM data_chunks WHERE node = ? AND idx >= ?'),
+      dropNode: db.prepare('DELETE FROM data_nodes WHERE id = ?'),
+      movePaths: db.prepare(`UPDATE data_nodes SET path = ? || substr(path, ?),
+          parent = CASE WHEN path = ? THEN ? ELSE ? || substr(parent, ?) END, ctime = ?
+        WHERE tree = ? AND (path = ? OR substr(path, 1, ?) = ?)`),
+    };
+  }
+
+  private tx<T>(fn: () => T): T {
+    return this.events.batch(() => this.inTx(fn));
+  }
+
+  private emit(tree: string, path: string, type: 'created' | 'modified' | 'deleted', version?: number): void {
+    const target = this.treeEvents(tree);
+    if (!target) return;
+    const full = target.prefix === '/' ? path : path === '/' ? target.prefix : target.prefix + path;
+    this.events.emit(target.scope, full, type, version === undefined ? {} : { version });
+  }
+
+  private ensureRoot(tree: string): void {
+    if (this.roots.has(tree)) return;
+    if (!this.q.byPath.get(tree, '/')) {
+      const now = Date.now();
+      this.q.insert.run(tree, '/', '', 'dir', 0o755, 0, 0, 0, now, now, now, null);
+    }
+    this.roots.add(tree);
+  }
+
+  // --- chunks: index 0 is the node's head, the rest are rows of data_chunks ---
+
+  private getChunk(id: number, idx: number): Uint8Array | undefined {
+    return ((idx === 0 ? this.q.head.get(id) : this.q.chunk.get(id, idx)) ?? undefined) as Uint8Array | undefined;
+  }
+
+  private putChunk(id: number, idx: number, data: Uint8Array): void {
+    if (idx === 0) this.q.setHead.run(data, id);
+    else this.q.putChunk.run(id, idx, data);
+  }
+
+  private dropChunksFrom(id: number, idx: number): void {
+    if (idx === 0) this.q.setHead.run(null, id);
+    this.q.dropChunksFrom.run(id, Math.max(1, idx));
+  }
+
+  lookup(tree: string, path: string): DataNode | undefined {
+    this.ensureRoot(tree);
+    return this.q.byPath.get(tree, path) as NodeRow | undefined;
+  }
+
+  get(tree: string, id: number): DataNode | undefined {
+    return this.q.byId.get(tree, id) as NodeRow | undefined;
+  }
+
+  children(tree: string, path: string): DataNode[] {
+    return this.q.children.all(tree, path) as NodeRow[];
+  }
+
+  /** Touches the parent of `path`, failing with ENOENT/ENOTDIR when it is missing or not a directory. */
+  private touchParent(tree: string, path: string, now: number): void {
+    const parent = parentOf(path);
+    if (this.q.touchDir.run(now, now, tree, parent).changes === 1) return;
+    const node = this.q.byPath.get(tree, parent) as NodeRow | undefined;
+    if (!node) throw new FsError('ENOENT', path, 'parent directory does not exist');
+    throw new FsError('ENOTDIR', path, 'parent is not a directory');
+  }
+
+  private createIn(tree: string, path: string, spec: CreateSpec, now: number, head: Uint8Array | null = null): NodeRow {
+    const mode = spec.mode & 0o7777;
+    const size = head?.length ?? 0;
+    // Insert first: a taken path fails here, before anything else was written.
+    const info = this.q.insert.run(tree, path, parentOf(path), spec.type, mode, spec.uid, spec.gid, size, now, now, now, head);
+    this.touchParent(tree, path, now);
+    this.emit(tree, path, 'created', 1);
+    return { id: Number(info.lastInsertRowid), path, type: spec.type, mode, uid: spec.uid, gid: spec.gid, size, mtime: now, ctime: now, atime: now, version: 1 };
+  }
+
+  /** createIn, or undefined when the path exists (the failed insert wrote nothing). */
+  private tryCreate(tree: string, path: string, spec: CreateSpec, now: number, head: Uint8Array): NodeRow | undefined {
+    try {
+      return this.createIn(tree, path, spec, now, head);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') return undefined;
+      throw err;
+    }
+  }
+
+  create(tree: string, path: string, spec: CreateSpec): { node: DataNode; created: boolean } {
+    this.ensureRoot(tree);
+    return this.tx(() => {
+      const existing = this.q.byPath.get(tree, path) as NodeRow | undefined;
+      if (existing) {
+        if (spec.exclusive || spec.type === 'dir') throw new FsError('EEXIST', path, 'file exists');
+        return { node: existing, created: false };
+      }
+      return { node: this.createIn(tree, path, spec, Date.now()), created: true };
+    });
+  }
+
+  read(tree: string, id: number, offset: number, length: number): Uint8Array {
+    const node = this.q.byId.get(tree, id) as NodeRow | undefined;
+    if (!node) return EMPTY;
+    return this.readRange(node, offset, length);
+  }
+
+  /** The whole content of a file by path in one step (HTTP GET, readAll). */
+  readWhole(tree: string, path: string): { node: DataNode; data: Uint8Array } | undefined {
+    this.ensureRoot(tree);
+    const row = this.q.byPathWithHead.get(tree, path) as (NodeRow & { head: Uint8Array | null }) | undefined;
+    if (!row) return undefined;
+    const { head, ...node } = row;
+    if (node.type === 'dir') return { node, data: EMPTY };
+    if (node.size <= this.chunkSize && (head?.length ?? 0) >= node.size) return { node, data: head ? head.subarray(0, node.size) : EMPTY };
+    return { node, data: this.readRange(node, 0, node.size) };
+  }
+
+  private readRange(node: NodeRow, offset: number, length: number): Uint8Array {
+    const id = node.id;
+    const end = Math.min(node.size, offset + length);
+    if (offset >= end) return EMPTY;
+    const C = this.chunkSize;
+    const first = Math.floor(offset / C);
+    const last = Math.floor((end - 1) / C);
+    if (first === last) {
+      const data = this.getChunk(id, first);
+      const from = offset - first * C;
+      const want = end - offset;
+      if (data && data.length >= from + want) return data.subarray(from, from + want);
+      const out = new Uint8Array(want); // a hole, or a chunk shorter than the file: zeros
+      if (data && data.length > from) out.set(data.subarray(from, Math.min(data.length, from + want)));
+      return out;
+    }
+    const out = new Uint8Array(end - offset);
+    const place = (idx: number, data: Uint8Array) => {
+      const chunkStart = idx * C;
+      const from = Math.max(offset, chunkStart);
+      const to = Math.min(end, chunkStart + data.length);
+      if (to > from) out.set(data.subarray(from - chunkStart, to - chunkStart), from - offset);
+    };
+    if (first === 0) {
+      const head = this.getChunk(id, 0);
+      if (head) place(0, head);
+    }
+    for (const row of this.q.chunkRange.iterate(id, Math.max(1, first), last) as Iterable<{ idx: number; data: Uint8Array }>) {
+      place(row.idx, row.data);
+    }
+    return out;
+  }
+
+  /** Writes bytes at `at` into the chunks they cover; the caller holds the transaction. */
+  private writeChunks(id: number, at: number, data: Uint8Array, fresh = false): void {
+    const C = this.chunkSize;
+    let pos = 0;
+    while (pos < data.length) {
+      const abs = at + pos;
+      const idx = Math.floor(abs / C);
+      const within = abs - idx * C;
+      const take = Math.min(C - within, data.length - pos);
+      const piece = data.subarray(pos, pos + take);
+      if ((within === 0 && take === C) || (fresh && within === 0)) {
+        this.putChunk(id, idx, piece);
+      } else {
+        const old = fresh ? undefined : this.getChunk(id, idx);
+        const merged = new Uint8Array(Math.max(old?.length ?? 0, within + take));
+        if (old) merged.set(old);
+        merged.set(piece, within);
+        this.putChunk(id, idx, merged);
+      }
+      pos += take;
+    }
+  }
+
+  write(tree: string, id: number, offset: number | 'append', data: Uint8Array): DataNode {
+    return this.tx(() => {
+      const node = this.q.byId.get(tree, id) as NodeRow | undefined;
+      if (!node) throw new FsError('ENOENT', '/', 'file was removed');
+      const at = offset === 'append' ? node.size : offset;
+      this.writeChunks(id, at, data);
+      const now = Date.now();
+      const updated = this.q.setSize.get(Math.max(node.size, at + data.length), now, now, id) as NodeRow;
+      this.emit(tree, updated.path, 'modified', updated.version);
+      return updated;
+    });
+  }
+
+  /** Cuts a file's chunks down to `size`; the caller holds the transaction. */
+  private cut(node: NodeRow, size: number): void {
+    if (size >= node.size) return;
+    const C = this.chunkSize;
+    const keep = Math.ceil(size / C);
+    this.dropChunksFrom(node.id, keep);
+    const lastLen = size - (keep - 1) * C;
+    if (keep > 0 && lastLen < C) {
+      const last = this.getChunk(node.id, keep - 1);
+      if (last && last.length > lastLen) this.putChunk(node.id, keep - 1, last.subarray(0, lastLen));
+    }
+  }
+
+  truncate(tree: string, id: number, size: number): DataNode {
+    return this.tx(() => {
+      const node = this.q.byId.get(tree, id) as NodeRow | undefined;
+      if (!node) throw new FsError('ENOENT', '/', 'file was removed');
+      this.cut(node, size);
+      const now = Date.now();
+      const updated = this.q.setSize.get(size, now, now, id) as NodeRow;
+      this.emit(tree, updated.path, 'modified', updated.version);
+      return updated;
+    });
+  }
+
+  replace(
+    tree: string,
+    path: string,
+    data: Uint8Array,
+    spec: CreateSpec & { ifVersion?: number; append?: boolean },
+  ): DataNode {
+    this.ensureRoot(tree);
+    return this.tx(() => {
+      const now = Date.now();
+      if (spec.ifVersion === undefined && !spec.append && data.length <= this.chunkSize) {
+        // The common case, a new small file, is a single row: try the insert first.
+        const created = this.tryCreate(tree, path, spec, now, data);
+        if (created) return created;
+      }
+      const node = this.q.byPath.get(tree, path) as NodeRow | undefined;
+      if (spec.ifVersion !== undefined && (node?.version ?? 0) !== spec.ifVersion) {
+        throw new FsError('ESTALE', path, `version is ${node?.version ?? 0}, not ${spec.ifVersion}`);
+      }
+      if (!node) {
+        if (data.length <= this.chunkSize) return this.createIn(tree, path, spec, now, data);
+        const created = this.createIn(tree, path, spec, now);
+        this.writeChunks(created.id, 0, data, true);
+        return this.q.setSize.get(data.length, now, now, created.id) as NodeRow;
+      }
+      if (node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
+      const at = spec.append ? node.size : 0;
+      if (!spec.append) this.cut(node, 0);
+      this.writeChunks(node.id, at, data, !spec.append);
+      const updated = this.q.setSize.get(at + data.length, now, now, node.id) as NodeRow;
+      this.emit(tree, path, 'modified', updated.version);
+      return updated;
+    });
+  }
+
+  remove(tree: string, path: string, dir: boolean): DataNode {
+    return this.tx(() => {
+      const node = this.q.byPath.get(tree, path) as NodeRow | undefined;
+      if (!node) throw new FsError('ENOENT', path, 'no such file or directory');
+      if (dir && node.type !== 'dir') throw new FsError('ENOTDIR', path, 'not a directory');
+      if (!dir && node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
+      if (node.type === 'dir' && this.q.hasChild.get(tree, path)) {
+        throw new FsError('ENOTEMPTY', path, 'directory not empty');
+      }
+      this.q.dropNode.run(node.id);
+      this.q.dropChunksFrom.run(node.id, 1);
+      this.touchParent(tree, path, Date.now());
+      this.emit(tree, path, 'deleted');
+      return node;
+    });
+  }
+
+  rename(tree: string, from: string, to: string): void {
+    if (from === to) return;
+    this.tx(() => {
+      const src = this.q.byPath.get(tree, from) as NodeRow | undefined;
+      if (!src) throw new FsError('ENOENT', from, 'no such file or directory');
+      const now = Date.now();
+      this.touchParent(tree, to, now);
+      const dst = this.q.byPath.get(tree, to) as NodeRow | undefined;
+      if (dst) {
+        if (src.type === 'dir' && dst.type !== 'dir') throw new FsError('ENOTDIR', to, 'not a directory');
+        if (src.type !== 'dir' && dst.type === 'dir') throw new FsError('EISDIR', to, 'is a directory');
+        if (dst.type === 'dir' && this.q.hasChild.get(tree, to)) throw new FsError('ENOTEMPTY', to, 'directory not empty');
+        this.q.dropNode.run(dst.id);
+        this.q.dropChunksFrom.run(dst.id, 1);
+      }
+      const newParent = parentOf(to);
+      // Moves `from` and everything below it: path prefix and parent prefix are rewritten.
+      this.q.movePaths.run(to, from.length + 1, from, newParent, to, from.length + 1, now, tree, from, from.length + 1, from + '/');
+      if (newParent !== parentOf(from)) this.touchParent(tree, from, now);
+      this.emit(tree, from, 'deleted');
+      this.emit(tree, to, 'created', src.version);
+    });
+  }
+
+  setattr(tree: string, path: string, attrs: SetAttr): DataNode {
+    return this.tx(() => {
+      const node = this.q.byPath.get(tree, path) as NodeRow | undefined;
+      if (!node) throw new FsError('ENOENT', path, 'no such file or directory');
+      const next = {
+        mode: attrs.mode !== undefined ? attrs.mode & 0o7777 : node.mode,
+        uid: attrs.uid ?? node.uid,
+        gid: attrs.gid ?? node.gid,
+        atime: attrs.atime ?? node.atime,
+        mtime: attrs.mtime ?? node.mtime,
+      };
+      const updated = this.db
+        .prepare(
+          `UPDATE data_nodes SET mode = ?, uid = ?, gid = ?, atime = ?, mtime = ?, ctime = ?, version = version + 1
+           WHERE id = ? RETURNING ${COLS}`,
+        )
+        .get(next.mode, next.uid, next.gid, next.atime, next.mtime, Date.now(), node.id) as NodeRow;
+      this.emit(tree, path, 'modified', updated.version);
+      return updated;
+    });
+  }
+
+  /** Removes a whole tree (a deleted agent's memory). */
+  dropTree(tree: string): void {
+    this.inTx(() => {
+      this.db.prepare('DELETE FROM data_chunks WHERE node IN (SELECT id FROM data_nodes WHERE tree = ?)').run(tree);
+      this.db.prepare('DELETE FROM data_nodes WHERE tree = ?').run(tree);
+    });
+    this.roots.delete(tree);
+  }
+
+  /** Chunks whose node is gone (left by an interrupted removal). */
+  collectGarbage(): number {
+    return this.db.prepare('DELETE FROM data_chunks WHERE node NOT IN (SELECT id FROM data_nodes)').run().changes;
+  }
+}

@@ -1,0 +1,146 @@
+/** The event log's SQLite store, with bounded retention per scope. */
+import type { EventRecord, EventStore, NewEventRecord } from '../../fs/events.js';
+import type { EventType } from '../../fs/types.js';
+import type { Db } from './db.js';
+
+export const eventMigrations = [
+  {
+    version: 2,
+    name: 'events',
+    up: `
+      CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        scope TEXT NOT NULL, path TEXT NOT NULL, type TEXT NOT NULL,
+        time INTEGER NOT NULL, version INTEGER, data TEXT);
+      CREATE INDEX events_scope ON events (scope, id);
+      CREATE TABLE event_watermarks (scope TEXT PRIMARY KEY, id INTEGER NOT NULL);`,
+  },
+];
+
+export interface RetentionOptions {
+  /** Events kept per scope (default 10,000). */
+  maxPerScope?: number;
+  /** Events older than this are dropped (default 24 h). */
+  maxAgeMs?: number;
+}
+
+interface Row {
+  id: number;
+  scope: string;
+  path: string;
+  type: string;
+  time: number;
+  version: number | null;
+  data: string | null;
+}
+
+function fromRow(r: Row): EventRecord {
+  const rec: EventRecord = { id: r.id, scope: r.scope, path: r.path, type: r.type as EventType, time: r.time };
+  if (r.version !== null) rec.version = r.version;
+  if (r.data !== null) rec.data = JSON.parse(r.data);
+  return rec;
+}
+
+export class SqliteEventStore implements EventStore {
+  private readonly insert;
+  private readonly selectAfter;
+  private readonly selectLast;
+  private readonly appendsSincePrune = new Map<string, number>();
+  private watermarks = new Map<string, number>();
+  readonly maxPerScope: number;
+  readonly maxAgeMs: number;
+
+  constructor(
+    private readonly db: Db,
+    retention: RetentionOptions = {},
+  ) {
+    this.maxPerScope = retention.maxPerScope ?? 10_000;
+    this.maxAgeMs = retention.maxAgeMs ?? 24 * 3600 * 1000;
+    this.insert = db.prepare(
+      'INSERT INTO events (scope, path, type, time, version, data) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    this.selectAfter = db.prepare('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?');
+    // Ids come from the rowid: max + 1. The newest event is never deleted (see dropScope), so an id is
+    // never handed out twice, and AUTOINCREMENT's extra write per insert is not needed.
+    this.selectLast = db.prepare('SELECT max(id) FROM events').pluck();
+    for (const r of db.prepare('SELECT scope, id FROM event_watermarks').all() as { scope: string; id: number }[]) {
+      this.watermarks.set(r.scope, r.id);
+    }
+  }
+
+  append(rec: NewEventRecord): EventRecord {
+    const data = rec.data === undefined ? null : JSON.stringify(rec.data);
+    const info = this.insert.run(rec.scope, rec.path, rec.type, rec.time, rec.version ?? null, data);
+    const n = (this.appendsSincePrune.get(rec.scope) ?? 0) + 1;
+    if (n >= Math.max(100, this.maxPerScope / 10)) {
+      this.appendsSincePrune.set(rec.scope, 0);
+      this.pruneScope(rec.scope, rec.time);
+    } else {
+      this.appendsSincePrune.set(rec.scope, n);
+    }
+    return { ...rec, id: Number(info.lastInsertRowid) };
+  }
+
+  after(cursor: number, limit: number): EventRecord[] {
+    return (this.selectAfter.all(cursor, limit) as Row[]).map(fromRow);
+  }
+
+  lastId(): number {
+    return (this.selectLast.get() as number | null) ?? Math.max(0, ...this.watermarks.values());
+  }
+
+  watermark(scopes: readonly string[] | '*'): number {
+    let max = 0;
+    if (scopes === '*') {
+      for (const id of this.watermarks.values()) max = Math.max(max, id);
+    } else {
+      for (const s of scopes) max = Math.max(max, this.watermarks.get(s) ?? 0);
+    }
+    return max;
+  }
+
+  /** Drops events beyond retention in one scope and records the watermark. */
+  pruneScope(scope: string, now = Date.now()): number {
+    const cutoffById =
+      (this.db
+        .prepare('SELECT id FROM events WHERE scope = ? ORDER BY id DESC LIMIT 1 OFFSET ?')
+        .pluck()
+        .get(scope, this.maxPerScope) as number | undefined) ?? 0;
+    // Times grow with ids: the first event young enough bounds the expired ones (walks the scope index).
+    const firstYoung = this.db
+      .prepare('SELECT id FROM events WHERE scope = ? AND time >= ? ORDER BY id LIMIT 1')
+      .pluck()
+      .get(scope, now - this.maxAgeMs) as number | undefined;
+    const cutoffByTime = firstYoung === undefined ? this.lastIdOf(scope) : firstYoung - 1;
+    const cutoff = Math.max(cutoffById, cutoffByTime);
+    if (cutoff <= (this.watermarks.get(scope) ?? 0)) return 0;
+    const removed = this.db.prepare('DELETE FROM events WHERE scope = ? AND id <= ?').run(scope, cutoff).changes;
+    this.db
+      .prepare('INSERT INTO event_watermarks (scope, id) VALUES (?, ?) ON CONFLICT(scope) DO UPDATE SET id = excluded.id')
+      .run(scope, cutoff);
+    this.watermarks.set(scope, cutoff);
+    return removed;
+  }
+
+  private lastIdOf(scope: string): number {
+    return (this.db.prepare('SELECT max(id) FROM events WHERE scope = ?').pluck().get(scope) as number | null) ?? 0;
+  }
+
+  /** Retention over every scope (run periodically). */
+  prune(now = Date.now()): number {
+    const scopes = this.db.prepare('SELECT DISTINCT scope FROM events').pluck().all() as string[];
+    let removed = 0;
+    for (const s of scopes) removed += this.pruneScope(s, now);
+    return removed;
+  }
+
+  /** Removes every event of a scope (a deleted agent), except the newest event overall, which keeps ids growing. */
+  dropScope(scope: string): void {
+    const last = this.lastId();
+    this.db.prepare('DELETE FROM events WHERE scope = ? AND id < ?').run(scope, last);
+    this.db
+      .prepare('INSERT INTO event_watermarks (scope, id) VALUES (?, ?) ON CONFLICT(scope) DO UPDATE SET id = excluded.id')
+      .run(scope, last);
+    this.watermarks.set(scope, last);
+  }
+}

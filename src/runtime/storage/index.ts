@@ -1,0 +1,74 @@
+/**
+ * Storage: the one SQLite database and the stores built on it. Everything durable goes here. The
+ * interface each store offers is narrow (domain operations, each one transaction) so that another
+ * backend can follow.
+ */
+import { join } from 'node:path';
+import { EventLog } from '../../fs/events.js';
+import { DataFs, type DataFsOptions } from '../../fs/datafs.js';
+import { migrate, openDb, type Db, type Migration, type OpenDbOptions } from './db.js';
+import { SqliteEventStore, type RetentionOptions } from './events.js';
+import { SqliteDataFileStore } from './datafiles.js';
+import { migrations as allMigrations } from './migrations.js';
+
+export interface StorageOptions extends OpenDbOptions {
+  retention?: RetentionOptions;
+  /** Extra migrations (tests). */
+  migrations?: Migration[];
+  chunkSize?: number;
+}
+
+export const DB_FILE = 'agent9.db';
+
+export class Storage {
+  readonly eventStore: SqliteEventStore;
+  readonly events: EventLog;
+  readonly dataFiles: SqliteDataFileStore;
+  private readonly treeEvents = new Map<string, { scope: string; prefix: string }>();
+  private closed = false;
+
+  private constructor(
+    readonly db: Db,
+    readonly file: string,
+    options: StorageOptions,
+  ) {
+    migrate(db, [...allMigrations, ...(options.migrations ?? [])]);
+    this.eventStore = new SqliteEventStore(db, options.retention);
+    this.events = new EventLog(this.eventStore);
+    this.dataFiles = new SqliteDataFileStore(db, this.events, (tree) => this.treeEvents.get(tree), options.chunkSize);
+    this.dataFiles.collectGarbage();
+  }
+
+  /** Opens (creating if needed) the database in directory `home`, or at `file` if it ends in .db. */
+  static open(homeOrFile: string, options: StorageOptions = {}): Storage {
+    const file = homeOrFile === ':memory:' || homeOrFile.endsWith('.db') ? homeOrFile : join(homeOrFile, DB_FILE);
+    return new Storage(openDb(file, options), file, options);
+  }
+
+  /** One transaction whose events reach live watchers only if it commits. */
+  tx<T>(fn: () => T): T {
+    return this.events.batch(() => this.db.transaction(fn)());
+  }
+
+  /** A data-file tree whose changes are reported in `scope` under `prefix`. */
+  dataTree(tree: string, events: { scope: string; prefix: string }, options?: DataFsOptions): DataFs {
+    this.treeEvents.set(tree, events);
+    return new DataFs(this.dataFiles, tree, options);
+  }
+
+  metaGet(key: string): string | undefined {
+    return this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(key) as string | undefined;
+  }
+
+  metaSet(key: string, value: string): void {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+}
+
+export { openDb, migrate, type Db, type Migration } from './db.js';

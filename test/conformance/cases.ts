@@ -1,0 +1,146 @@
+/**
+ * The core conformance cases, run over every transport against the fixture namespace. They state the
+ * meaning users rely on: paths, errors, file kinds, versions and watch.
+ */
+import { describe, expect, it } from 'vitest';
+import { TransportError, type Transport } from './transport.js';
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof TransportError) return err.code;
+    throw err;
+  }
+  return 'OK';
+}
+
+export function conformance(name: string, make: () => Promise<{ t: Transport; feed: (line: string) => Promise<void> }>) {
+  describe(`conformance over ${name}`, () => {
+    let t: Transport;
+    let feed: (line: string) => Promise<void>;
+    const fresh = async () => {
+      ({ t, feed } = await make());
+      return t;
+    };
+
+    it('data files: write, read, overwrite, append, stat with increasing version', async () => {
+      await fresh();
+      await t.write('/data/a.txt', 'hello\n');
+      expect(await t.read('/data/a.txt')).toBe('hello\n');
+      const v1 = (await t.stat('/data/a.txt')).version;
+      await t.write('/data/a.txt', 'bye\n');
+      expect(await t.read('/data/a.txt')).toBe('bye\n');
+      await t.append('/data/a.txt', 'more\n');
+      expect(await t.read('/data/a.txt')).toBe('bye\nmore\n');
+      const st = await t.stat('/data/a.txt');
+      expect(st.type).toBe('file');
+      expect(st.size).toBe(9);
+      expect(st.version).toBeGreaterThan(v1);
+    });
+
+    it('directories: mkdir, list, rmdir refuses a non-empty directory, remove', async () => {
+      await fresh();
+      await t.mkdir('/data/d');
+      await t.write('/data/d/x', 'x');
+      const names = (await t.list('/data/d')).map((e) => e.name);
+      expect(names).toEqual(['x']);
+      expect(await code(t.remove('/data/d'))).toBe('ENOTEMPTY');
+      await t.remove('/data/d/x');
+      await t.remove('/data/d');
+      expect(await code(t.stat('/data/d'))).toBe('ENOENT');
+      expect(await code(t.mkdir('/data'))).toBe('EEXIST');
+    });
+
+    it('the root lists mount points, /mounts names them with their access', async () => {
+      await fresh();
+      const names = (await t.list('/')).map((e) => e.name).sort();
+      for (const n of ['data', 'mounts', 'off', 'paid', 'ro', 'svc']) expect(names).toContain(n);
+      const mounts = await t.read('/mounts');
+      expect(mounts).toMatch(/^\/data data rw$/m);
+      expect(mounts).toMatch(/^\/ro data ro$/m);
+      expect(mounts).toMatch(/^\/off data disabled$/m);
+    });
+
+    it('errors: ENOENT, EISDIR, ENOTDIR, EINVAL for bad paths and bad JSON', async () => {
+      await fresh();
+      expect(await code(t.read('/data/missing'))).toBe('ENOENT');
+      expect(await code(t.read('/nothere'))).toBe('ENOENT');
+      expect(await code(t.read('/data'))).toBe('EISDIR');
+      await t.write('/data/f', 'x');
+      expect(await code(t.write('/data/f/g', 'x'))).toBe('ENOTDIR');
+      expect(await code(t.call('/svc/echo', '{not json'))).toBe('EINVAL');
+      expect(await code(t.write('/data/' + 'n'.repeat(300), 'x'))).toBe('ENAMETOOLONG');
+    });
+
+    it('access levels: read-only and disabled mounts refuse, budgeted mounts charge', async () => {
+      await fresh();
+      expect(await code(t.write('/ro/x', 'x'))).toBe('EACCES');
+      expect(await code(t.list('/off'))).toBe('EACCES');
+      expect(await code(t.read('/off/x'))).toBe('EACCES');
+      await t.write('/paid/1', 'a');
+      await t.write('/paid/2', 'b');
+      await t.write('/paid/3', 'c');
+      expect(await code(t.write('/paid/4', 'd'))).toBe('EDQUOT');
+      expect(await t.read('/paid/3')).toBe('c');
+    });
+
+    it('admin-only policy: admins write it, others get EACCES', async () => {
+      await fresh();
+      if (t.admin) {
+        await t.write('/svc/policy', '{"limit": 5}');
+        expect(JSON.parse(await t.read('/svc/policy'))).toEqual({ limit: 5 });
+        expect(await code(t.write('/svc/policy', '{bad'))).toBe('EINVAL');
+      }
+      expect(JSON.parse(await t.read('/svc/policy')).limit).toBeGreaterThan(0);
+    });
+
+    it('message files: each write or append commits exactly one message', async () => {
+      await fresh();
+      await t.write('/svc/box', 'one');
+      await t.append('/svc/box', 'two');
+      await t.write('/svc/box', 'three\nlines\n');
+      expect(JSON.parse(await t.read('/svc/box'))).toEqual(['one', 'two', 'three\nlines\n']);
+      expect(JSON.parse(await t.read('/svc/count'))).toEqual({ messages: 3 });
+      expect(await code(t.write('/svc/box', 'x'.repeat(2000)))).toBe('EFBIG');
+      expect(JSON.parse(await t.read('/svc/count'))).toEqual({ messages: 3 });
+    });
+
+    it('call files answer the request on the same handle', async () => {
+      await fresh();
+      expect(await t.call('/svc/echo', 'ping')).toBe('echo:ping');
+      expect(await t.call('/svc/echo', '{"a":1}')).toBe('echo:{"a":1}');
+    });
+
+    it('stream files deliver data until the stream ends', async () => {
+      await fresh();
+      const reading = t.readStream('/svc/feed');
+      await new Promise((r) => setTimeout(r, 300));
+      await feed('first');
+      await feed('second');
+      await feed('end');
+      expect(await reading).toBe('first\nsecond\n');
+    });
+
+    it('watch: replay after a cursor, then live, no gap, no duplicate', async () => {
+      await fresh();
+      await t.write('/data/w1', '1');
+      const base = await t.watch('/data', 0, 1, 2000);
+      expect(base.length).toBe(1);
+      const cursor = base[0]!.id;
+      await t.write('/data/w2', '2');
+      await t.write('/data/w1', '11');
+      await t.remove('/data/w2');
+      const events = await t.watch('/data', cursor, 3, 3000);
+      expect(events.map((e) => [e.type, e.path])).toEqual([
+        ['created', '/data/w2'],
+        ['modified', '/data/w1'],
+        ['deleted', '/data/w2'],
+      ]);
+      const ids = events.map((e) => e.id);
+      expect([...ids].sort((a, b) => a - b)).toEqual(ids);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(ids[0]).toBeGreaterThan(cursor);
+    });
+  });
+}
