@@ -1,0 +1,454 @@
+/**
+ * The `docker` provider: real containers on a Docker engine through dockerode (the engine's socket,
+ * /var/run/docker.sock by default). A session is one container idling under an init process (tini) with
+ * a read-only root, a tmpfs workdir and /tmp, no network unless asked, and memory (no swap), CPU and pids
+ * limits; commands run in it as execs whose stdout and stderr arrive separately.
+ */
+import Docker from 'dockerode';
+import type { Duplex, Readable } from 'node:stream';
+import { FsError } from '../../../fs/errors.js';
+import { SIGNAL_TREE_SCRIPT, USAGE_SCRIPT } from './scripts.js';
+import type {
+  CgroupUsage,
+  ContainerProvider,
+  ContainerState,
+  EngineContainer,
+  ExecIO,
+  ExecSpec,
+  ProviderHealth,
+  ProviderInfo,
+  RunOptions,
+  RunResult,
+  RunningExec,
+  SessionSpec,
+} from './types.js';
+
+export interface DockerProviderOptions {
+  /** Default: DOCKER_HOST when it is a unix socket, else /var/run/docker.sock. */
+  socketPath?: string;
+  /** How long a health answer is reused (default 5 s when available, 1 s when not). */
+  healthTtlMs?: number;
+  now?: () => number;
+}
+
+/** The session container's main process: idles until SIGTERM (tini forwards it), then exits at once. */
+const IDLE = 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done';
+
+const MAX_HELPER_STDERR = 64 * 1024;
+
+export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
+  const host = env['DOCKER_HOST'];
+  if (host?.startsWith('unix://')) return host.slice('unix://'.length);
+  return '/var/run/docker.sock';
+}
+
+/** `busybox` → `busybox:latest`; references with a tag or digest are kept as they are. */
+export function normalizeImage(image: string): string {
+  const lastSlash = image.lastIndexOf('/');
+  const name = image.slice(lastSlash + 1);
+  return name.includes(':') || name.includes('@') ? image : `${image}:latest`;
+}
+
+interface DockerErrorLike {
+  statusCode?: number;
+  code?: string;
+  message?: string;
+  json?: { message?: string } | null;
+  reason?: string;
+}
+
+/** The engine's own words for an error. */
+export function engineMessage(err: unknown): string {
+  const e = err as DockerErrorLike;
+  const fromJson = e?.json && typeof e.json === 'object' ? e.json.message : undefined;
+  const text = fromJson ?? e?.message ?? String(err);
+  return text.replace(/^\(HTTP code \d+\) [a-z ]+ - /, '').trim();
+}
+
+function isConnectionError(err: unknown): boolean {
+  const code = (err as DockerErrorLike)?.code;
+  return code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES' || code === 'ECONNRESET' || code === 'EPIPE';
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as DockerErrorLike)?.statusCode;
+}
+
+/**
+ * Splits Docker's multiplexed exec stream (8-byte headers: stream type, 3 zero bytes, big-endian length)
+ * into stdout and stderr chunks. Frames may arrive split across reads.
+ */
+export class Demuxer {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(private readonly io: ExecIO) {}
+
+  push(chunk: Buffer): void {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    while (this.pendingBytes >= 8) {
+      const head = this.peek(8);
+      const size = head.readUInt32BE(4);
+      if (this.pendingBytes < 8 + size) return;
+      const frame = this.take(8 + size);
+      const payload = frame.subarray(8);
+      if (payload.length === 0) continue;
+      if (head[0] === 2) this.io.stderr(payload);
+      else this.io.stdout(payload);
+    }
+  }
+
+  private peek(n: number): Buffer {
+    if (this.pending[0]!.length >= n) return this.pending[0]!;
+    return Buffer.concat(this.pending).subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+    const out = all.subarray(0, n);
+    const rest = all.subarray(n);
+    this.pending = rest.length > 0 ? [rest] : [];
+    this.pendingBytes = rest.length;
+    return out;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class DockerProvider implements ContainerProvider {
+  readonly id = 'docker';
+  readonly socketPath: string;
+  private readonly docker: Docker;
+  /** A separate client with a short timeout, so a hung engine cannot hang a health read. */
+  private readonly probe: Docker;
+  private readonly healthTtlMs: number;
+  private readonly now: () => number;
+  private cachedHealth: ProviderHealth | undefined;
+  private healthInFlight: Promise<ProviderHealth> | undefined;
+
+  constructor(options: DockerProviderOptions = {}) {
+    this.socketPath = options.socketPath ?? defaultSocketPath();
+    this.docker = new Docker({ socketPath: this.socketPath });
+    this.probe = new Docker({ socketPath: this.socketPath, timeout: 3000 });
+    this.healthTtlMs = options.healthTtlMs ?? 5000;
+    this.now = options.now ?? (() => Date.now());
+  }
+
+  info(): ProviderInfo {
+    return {
+      id: this.id,
+      name: 'Docker',
+      description: 'Containers on the local Docker engine (no registry pulls: images must be present in the engine)',
+      isolation: 'container (namespaces + cgroups), read-only root, tmpfs workdir, no network by default',
+      capabilities: ['exec', 'stdin', 'files', 'interactive', 'streaming', 'limits', 'network-off'],
+      endpoint: `unix://${this.socketPath}`,
+    };
+  }
+
+  async health(opts: { fresh?: boolean } = {}): Promise<ProviderHealth> {
+    const cached = this.cachedHealth;
+    if (!opts.fresh && cached) {
+      const ttl = cached.status === 'available' ? this.healthTtlMs : Math.min(1000, this.healthTtlMs);
+      if (this.now() - cached.checked_at < ttl) return cached;
+    }
+    this.healthInFlight ??= this.checkHealth().finally(() => {
+      this.healthInFlight = undefined;
+    });
+    return this.healthInFlight;
+  }
+
+  private async checkHealth(): Promise<ProviderHealth> {
+    const checked_at = this.now();
+    try {
+      const v = await this.probe.version();
+      this.cachedHealth = {
+        status: 'available',
+        reason: null,
+        checked_at,
+        engine: { version: v.Version, api_version: v.ApiVersion, os: `${v.Os}/${v.Arch}`, kernel: v.KernelVersion ?? '' },
+      };
+    } catch (err) {
+      this.cachedHealth = {
+        status: 'unavailable',
+        reason: `cannot reach the Docker engine at unix://${this.socketPath}: ${engineMessage(err)}`,
+        checked_at,
+      };
+    }
+    return this.cachedHealth;
+  }
+
+  /** Engine failures as FsErrors: EREMOTEIO with the engine's reason; an unreachable engine marks health. */
+  private fail(err: unknown, what: string): FsError {
+    if (err instanceof FsError) return err;
+    if (isConnectionError(err)) {
+      const reason = `cannot reach the Docker engine at unix://${this.socketPath}: ${engineMessage(err)}`;
+      this.cachedHealth = { status: 'unavailable', reason, checked_at: this.now() };
+      return new FsError('EREMOTEIO', '/', `${what}: ${reason}`, { cause: err });
+    }
+    return new FsError('EREMOTEIO', '/', `${what}: docker: ${engineMessage(err)}`, { cause: err });
+  }
+
+  async images(): Promise<string[]> {
+    try {
+      const list = await this.docker.listImages();
+      return list
+        .flatMap((img) => img.RepoTags ?? [])
+        .filter((t) => t !== '<none>:<none>')
+        .sort();
+    } catch (err) {
+      throw this.fail(err, 'listing images');
+    }
+  }
+
+  async hasImage(image: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(normalizeImage(image)).inspect();
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw this.fail(err, `looking up image ${image}`);
+    }
+  }
+
+  async createSession(spec: SessionSpec, signal?: AbortSignal): Promise<{ containerId: string }> {
+    const mb = 1024 * 1024;
+    const tmpfs: Record<string, string> = {
+      '/tmp': `rw,exec,nosuid,nodev,size=${spec.diskMb}m,mode=1777`,
+      [spec.workdir]: `rw,exec,nosuid,nodev,size=${spec.diskMb}m,mode=1777`,
+    };
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer({
+        Image: normalizeImage(spec.image),
+        Entrypoint: ['/bin/sh', '-c'],
+        Cmd: [IDLE],
+        Labels: spec.labels,
+        Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+        WorkingDir: spec.workdir,
+        ...(spec.user !== undefined ? { User: spec.user } : {}),
+        Tty: false,
+        OpenStdin: false,
+        NetworkDisabled: !spec.network,
+        HostConfig: {
+          NetworkMode: spec.network ? spec.networkMode : 'none',
+          Memory: spec.memoryMb * mb,
+          MemorySwap: spec.memoryMb * mb,
+          NanoCpus: Math.round(spec.cpuCores * 1e9),
+          PidsLimit: spec.pids,
+          ReadonlyRootfs: true,
+          Tmpfs: tmpfs,
+          Init: true,
+          SecurityOpt: ['no-new-privileges'],
+          CapDrop: ['NET_RAW', 'MKNOD', 'AUDIT_WRITE', 'SETFCAP', 'SYS_CHROOT'],
+        },
+      });
+    } catch (err) {
+      if (statusOf(err) === 404) {
+        throw new FsError('EINVAL', '/', `image ${spec.image} is not in the engine (agent9 never pulls from a registry)`);
+      }
+      throw this.fail(err, 'creating the container');
+    }
+    try {
+      if (signal?.aborted) throw new FsError('EINVAL', '/', 'session stopped while provisioning');
+      await container.start();
+      if (signal?.aborted) throw new FsError('EINVAL', '/', 'session stopped while provisioning');
+    } catch (err) {
+      await this.remove(container.id).catch(() => undefined);
+      throw this.fail(err, 'starting the container');
+    }
+    return { containerId: container.id };
+  }
+
+  async exec(containerId: string, spec: ExecSpec, io: ExecIO): Promise<RunningExec> {
+    const container = this.docker.getContainer(containerId);
+    let stream: Duplex | Readable;
+    let engineExec: Docker.Exec;
+    try {
+      engineExec = await container.exec({
+        Cmd: spec.argv,
+        AttachStdout: true,
+        AttachStderr: true,
+        AttachStdin: spec.stdin,
+        Tty: false,
+        Env: [...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), `AGENT9_EXEC=${spec.marker}`],
+        ...(spec.workdir !== undefined ? { WorkingDir: spec.workdir } : {}),
+        ...(spec.user !== undefined ? { User: spec.user } : {}),
+      });
+      stream = await engineExec.start({ hijack: spec.stdin, stdin: spec.stdin });
+    } catch (err) {
+      if (statusOf(err) === 409 || statusOf(err) === 404) {
+        throw new FsError('EINVAL', '/', `the session's container is not running: ${engineMessage(err)}`);
+      }
+      throw this.fail(err, 'starting the command');
+    }
+    const demux = new Demuxer(io);
+    stream.on('data', (chunk: Buffer) => demux.push(chunk));
+    const drained = new Promise<void>((resolve) => {
+      let settled = false;
+      const finish = () => {
+        if (!settled) {
+          settled = true;
+          resolve();
+        }
+      };
+      stream.on('end', finish);
+      stream.on('close', finish);
+      stream.on('error', finish);
+    });
+    const done = drained.then(() => this.exitCodeOf(engineExec));
+    const duplex = stream as Duplex;
+    return {
+      engineId: engineExec.id,
+      writeStdin: (data) =>
+        new Promise<void>((resolve, reject) => {
+          if (!spec.stdin || duplex.writableEnded || duplex.destroyed) {
+            reject(new FsError('EINVAL', '/', 'stdin of this command is closed'));
+            return;
+          }
+          duplex.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength), (err) => (err ? reject(err) : resolve()));
+        }),
+      closeStdin: () => {
+        if (spec.stdin && !duplex.writableEnded && !duplex.destroyed) duplex.end();
+      },
+      done,
+      detach: () => stream.destroy(),
+    };
+  }
+
+  /** The exit code once the engine reports the exec as finished (it may lag the end of output a little). */
+  private async exitCodeOf(engineExec: Docker.Exec): Promise<{ exitCode: number | null }> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      try {
+        const info = await engineExec.inspect();
+        if (!info.Running) return { exitCode: info.ExitCode ?? null };
+      } catch {
+        return { exitCode: null };
+      }
+      await sleep(Math.min(200, 5 * 2 ** attempt));
+    }
+    return { exitCode: null };
+  }
+
+  async run(containerId: string, argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+    const maxStdout = opts.maxStdout ?? Infinity;
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let outBytes = 0;
+    let errBytes = 0;
+    let truncated = false;
+    const wantStdin = opts.stdin !== undefined;
+    const running = await this.exec(
+      containerId,
+      { marker: 'helper', argv, env: opts.env ?? {}, stdin: wantStdin, ...(opts.user !== undefined ? { user: opts.user } : {}) },
+      {
+        stdout: (chunk) => {
+          if (outBytes + chunk.length > maxStdout) {
+            truncated = true;
+            const room = Math.max(0, maxStdout - outBytes);
+            if (room > 0) out.push(Buffer.from(chunk.subarray(0, room)));
+            outBytes += room;
+            return;
+          }
+          out.push(Buffer.from(chunk));
+          outBytes += chunk.length;
+        },
+        stderr: (chunk) => {
+          if (errBytes < MAX_HELPER_STDERR) err.push(Buffer.from(chunk));
+          errBytes += chunk.length;
+        },
+      },
+    );
+    if (wantStdin) {
+      if (opts.stdin!.length > 0) await running.writeStdin(opts.stdin!);
+      running.closeStdin();
+    }
+    const { exitCode } = await running.done;
+    return { exitCode: exitCode ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err), truncated };
+  }
+
+  async signalExec(containerId: string, marker: string, signal: string): Promise<number> {
+    if (!/^[A-Z0-9]+$/.test(signal)) throw new FsError('EINVAL', '/', `invalid signal name ${signal}`);
+    const r = await this.run(containerId, ['/bin/sh', '-c', SIGNAL_TREE_SCRIPT, 'agent9-signal', marker, signal], { user: '0' });
+    if (r.exitCode !== 0) {
+      throw new FsError('EREMOTEIO', '/', `could not signal the process tree: ${Buffer.from(r.stderr).toString().trim() || `exit ${r.exitCode}`}`);
+    }
+    return Number.parseInt(Buffer.from(r.stdout).toString().trim(), 10) || 0;
+  }
+
+  async usage(containerId: string): Promise<CgroupUsage> {
+    const r = await this.run(containerId, ['/bin/sh', '-c', USAGE_SCRIPT, 'agent9-usage'], { user: '0' });
+    const [cpu, mem, oom] = Buffer.from(r.stdout).toString().trim().split(/\s+/);
+    const num = (s: string | undefined) => (s === undefined || s === '-' || s === '' ? null : Number(s));
+    const cpuNs = num(cpu);
+    return {
+      cpu_time_ms: cpuNs === null ? null : Math.round(cpuNs / 1e6),
+      peak_memory_bytes: num(mem),
+      oom_kills: num(oom),
+    };
+  }
+
+  async inspect(containerId: string): Promise<ContainerState | undefined> {
+    try {
+      const info = await this.docker.getContainer(containerId).inspect();
+      const time = (s: string | undefined) => {
+        const t = s ? Date.parse(s) : NaN;
+        return Number.isFinite(t) && t > 0 ? t : null;
+      };
+      return {
+        running: info.State.Running,
+        exitCode: info.State.Running ? null : info.State.ExitCode,
+        oomKilled: info.State.OOMKilled,
+        error: info.State.Error || null,
+        startedAt: time(info.State.StartedAt),
+        finishedAt: time(info.State.FinishedAt),
+      };
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw this.fail(err, 'inspecting the container');
+    }
+  }
+
+  async stop(containerId: string, graceSecs: number): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).stop({ t: graceSecs });
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 304 || status === 404) return;
+      throw this.fail(err, 'stopping the container');
+    }
+  }
+
+  async kill(containerId: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).kill();
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 404 || status === 409) return;
+      throw this.fail(err, 'killing the container');
+    }
+  }
+
+  async remove(containerId: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).remove({ force: true, v: true });
+    } catch (err) {
+      const status = statusOf(err);
+      // 409: removal already in progress.
+      if (status === 404 || status === 409) return;
+      throw this.fail(err, 'removing the container');
+    }
+  }
+
+  async list(labels: Record<string, string>): Promise<EngineContainer[]> {
+    try {
+      const list = await this.docker.listContainers({
+        all: true,
+        filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
+      });
+      return list.map((c) => ({ containerId: c.Id, labels: c.Labels ?? {}, running: c.State === 'running' }));
+    } catch (err) {
+      throw this.fail(err, 'listing containers');
+    }
+  }
+}
