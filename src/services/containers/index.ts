@@ -1,0 +1,19 @@
+/** /containers: sandboxed code execution as files. See service.ts for the file surface and engine.ts for the lifecycle. */
+export { createContainersService, CONTAINERS_ADMIN_WRITE, type ContainersServiceOptions } from './service.js';
+export {
+  ContainerEngine,
+  CONTAINERS_SERVICE,
+  eventLogTrace,
+  type ContainerEngineOptions,
+  type ExecAnswer,
+  type RecoveryReport,
+  type SubmitAnswer,
+  type TraceEvent,
+  type TraceSink,
+} from './engine.js';
+export { PolicyStore, parsePolicy, type ContainerPolicy, type PolicyInput } from './policy.js';
+export { containerMigrations } from './migrations.js';
+export { DockerProvider, type DockerProviderOptions } from './providers/docker.js';
+export type { ContainerProvider, ProviderHealth, ProviderInfo } from './providers/types.js';
+export * from './types.js';
+
