@@ -125,6 +125,8 @@ export class DockerProvider implements ContainerProvider {
   private readonly healthTtlMs: number;
   private readonly now: () => number;
   private cachedHealth: ProviderHealth | undefined;
+  /** Images seen present, and when: a submit need not ask the engine again for a while. */
+  private readonly seenImages = new Map<string, number>();
   private healthInFlight: Promise<ProviderHealth> | undefined;
 
   constructor(options: DockerProviderOptions = {}) {
@@ -202,8 +204,12 @@ export class DockerProvider implements ContainerProvider {
   }
 
   async hasImage(image: string): Promise<boolean> {
+    const ref = normalizeImage(image);
+    const seen = this.seenImages.get(ref);
+    if (seen !== undefined && this.now() - seen < this.healthTtlMs) return true;
     try {
-      await this.docker.getImage(normalizeImage(image)).inspect();
+      await this.docker.getImage(ref).inspect();
+      this.seenImages.set(ref, this.now());
       return true;
     } catch (err) {
       if (statusOf(err) === 404) return false;
@@ -245,6 +251,7 @@ export class DockerProvider implements ContainerProvider {
       });
     } catch (err) {
       if (statusOf(err) === 404) {
+        this.seenImages.delete(normalizeImage(spec.image));
         throw new FsError('EINVAL', '/', `image ${spec.image} is not in the engine (agent9 never pulls from a registry)`);
       }
       throw this.fail(err, 'creating the container');
