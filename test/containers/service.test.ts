@@ -292,6 +292,27 @@ describe('/containers: requests, policy and control', () => {
     await expectCode(rig.call(`/containers/sessions/${sid}/exec/new`, 'true'), 'EINVAL', 'stopped');
   });
 
+  it("serves an exec's stdout and stderr as raw streams, to readers and to watchers", async () => {
+    const sid = await interactive();
+    const answer = await rig.call(`/containers/sessions/${sid}/exec/new`, { command: 'printf "a"; echo b >&2; printf "c\\n"' });
+    const base = `/containers/sessions/${sid}/exec/${answer['exec_id']}`;
+    expect(await rig.read(`${base}/stdout`)).toBe('ac\n');
+    expect(await rig.read(`${base}/stderr`)).toBe('b\n');
+    const watched = await collect(rig.ns.watch(`${base}/stdout`, 0, admin), 10, 5000);
+    expect(watched.filter((e) => e.type === 'data').map((e) => (e.data as { data: string }).data).join('')).toBe('ac\n');
+    expect(watched.every((e) => e.path === `${base}/stdout`)).toBe(true);
+    expect(watched.at(-1)?.type).toBe('end');
+    await writeAll(rig.ns, `/containers/sessions/${sid}/ctl`, 'kill', admin);
+  });
+
+  it('runs concurrent execs in one session, each with its own output', async () => {
+    const sid = await interactive();
+    const results = await Promise.all([1, 2, 3, 4].map((i) => execWait(sid, `sleep 0.$((5-${i})); echo out${i}; echo err${i} >&2`)));
+    expect(results.map((r) => [r['stdout'], r['stderr']])).toEqual([1, 2, 3, 4].map((i) => [`out${i}\n`, `err${i}\n`]));
+    expect(new Set(results.map((r) => r['exec_id'])).size).toBe(4);
+    await writeAll(rig.ns, `/containers/sessions/${sid}/ctl`, 'kill', admin);
+  });
+
   it('caps each stream of a command at max_output_bytes and says so', async () => {
     await writeAll(rig.ns, '/containers/policy', JSON.stringify({ max_output_bytes: 1000 }), admin);
     try {
