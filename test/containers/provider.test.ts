@@ -149,7 +149,7 @@ describe('docker provider', () => {
       const r = await runIn(containerId, 'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo ${#x}');
       expect(r.code).toBe(137);
       const after = await provider.usage(containerId);
-      expect(after.oom_kills).toBe((before.oom_kills ?? 0) + 1);
+      expect(after.oom_kills).toBeGreaterThan(before.oom_kills ?? 0);
       expect(after.peak_memory_bytes).toBeGreaterThan(16 * 1024 * 1024);
       expect(after.cpu_time_ms).toBeGreaterThan(0);
     } finally {

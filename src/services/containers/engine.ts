@@ -308,6 +308,7 @@ export class ContainerEngine {
 
   /** The running container of a session, waiting while it is provisioned; ENOENT once it has ended. */
   async containerOf(agentId: string, sid: string, path: string): Promise<{ containerId: string; provider: ContainerProvider; record: SessionRecord }> {
+    await this.start();
     const record = this.needSession(agentId, sid, path);
     const live = this.live.get(sid);
     const containerId = live ? await live.ready : undefined;
@@ -658,10 +659,14 @@ export class ContainerEngine {
         await withTimeout(Promise.allSettled(pending), HELPER_TIMEOUT_MS, 'ending execs').catch(() => undefined);
       }
       live.resolveReady(undefined);
-      this.settle(live, outcome, usage);
-      this.live.delete(live.id);
-      live.resolveDone();
-      if (cid) this.track(live.provider.remove(cid));
+      try {
+        this.settle(live, outcome, usage);
+      } finally {
+        // Whatever happened to the record, the session is over for everyone waiting on it.
+        this.live.delete(live.id);
+        live.resolveDone();
+        if (cid) this.track(live.provider.remove(cid));
+      }
       if (++this.finishedSincePrune >= 100) {
         this.finishedSincePrune = 0;
         this.prune();
@@ -725,6 +730,7 @@ export class ContainerEngine {
 
   /** exec/new: starts a command in a running (or provisioning) session. */
   async execNew(agentId: string, sid: string, data: Uint8Array, path: string): Promise<ExecAnswer | ExecResult> {
+    await this.start();
     const rec = this.needSession(agentId, sid, path);
     const req = parseExecRequest(data, path);
     const live = this.live.get(sid);
@@ -985,6 +991,7 @@ export class ContainerEngine {
 
   /** sessions/<sid>/ctl: `stop` (SIGTERM, then SIGKILL after the grace) or `kill` (SIGKILL now). */
   async ctl(agentId: string, sid: string, command: string, path: string): Promise<void> {
+    await this.start();
     const rec = this.needSession(agentId, sid, path);
     const verb = command.trim();
     if (verb !== 'stop' && verb !== 'kill') {
