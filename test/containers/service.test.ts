@@ -6,8 +6,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAll, writeAll } from '../../src/fs/ops.js';
-import type { DockerProvider } from '../../src/services/containers/providers/docker.js';
-import { admin, cleanup, collect, expectCode, tempDir, text, user } from '../helpers.js';
+import { DockerProvider } from '../../src/services/containers/providers/docker.js';
+import { admin, cleanup, collect, expectCode, openStorage, tempDir, text, user } from '../helpers.js';
 import { BUSYBOX, PYTHON, removeLabelled, requireEngine } from './engine.js';
 import { AGENT, lines, makeRig, type Rig } from './setup.js';
 
@@ -69,6 +69,21 @@ describe('/containers: the origin cases', () => {
     const sessionUsage = await rig.json(`/containers/sessions/${sid}/usage`);
     expect(sessionUsage).toMatchObject({ cost, final: true });
     expect((sessionUsage['usage'] as { duration_ms: number }).duration_ms).toBeGreaterThan(0);
+  });
+
+  it('answers a repeated key with its session even when the engine is gone', async () => {
+    const storage = openStorage();
+    const a = makeRig({ storage });
+    const req = { image: BUSYBOX, commands: ['echo once'], idempotency_key: 'k-down', wait: true };
+    const first = await a.call('/containers/new', req);
+    expect(first).toMatchObject({ status: 'complete', stdout: 'once\n' });
+    await a.engine.close();
+    const b = makeRig({ storage, providers: [new DockerProvider({ socketPath: '/nonexistent/docker.sock' })] });
+    expect(await b.call('/containers/new', req)).toMatchObject({ session_id: first['session_id'], status: 'complete', stdout: 'once\n' });
+    const { wait: _w, ...noWait } = req;
+    expect(await b.call('/containers/new', noWait)).toMatchObject({ session_id: first['session_id'], replayed: true });
+    await expectCode(b.call('/containers/new', { ...noWait, idempotency_key: 'k-new' }), 'EREMOTEIO', 'unavailable');
+    await b.engine.close();
   });
 
   it('budget exceeded: the submit fails with EDQUOT and nothing runs', async () => {

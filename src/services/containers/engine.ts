@@ -367,6 +367,11 @@ export class ContainerEngine {
     const policy = this.policy(agentId);
     const req = parseSessionRequest(data, policy, path);
     const provider = this.pickProvider(req.provider, path);
+    const hash = hashRequest(req);
+    const journalKey = req.idempotency_key === undefined ? undefined : `${agentId}:${CONTAINERS_SERVICE}:${req.idempotency_key}`;
+    // A repeat answers with its session even when the engine is down or the agent is at its limits.
+    const earlier = journalKey === undefined ? undefined : this.journal.get(journalKey);
+    if (earlier !== undefined) return this.replay(req, JSON.parse(earlier) as { session_id: string; hash: string }, hash, path);
     const refusal = imageRefusal(policy, req.image, normalizeImage(req.image));
     if (refusal) throw new FsError('EACCES', path, `${refusal} (see ${this.mountPath}/policy)`);
     await this.requireAvailable(provider, path);
@@ -394,7 +399,6 @@ export class ContainerEngine {
       }
     }
     const request: SessionRequest = { ...req, limits: { ...req.limits, time_secs: lifetime, exec_timeout_secs: Math.min(req.limits.exec_timeout_secs, lifetime) } };
-    const hash = hashRequest(req);
 
     const create = (): string => {
       if (this.sessions.activeCount(agentId) >= policy.max_concurrent) {
@@ -442,36 +446,44 @@ export class ContainerEngine {
       return JSON.stringify({ session_id: id, hash });
     };
 
-    let sid: string;
-    let created = true;
-    if (req.idempotency_key !== undefined) {
-      const entry = this.journal.remember(`${agentId}:${CONTAINERS_SERVICE}:${req.idempotency_key}`, create);
+    if (journalKey !== undefined) {
+      // Two racing requests with one key: the journal lets exactly one of them create.
+      const entry = this.journal.remember(journalKey, create);
       const recorded = JSON.parse(entry.value) as { session_id: string; hash: string };
-      created = entry.created;
-      if (!created && recorded.hash !== hash) {
-        throw new FsError('EEXIST', path, `idempotency key '${req.idempotency_key}' was used for a different request (session ${recorded.session_id})`);
-      }
-      sid = recorded.session_id;
-    } else {
-      sid = (JSON.parse(this.immediate(create)) as { session_id: string }).session_id;
+      if (!entry.created) return this.replay(req, recorded, hash, path);
+      this.launch(this.sessions.get(recorded.session_id)!);
+      return this.answer(recorded.session_id, req.wait, false, path);
     }
-    if (created) this.launch(this.sessions.get(sid)!);
-    if (req.wait) {
+    const sid = (JSON.parse(this.immediate(create)) as { session_id: string }).session_id;
+    this.launch(this.sessions.get(sid)!);
+    return this.answer(sid, req.wait, false, path);
+  }
+
+  private replay(req: SessionRequest, recorded: { session_id: string; hash: string }, hash: string, path: string): Promise<SubmitAnswer | SessionResult> {
+    if (recorded.hash !== hash) {
+      throw new FsError('EEXIST', path, `idempotency key '${req.idempotency_key}' was used for a different request (session ${recorded.session_id})`);
+    }
+    return this.answer(recorded.session_id, req.wait, true, path);
+  }
+
+  /** What `new` answers: the session and its paths, or with `wait` its result once its commands ran. */
+  private async answer(sid: string, wait: boolean, replayed: boolean, path: string): Promise<SubmitAnswer | SessionResult> {
+    if (wait) {
       // Ephemeral: until it ends, then its result. Interactive: until its commands ran, then its status.
       const live = this.live.get(sid);
       await (this.sessions.get(sid)?.request.kind === 'ephemeral' ? live?.done : live?.commandsDone);
-      const rec = this.sessions.get(sid)!;
-      if (SESSION_TERMINAL.has(rec.status)) return this.resultOf(rec, path);
+      const rec = this.sessions.get(sid);
+      if (rec && SESSION_TERMINAL.has(rec.status)) return this.resultOf(rec, path);
     }
     const rec = this.sessions.get(sid);
-    if (!rec) throw new FsError('ENOENT', path, `session ${sid} of idempotency key '${req.idempotency_key}' is no longer kept`);
+    if (!rec) throw new FsError('ENOENT', path, `session ${sid} is no longer kept`);
     return {
       session_id: sid,
       status: rec.status,
       kind: rec.request.kind,
       image: rec.request.image,
       provider: rec.provider,
-      ...(created ? {} : { replayed: true as const }),
+      ...(replayed ? { replayed: true as const } : {}),
       paths: this.paths(sid),
     };
   }
