@@ -237,9 +237,31 @@ describe('/containers: isolation and limits', () => {
     await expectCode(writeAll(rig.ns, `${files}/root/tmp/x`, 'x', admin), 'EINVAL');
     await expectCode(rig.ns.mkdir(`${files}/etc/evil`, 0o755, admin), 'EINVAL');
     expect(text(await readAll(rig.ns, `${files}/good`, admin))).toBe('ok\n');
+    // Writing through a link inside the workdir writes its target and keeps the link.
+    await writeAll(rig.ns, `${files}/good`, 'new\n', admin);
+    expect((await execWait(sid, 'cat inside; readlink good'))['stdout']).toBe('new\ninside\n');
     // The link itself may go: removing it does not follow it.
     await rig.ns.remove(`${files}/etc`, admin);
     expect((await execWait(sid, 'ls /etc/passwd'))['exit_code']).toBe(0);
+    await writeAll(rig.ns, `/containers/sessions/${sid}/ctl`, 'kill', admin);
+  });
+
+  it('refuses files over the workdir size or the policy cap with EFBIG', async () => {
+    const sid = await interactive({ limits: { max_disk_mb: 1 } });
+    const files = `/containers/sessions/${sid}/files`;
+    await writeAll(rig.ns, `${files}/big`, 'old content', admin);
+    await expectCode(writeAll(rig.ns, `${files}/big`, new Uint8Array(2 * 1024 * 1024), admin), 'EFBIG', 'no space');
+    // A failed write leaves the file as it was.
+    expect(text(await readAll(rig.ns, `${files}/big`, admin))).toBe('old content');
+    expect((await rig.ns.readdir(files, admin)).map((e) => e.name)).toEqual(['big']);
+    await writeAll(rig.ns, '/containers/policy', JSON.stringify({ max_file_bytes: 1000 }), admin);
+    try {
+      await expectCode(writeAll(rig.ns, `${files}/b`, new Uint8Array(1001), admin), 'EFBIG', 'max_file_bytes');
+      expect((await execWait(sid, 'head -c 5000 /dev/zero > made'))['exit_code']).toBe(0);
+      await expectCode(readAll(rig.ns, `${files}/made`, admin), 'EFBIG', '5000 bytes');
+    } finally {
+      await writeAll(rig.ns, '/containers/policy', '{}', admin);
+    }
     await writeAll(rig.ns, `/containers/sessions/${sid}/ctl`, 'kill', admin);
   });
 

@@ -303,17 +303,24 @@ export class DockerProvider implements ContainerProvider {
       stream.on('close', finish);
       stream.on('error', finish);
     });
-    const done = drained.then(() => this.exitCodeOf(engineExec));
+    // Once the output ended the process is gone: drop the connection, and with it stdin it never read.
+    const done = drained.then(() => {
+      stream.destroy();
+      return this.exitCodeOf(engineExec);
+    });
     const duplex = stream as Duplex;
+    const stdinClosed = () => new FsError('EINVAL', '/', 'stdin of this command is closed');
     return {
       engineId: engineExec.id,
       writeStdin: (data) =>
         new Promise<void>((resolve, reject) => {
           if (!spec.stdin || duplex.writableEnded || duplex.destroyed) {
-            reject(new FsError('EINVAL', '/', 'stdin of this command is closed'));
+            reject(stdinClosed());
             return;
           }
-          duplex.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength), (err) => (err ? reject(err) : resolve()));
+          duplex.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength), (err) => (err ? reject(stdinClosed()) : resolve()));
+          // A process that exits without reading everything never drains the write.
+          void drained.then(() => reject(stdinClosed()));
         }),
       closeStdin: () => {
         if (spec.stdin && !duplex.writableEnded && !duplex.destroyed) duplex.end();
@@ -367,7 +374,8 @@ export class DockerProvider implements ContainerProvider {
       },
     );
     if (wantStdin) {
-      if (opts.stdin!.length > 0) await running.writeStdin(opts.stdin!);
+      // Not awaited: a command may exit before it reads its input (and its exit says what happened).
+      if (opts.stdin!.length > 0) void running.writeStdin(opts.stdin!).catch(() => undefined);
       running.closeStdin();
     }
     const { exitCode } = await running.done;

@@ -105,9 +105,16 @@ read)
   exec cat "$p";;
 write)
   check "$p"; [ -d "$p" ] && fail 21 "is a directory"
-  [ -d "$(dirname "$p")" ] || fail 2 "no such directory"
-  if [ "$1" = append ]; then cat >> "$p" || fail 1 "write failed"; else cat > "$p" || fail 1 "write failed"; fi
-  statp "$p";;
+  [ -d "$(dirname "$r")" ] || fail 2 "no such directory"
+  if [ "$1" = append ]; then cat >> "$r" || fail 1 "write failed"
+  else
+    # Write aside, then rename over: a failed write (no space) leaves the old content whole.
+    t="$(dirname "$r")/.agent9-write.$$"
+    if ! cat > "$t"; then rm -f "$t"; fail 1 "write failed"; fi
+    [ -e "$r" ] && chmod "$(stat -c %a "$r")" "$t" 2>/dev/null
+    mv -f "$t" "$r" || { rm -f "$t"; fail 1 "write failed"; }
+  fi
+  statp "$r";;
 create)
   check "$p"
   if exists "$p"; then
