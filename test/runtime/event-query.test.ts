@@ -20,5 +20,6 @@ describe('SqliteEventStore.query: one path of one scope', () => {
     expect(newest.map((r) => (r.data as { n: number }).n)).toEqual([4, 5]);
     expect(storage.eventStore.query('a', '/logs/trace', { fromTime: Date.now() + 60_000 })).toEqual([]);
     expect(storage.eventStore.query('a', '/logs/trace', { toTime: all[0]!.time }).length).toBeGreaterThanOrEqual(1);
+    expect(storage.eventStore.query('a', undefined).map((r) => r.path)).toEqual(Array(5).fill(['/logs/trace', '/other']).flat());
   });
 });
