@@ -1,7 +1,8 @@
 /** Module hooks for ts-loader.mjs: map `./x.js` to `./x.ts` and transpile TypeScript (no type check). */
+import { URL, fileURLToPath } from 'node:url';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+
 import ts from 'typescript';
 
 export async function resolve(specifier, context, next) {
