@@ -15,7 +15,7 @@ import type { QueuedRow, RuntimeStore } from './store/index.js';
 import { configOf, parseAgent, type AgentRecord } from './agents.js';
 import { newId } from './envelope.js';
 import { errorText, type TraceData, type Tracer } from './trace.js';
-import { normalizeResult, type ProgramRegistry, type ProgramResult } from './programs/index.js';
+import { normalizeResult, type NormalizedResult, type ProgramRegistry } from './programs/index.js';
 import type { Queues } from './queues.js';
 import type { Envelope, LifecycleState, TickCause, Trigger } from './spec.js';
 
@@ -235,7 +235,7 @@ export class TickEngine {
       triggers: Trigger[];
       fresh: { row: QueuedRow; env: Envelope }[];
       dups: QueuedRow[];
-      result: ProgramResult;
+      result: NormalizedResult;
       startTrace: TraceData[];
       report: TickReport;
       now: number;

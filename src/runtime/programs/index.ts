@@ -34,7 +34,10 @@ export interface OutboxDraft {
 export interface ProgramResult {
   /** The new state; undefined leaves it as it was. */
   state?: unknown;
-  outbox?: OutboxDraft[];
+  /** Envelopes to emit; a string is short for `{payload: {text}}`. */
+  outbox?: (OutboxDraft | string)[];
+  /** Relative form of next_alarm. */
+  alarm_in_ms?: number;
   /** Milliseconds since the epoch; null clears the alarm; undefined keeps it. */
   next_alarm?: number | null;
   /** Go dormant after this tick (wakes on inbox or alarm). */
@@ -87,12 +90,15 @@ export const ProgramResultSchema = z
   })
   .strict();
 
+/** A result as the engine commits it: validated, text outbox entries expanded, alarm absolute. */
+export type NormalizedResult = Omit<ProgramResult, 'outbox' | 'alarm_in_ms'> & { outbox?: OutboxDraft[] };
+
 /** Validates a program's result; `alarm_in_ms` becomes `next_alarm`. EINVAL when malformed. */
-export function normalizeResult(raw: unknown, now: number, where: string): ProgramResult {
+export function normalizeResult(raw: unknown, now: number, where: string): NormalizedResult {
   const r = ProgramResultSchema.safeParse(raw ?? {});
   if (!r.success) throw new FsError('EINVAL', where, `bad program result: ${describeIssues(r.error)}`);
   const { alarm_in_ms, ...rest } = r.data;
-  const out: ProgramResult = {};
+  const out: NormalizedResult = {};
   if (rest.state !== undefined) out.state = rest.state;
   if (rest.outbox) out.outbox = rest.outbox as OutboxDraft[];
   if (rest.next_alarm !== undefined) out.next_alarm = rest.next_alarm;
