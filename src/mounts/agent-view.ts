@@ -51,7 +51,8 @@ export function standardAgentMounts(): AgentMount[] {
       access: ReadWrite,
     },
     { path: '/identity', build: ({ rt, id }) => identityService(rt, id), access: SignOnly },
-    { path: '/logs', build: ({ rt, id }) => logsService(rt, id), access: ReadOnly },
+    // Views and a stream that refuse writes themselves, and the `query` call file.
+    { path: '/logs', build: ({ rt, id }) => logsService(rt, id), access: ReadWrite },
     { path: '/metrics', build: ({ rt, id }) => metricsService(rt, id), access: ReadOnly },
     { path: '/config', build: ({ rt, id }) => configService(rt, id), access: ReadWrite, options: ADMIN_ONLY },
     { path: '/export', build: ({ rt, id }) => exportService(rt, id), access: ReadOnly },

@@ -124,8 +124,25 @@ export class AgentRegistry {
       return { id: (goalId as string | undefined) ?? `goal-${i + 1}`, body: validate(GoalSchema, body, path, `goals[${i}]`) };
     });
     const now = Date.now();
+    if (this.store.hasAgent(id)) throw new FsError('EEXIST', path, `agent '${id}' already exists`);
+    try {
+      this.createRows(id, spec, program, goals, now);
+    } catch (err) {
+      if (!this.store.hasAgent(id)) this.ids.delete(id);
+      throw err;
+    }
+    this.hooks.changed(id);
+    return this.require(id, path);
+  }
+
+  private createRows(
+    id: string,
+    spec: ReturnType<typeof AgentSpecSchema.parse>,
+    program: ProgramSpec,
+    goals: { id: string; body: unknown }[],
+    now: number,
+  ): void {
     this.storage.tx(() => {
-      if (this.store.hasAgent(id)) throw new FsError('EEXIST', path, `agent '${id}' already exists`);
       this.store.insertAgent({
         id,
         state: 'creating',
@@ -141,19 +158,23 @@ export class AgentRegistry {
       for (const g of goals) this.store.goalPut(id, g.id, JSON.stringify(g.body), now);
       this.storage.events.emit(SERVER_SCOPE, `/agents/${id}`, 'created', { version: 1 });
       this.tracer.emit(id, { type: 'created', program: program.type, pubkey });
+      // Known before the events publish (at commit), so watchers of /agents see them.
+      this.ids.add(id);
     });
-    this.ids.add(id);
-    this.hooks.changed(id);
-    return this.require(id, path);
   }
 
   /** Registers an agent restored from a bundle (the bundle code wrote its rows in `write`). */
   adopt(id: string, write: () => void): void {
-    this.storage.tx(() => {
-      write();
-      this.storage.events.emit(SERVER_SCOPE, `/agents/${id}`, 'created', { version: 1 });
-    });
-    this.ids.add(id);
+    try {
+      this.storage.tx(() => {
+        write();
+        this.storage.events.emit(SERVER_SCOPE, `/agents/${id}`, 'created', { version: 1 });
+        this.ids.add(id);
+      });
+    } catch (err) {
+      if (!this.store.hasAgent(id)) this.ids.delete(id);
+      throw err;
+    }
     this.hooks.changed(id);
   }
 
