@@ -251,6 +251,8 @@ export function runtimeService(rt: AgentRuntime, views: AgentViews): SyntheticFs
         uptime_ms: Date.now() - rt.startedAt,
         agents: { total: rt.agents.count, by_state: rt.store.countByState() },
         ticks_running: rt.engine.locks.size,
+        enqueue_commits: rt.queues.commitStats,
+        tick_commits: rt.engine.commits.stats,
         scheduler: rt.scheduler.isRunning ? rt.scheduler.stats() : null,
         namespaces_cached: views.size,
         watchers: rt.storage.events.subscriberCount,

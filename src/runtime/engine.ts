@@ -17,6 +17,7 @@ import { newId } from './envelope.js';
 import { errorText, type TraceData, type Tracer } from './trace.js';
 import { normalizeResult, type NormalizedResult, type ProgramRegistry } from './programs/index.js';
 import type { Queues } from './queues.js';
+import { GroupCommit } from './group-commit.js';
 import type { Envelope, LifecycleState, TickCause, Trigger } from './spec.js';
 
 /** Serialises work per key: each run starts after the previous one for the same key has finished. */
@@ -84,6 +85,7 @@ const MAX_BACKOFF_MS = 60_000;
 
 export class TickEngine {
   readonly locks = new KeyedLock();
+  readonly commits: GroupCommit;
   private closing = false;
   /** Called after every tick (the scheduler re-evaluates the agent). */
   onTick: (report: TickReport) => void = () => undefined;
@@ -95,7 +97,9 @@ export class TickEngine {
     private readonly programs: ProgramRegistry,
     private readonly queues: Queues,
     private readonly options: EngineOptions,
-  ) {}
+  ) {
+    this.commits = new GroupCommit(storage);
+  }
 
   setBudgets(budgets: BudgetView | undefined): void {
     this.options.budgets = budgets;
@@ -204,7 +208,7 @@ export class TickEngine {
       });
       const result = normalizeResult(raw, Date.now(), 'program');
       report.duration_ms = Math.round(performance.now() - started);
-      this.commitSuccess(agent, { tick, cause, triggers, fresh, dups, result, startTrace, report, now });
+      await this.commitSuccess(agent, { tick, cause, triggers, fresh, dups, result, startTrace, report, now });
     } catch (err) {
       report.duration_ms = Math.round(performance.now() - started);
       this.commitFailure(agent, { tick, fresh, startTrace, report, err });
@@ -227,7 +231,7 @@ export class TickEngine {
     });
   }
 
-  private commitSuccess(
+  private async commitSuccess(
     agent: AgentRecord,
     t: {
       tick: number;
@@ -240,7 +244,7 @@ export class TickEngine {
       report: TickReport;
       now: number;
     },
-  ): void {
+  ): Promise<void> {
     const { result, report } = t;
     const id = agent.id;
     const stateJson = result.state === undefined ? undefined : JSON.stringify(result.state);
@@ -254,7 +258,8 @@ export class TickEngine {
       if (d.metadata) env.metadata = d.metadata;
       return { id: env.id, body: JSON.stringify(env), created_at: finished };
     });
-    this.storage.tx(() => {
+    // Ticks of different agents finishing together share one transaction (each in its own savepoint).
+    await this.commits.run(() => {
       const current = this.store.getAgent(id);
       if (!current) throw new FsError('ENOENT', '/ctl', `agent '${id}' was deleted during its tick`);
       this.traceAll(id, t.startTrace);

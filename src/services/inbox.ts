@@ -7,7 +7,8 @@
  */
 import { FsError } from '../fs/errors.js';
 import { SyntheticFs, dir, jsonView, message, parseJson, view } from '../fs/synthetic.js';
-import type { Cx } from '../fs/types.js';
+import type { Cx, Stat, WriteFileOptions } from '../fs/types.js';
+import { DEFAULT_MESSAGE_CAP } from '../fs/handles.js';
 import type { AgentRuntime } from '../runtime/runtime.js';
 import { envelopeFromWrite } from '../runtime/envelope.js';
 
@@ -18,20 +19,48 @@ function queuedJson(rt: AgentRuntime, id: string): string {
   return '[\n' + rows.map((r) => '  ' + r.body).join(',\n') + '\n]\n';
 }
 
+const MAX_ENVELOPE_BYTES = DEFAULT_MESSAGE_CAP;
+
+/** `/inbox`: the message file. Whole writes (HTTP, writeAll) go straight to the queue, without a handle. */
+export class InboxFs extends SyntheticFs {
+  constructor(
+    private readonly rt: AgentRuntime,
+    private readonly id: string,
+  ) {
+    super(
+      message(
+        async (data, cx) => {
+          await rt.queues.enqueue(id, envelopeFromWrite(data, cx.principal, '/'), '/');
+        },
+        {
+          read: () => queuedJson(rt, id),
+          version: () => rt.store.inboxMeta(id)?.inbox_version ?? 0,
+          mtime: () => rt.store.inboxMeta(id)?.inbox_mtime || Date.now(),
+          maxBytes: MAX_ENVELOPE_BYTES,
+        },
+      ),
+      'inbox',
+    );
+  }
+
+  async writeFile(path: string, data: Uint8Array, opts: WriteFileOptions, cx: Cx): Promise<Stat> {
+    if (path !== '/') throw new FsError('ENOTDIR', path, 'not a directory');
+    if (data.length > MAX_ENVELOPE_BYTES) throw new FsError('EFBIG', path, `message larger than ${MAX_ENVELOPE_BYTES} bytes`);
+    if (opts.ifVersion !== undefined) {
+      const current = this.rt.store.inboxMeta(this.id)?.inbox_version ?? 0;
+      if (current !== opts.ifVersion) throw new FsError('ESTALE', path, `version is ${current}, not ${opts.ifVersion}`);
+    }
+    const now = Date.now();
+    let version: number | undefined;
+    // An empty write sends nothing, as with the message file's handle.
+    if (data.length > 0) version = (await this.rt.queues.enqueue(this.id, envelopeFromWrite(data, cx.principal, path, now), path)).version;
+    version ??= this.rt.store.inboxMeta(this.id)?.inbox_version ?? 0;
+    return { type: 'file', kind: 'message', size: 0, mode: 0o644, mtime: now, ctime: now, version };
+  }
+}
+
 export function inboxService(rt: AgentRuntime, id: string): SyntheticFs {
-  return new SyntheticFs(
-    message(
-      (data, cx) => {
-        rt.queues.enqueue(id, envelopeFromWrite(data, cx.principal, '/'), '/');
-      },
-      {
-        read: () => queuedJson(rt, id),
-        version: () => rt.store.getAgent(id)?.inbox_version ?? 0,
-        mtime: () => rt.store.getAgent(id)?.inbox_mtime || Date.now(),
-      },
-    ),
-    'inbox',
-  );
+  return new InboxFs(rt, id);
 }
 
 const JSON_SUFFIX = '.json';

@@ -47,6 +47,15 @@ export interface AgentRow {
   retry_at: number | null;
 }
 
+export interface InboxMeta {
+  state: LifecycleState;
+  inbox_policy: string;
+  queue_depth: number;
+  inbox_seq: number;
+  inbox_version: number;
+  inbox_mtime: number;
+}
+
 export interface NewAgent {
   id: string;
   state: LifecycleState;
@@ -123,6 +132,8 @@ export class RuntimeStore {
     this.q = {
       agent: p('SELECT * FROM agents WHERE id = ?'),
       agentExists: p('SELECT 1 FROM agents WHERE id = ?').pluck(),
+      inboxMeta: p('SELECT state, inbox_policy, queue_depth, inbox_seq, inbox_version, inbox_mtime FROM agents WHERE id = ?'),
+      inboxCounters: p(`UPDATE agents SET queue_depth = ?, inbox_seq = ?, inbox_version = ?, inbox_mtime = ?, enqueued = enqueued + ? WHERE id = ?`),
       agentList: p('SELECT id, state, created_at, updated_at FROM agents ORDER BY id'),
       agentIds: p('SELECT id FROM agents ORDER BY id').pluck(),
       insertAgent: p(`INSERT INTO agents (id, state, program, env, limits, schedule, inbox_policy, created_at, updated_at)
@@ -209,6 +220,16 @@ export class RuntimeStore {
 
   getAgent(id: string): AgentRow | undefined {
     return this.q.agent.get(id) as AgentRow | undefined;
+  }
+
+  /** What the enqueue path and the inbox file's stat need, without reading the whole row. */
+  inboxMeta(id: string): InboxMeta | undefined {
+    return this.q.inboxMeta.get(id) as InboxMeta | undefined;
+  }
+
+  /** Writes the inbox counters a batch of enqueues computed (see Queues). */
+  setInboxCounters(id: string, meta: InboxMeta, enqueued: number): void {
+    this.q.inboxCounters.run(meta.queue_depth, meta.inbox_seq, meta.inbox_version, meta.inbox_mtime, enqueued, id);
   }
 
   hasAgent(id: string): boolean {

@@ -1,0 +1,60 @@
+/**
+ * Group commit: work submitted while other work of the same turn is still running (concurrent ticks,
+ * concurrent writers) commits in one SQLite transaction, each piece in its own savepoint, so a failing
+ * piece rolls back alone and every submitter learns its own outcome only after the commit is durable.
+ * A lone piece runs in a plain transaction.
+ */
+import type { Storage } from './storage/index.js';
+
+interface Job {
+  work: () => unknown;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+export class GroupCommit {
+  private pending: Job[] = [];
+  readonly stats = { transactions: 0, jobs: 0 };
+
+  constructor(private readonly storage: Storage) {}
+
+  /** Runs `work` inside a transaction shared with the other work of this turn; resolves after commit. */
+  run<T>(work: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ work, resolve: resolve as (v: unknown) => void, reject });
+      // After every promise continuation of this turn has run, so concurrent submitters share it.
+      if (this.pending.length === 1) process.nextTick(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const jobs = this.pending;
+    this.pending = [];
+    const outcomes: { ok: boolean; value: unknown }[] = [];
+    try {
+      this.storage.tx(() => {
+        for (const job of jobs) {
+          if (jobs.length === 1) {
+            outcomes.push({ ok: true, value: job.work() });
+            continue;
+          }
+          try {
+            outcomes.push({ ok: true, value: this.storage.tx(job.work) });
+          } catch (err) {
+            outcomes.push({ ok: false, value: err });
+          }
+        }
+      });
+    } catch (err) {
+      for (const job of jobs) job.reject(err);
+      return;
+    }
+    this.stats.transactions++;
+    this.stats.jobs += jobs.length;
+    jobs.forEach((job, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) job.resolve(o.value);
+      else job.reject(o.value);
+    });
+  }
+}
