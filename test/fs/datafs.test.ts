@@ -114,6 +114,17 @@ describe('data files', () => {
     storage.close();
   });
 
+  it('lists exactly the direct children, whatever the names sort like', async () => {
+    const fs = tree(openStorage());
+    for (const d of ['/a', '/a/b', '/a/b/c', '/a-x', '/a.y', '/a0']) await fs.mkdir!(d, 0o755, admin);
+    for (const f of ['/a/b/c/f', '/a/b/g', '/a/h', '/a-x/i', '/z', '/é']) await writeAll(fs, f, 'x', admin);
+    expect((await fs.readdir('/', admin)).map((e) => e.name)).toEqual(['a', 'a-x', 'a.y', 'a0', 'z', 'é']);
+    expect((await fs.readdir('/a', admin)).map((e) => e.name)).toEqual(['b', 'h']);
+    expect((await fs.readdir('/a/b', admin)).map((e) => e.name)).toEqual(['c', 'g']);
+    await expectCode(fs.remove!('/a-x', admin, { dir: true }), 'ENOTEMPTY');
+    await fs.remove!('/a.y', admin, { dir: true });
+  });
+
   it('trees are separate', async () => {
     const storage = openStorage();
     const a = tree(storage, 'a');

@@ -6,6 +6,8 @@ import type { Migration } from './db.js';
 import { eventMigrations } from './events.js';
 import { dataFileMigrations } from './datafiles.js';
 import { runtimeMigrations } from '../store/schema.js';
+import { budgetMigrations } from '../budgets.js';
+import { journalMigrations } from '../journal.js';
 
 const core: Migration[] = [
   {
@@ -15,4 +17,11 @@ const core: Migration[] = [
   },
 ];
 
-export const migrations: Migration[] = [...core, ...eventMigrations, ...dataFileMigrations, ...runtimeMigrations];
+export const migrations: Migration[] = [
+  ...core,
+  ...eventMigrations,
+  ...dataFileMigrations,
+  ...runtimeMigrations,
+  ...budgetMigrations,
+  ...journalMigrations,
+];
