@@ -52,10 +52,13 @@ export class KeyedLock {
   }
 }
 
-/** The budget ledger as the runtime uses it (src/runtime/budgets.ts). */
+/** The budget ledger as the runtime uses it (BudgetLedger in src/runtime/budgets.ts). */
 export interface BudgetView {
   usage(agentId: string): unknown;
+  /** Starts the agent's new tick window; called at the start of every tick. */
   resetTick(agentId: string): unknown;
+  /** Drops what the ledger holds for a deleted agent (optional). */
+  forget?(agentId: string): void;
 }
 
 export interface TickReport {
@@ -175,15 +178,21 @@ export class TickEngine {
       return report;
     }
 
-    this.options.budgets?.resetTick(agentId);
     const program = this.programs.get(agent.program.type);
     const startTrace: TraceData[] = [
       { type: 'tick_start', tick, cause: cause.type, triggers: triggers.length },
       ...triggers.map((t) => ({ type: 'trigger', tick, trigger: summarize(t) })),
     ];
-    if (program?.live) {
-      this.storage.tx(() => this.traceAll(agentId, startTrace));
-      startTrace.length = 0;
+    // The tick's budget window starts now (what the program reserves counts in it). Live programs get
+    // their start events committed before they run, so watchers see the tick begin.
+    const budgets = this.options.budgets;
+    if (budgets || program?.live) {
+      const live = !!program?.live;
+      await this.commits.run(() => {
+        budgets?.resetTick(agentId);
+        if (live) this.traceAll(agentId, startTrace);
+      });
+      if (live) startTrace.length = 0;
     }
     const saved = this.store.getState(agentId);
     const started = performance.now();

@@ -68,6 +68,7 @@ export class AgentRuntime {
       },
       deleted: (id) => {
         this.scheduler.forget(id);
+        this.engine.budgets?.forget?.(id);
         this.onDeleted(id);
       },
       exclusive: (id, fn) => this.engine.locks.run(id, fn),

@@ -9,7 +9,7 @@ import type { FileService } from '../fs/types.js';
 import type { Namespace } from '../fs/namespace.js';
 import { Storage, type StorageOptions } from './storage/index.js';
 import { AgentRuntime, type ExecEnvHook } from './runtime.js';
-import type { BudgetView } from './engine.js';
+import { BudgetLedger } from './budgets.js';
 import type { Program } from './programs/index.js';
 import type { SchedulerOptions } from './scheduler.js';
 import { AgentViews, buildGlobalView } from '../mounts/global-view.js';
@@ -26,8 +26,8 @@ export interface Agent9Options {
   execEnv?: ExecEnvHook;
   /** Programs besides echo and exec. */
   programs?: Program[];
-  /** The budget ledger (status shows its usage; each tick resets the tick window). */
-  budgets?: BudgetView;
+  /** The budget ledger (status shows its usage; each tick resets the tick window); default: a BudgetLedger on this storage. */
+  budgets?: BudgetLedger;
   /** Mounts added to every agent's namespace after the standard ones (e.g. /compute, /containers). */
   agentMounts?: AgentMount[];
   /** false: no automatic ticks. */
@@ -42,6 +42,8 @@ export class Agent9 {
   /** The global view: /agents/<id>/..., /runtime/status, /mounts. */
   readonly namespace: Namespace;
   readonly home: string;
+  /** Budgets of every agent (micro-USD): /status shows them, ticks reset the tick window, /compute and /containers reserve from it. */
+  readonly budgets: BudgetLedger;
   private readonly views: AgentViews;
   private readonly mounts: AgentMount[];
   private closed = false;
@@ -53,7 +55,8 @@ export class Agent9 {
     const runtimeOptions: ConstructorParameters<typeof AgentRuntime>[2] = {};
     if (options.execEnv) runtimeOptions.execEnv = options.execEnv;
     if (options.programs) runtimeOptions.programs = options.programs;
-    if (options.budgets) runtimeOptions.budgets = options.budgets;
+    this.budgets = options.budgets ?? new BudgetLedger(storage);
+    runtimeOptions.budgets = this.budgets;
     if (options.scheduler !== undefined) runtimeOptions.scheduler = options.scheduler;
     this.runtime = new AgentRuntime(home, storage, runtimeOptions);
     this.views = new AgentViews(this.runtime, () => this.mounts, options.namespaceCache ?? 256);
@@ -81,11 +84,6 @@ export class Agent9 {
   /** Plugs in the hook that gives exec programs their extra environment. */
   setExecEnv(hook: ExecEnvHook | undefined): void {
     this.runtime.setExecEnv(hook);
-  }
-
-  /** Plugs in the budget ledger. */
-  setBudgets(budgets: BudgetView | undefined): void {
-    this.runtime.setBudgets(budgets);
   }
 
   /** Adds a mount to every agent's namespace (namespaces already built are rebuilt on next access). */

@@ -4,7 +4,7 @@
  * - `queue`: {depth, max_depth, oldest_age_ms, deadletter_depth, enqueued, delivered, duplicates, dropped,
  *   deadlettered, discarded, rejected, replayed};
  * - `outbox`: {messages_out};
- * - `spend`: the budget ledger's usage (present once the ledger is wired).
+ * - `spend`: the budget ledger's usage, `{tick, day}` each `{limit, reserved, spent, remaining}` in micro-USD.
  */
 import { FsError } from '../fs/errors.js';
 import { SyntheticFs, dir, jsonView } from '../fs/synthetic.js';
@@ -49,12 +49,18 @@ export function metricsService(rt: AgentRuntime, id: string): SyntheticFs {
         };
       }),
       outbox: jsonView(() => ({ messages_out: row('/outbox').messages_out })),
-      spend: jsonView(() => {
-        row('/spend');
-        const budgets = rt.engine.budgets;
-        if (!budgets) throw new FsError('ENOENT', '/spend', 'no budget ledger on this server');
-        return budgets.usage(id);
-      }),
+    }, {
+      dynamic: {
+        // Present when the server has a budget ledger.
+        list: () => (rt.engine.budgets ? ['spend'] : []),
+        get: (name) =>
+          name === 'spend' && rt.engine.budgets
+            ? jsonView(() => {
+                row('/spend');
+                return rt.engine.budgets!.usage(id);
+              })
+            : undefined,
+      },
     }),
     'metrics',
   );

@@ -180,3 +180,33 @@ describe('/outbox, /metrics, /config', () => {
     expect(await local.json(`/outbox/${reply}`)).toMatchObject({ to: 'bob', payload: { text: 'note to self' } });
   });
 });
+
+describe('budget in /status', () => {
+  it('shows the ledger usage per tick and day; every tick starts a new tick window', async () => {
+    const a9 = await openServer({ scheduler: false });
+    await createAgent(a9, { name: 'bob', program: 'echo' });
+    const f = files(a9.namespace);
+    type Usage = { limit: number | null; reserved: number; spent: number; remaining: number | null };
+    const budget = async () => (await f.json<{ budget: { tick: Usage; day: Usage } }>('/agents/bob/status')).budget;
+    expect(await budget()).toEqual({
+      tick: { limit: null, reserved: 0, spent: 0, remaining: null },
+      day: { limit: null, reserved: 0, spent: 0, remaining: null },
+    });
+    a9.budgets.setLimits('bob', { tick: 100, day: 1000 });
+    await f.write('/agents/bob/ctl', 'tick');
+    const tickBefore = a9.budgets.tickInfo('bob').tick;
+    const r = a9.budgets.reserve('bob', 30);
+    a9.budgets.reconcile(r, 20);
+    expect(await budget()).toEqual({
+      tick: { limit: 100, reserved: 0, spent: 20, remaining: 80 },
+      day: { limit: 1000, reserved: 0, spent: 20, remaining: 980 },
+    });
+    expect(await f.json('/agents/bob/metrics/spend')).toEqual(await budget());
+    await f.write('/agents/bob/ctl', 'tick');
+    expect(a9.budgets.tickInfo('bob').tick).toBe(tickBefore + 1);
+    expect(await budget()).toEqual({
+      tick: { limit: 100, reserved: 0, spent: 0, remaining: 100 },
+      day: { limit: 1000, reserved: 0, spent: 20, remaining: 980 },
+    });
+  });
+});
