@@ -1,5 +1,5 @@
 /** /identity: persistent keys, call files, SignOnly, and no secret key anywhere in clear. */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { schnorr } from '@noble/curves/secp256k1.js';
@@ -44,6 +44,16 @@ describe('/identity', () => {
     await a9.close();
     const again = await openServer({ home, scheduler: false });
     expect((await files(again.namespace).read('/agents/alice/identity/pubkey')).trim()).toBe(pubkey);
+  });
+
+  it('a server key others can read makes the server refuse to start', async () => {
+    const home = tempDir();
+    const a9 = await openServer({ home, scheduler: false });
+    await a9.close();
+    chmodSync(join(home, SERVER_KEY_FILE), 0o644);
+    await expectCode(openServer({ home, scheduler: false }), 'EACCES', 'chmod 600');
+    chmodSync(join(home, SERVER_KEY_FILE), 0o600);
+    await openServer({ home, scheduler: false });
   });
 
   it('sign answers a BIP-340 signature over SHA-256(request); verify checks it', async () => {
