@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createAgent, files, openServer } from './support.js';
 import { expectCode, tempDir } from '../helpers.js';
 import { createDemoAgent } from '../../src/runtime/server.js';
+import { ReadWrite } from '../../src/mounts/access.js';
 
 describe('agents through /agents', () => {
   it('new creates an agent and answers its status; ls /agents lists it; EEXIST on a taken name', async () => {
@@ -107,5 +108,26 @@ describe('agents through /agents', () => {
     const s = await files(a9.namespace).json<{ agents: { total: number; by_state: Record<string, number> } }>('/runtime/status');
     expect(s.agents).toEqual({ total: 2, by_state: { creating: 1, terminated: 1 } });
     await expectCode(files(a9.namespace).write('/runtime/status', '{}'), 'EACCES');
+  });
+});
+
+describe('agent views', () => {
+  it('are built on access and only the most recent are kept; a mount added later reaches every agent', async () => {
+    const a9 = await openServer({ scheduler: false, namespaceCache: 3 });
+    for (let i = 0; i < 6; i++) await createAgent(a9, { name: `a${i}`, program: 'echo' });
+    const f = files(a9.namespace);
+    for (let i = 0; i < 6; i++) await f.read(`/agents/a${i}/status`);
+    const s = await f.json<{ namespaces_cached: number }>('/runtime/status');
+    expect(s.namespaces_cached).toBe(3);
+    // Evicted views are rebuilt transparently.
+    expect((await f.json<{ id: string }>('/agents/a0/status')).id).toBe('a0');
+    a9.addAgentMount({
+      path: '/scratch',
+      build: ({ rt, id }) => rt.storage.dataTree(`scratch:${id}`, { scope: id, prefix: '/scratch' }),
+      access: ReadWrite,
+    });
+    await f.write('/agents/a1/scratch/x', 'works');
+    expect(await f.read('/agents/a1/scratch/x')).toBe('works');
+    expect(await f.read('/agents/a5/mounts')).toMatch(/^\/scratch data rw$/m);
   });
 });
