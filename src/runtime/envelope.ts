@@ -1,8 +1,26 @@
 /** Envelopes: ids, and how a write to an inbox becomes one. */
 import { randomBytes } from 'node:crypto';
-import { utf8 } from '../fs/bytes.js';
 import type { Principal } from '../fs/types.js';
-import { EnvelopeInputSchema, validate, type Envelope } from './spec.js';
+import { EnvelopeInputSchema, RECORD_ID_RE, validate, type Envelope } from './spec.js';
+
+/** Bytes as UTF-8 text (Buffer is several times faster than TextDecoder on small inputs). */
+function text(data: Uint8Array): string {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
+}
+
+const ENVELOPE_FIELDS = new Set(['id', 'source', 'from', 'created_at', 'payload', 'metadata']);
+
+/** The common well-formed envelope, checked without zod; anything unusual goes through the schema for its error. */
+function plainEnvelope(v: Record<string, unknown>): { id?: string; source?: string; from?: string; created_at?: number; payload: unknown; metadata?: Record<string, unknown> } | undefined {
+  for (const k in v) if (!ENVELOPE_FIELDS.has(k)) return undefined;
+  const { id, source, from, created_at, metadata } = v;
+  if (id !== undefined && (typeof id !== 'string' || !RECORD_ID_RE.test(id))) return undefined;
+  if (source !== undefined && (typeof source !== 'string' || source.length === 0 || source.length > 200)) return undefined;
+  if (from !== undefined && (typeof from !== 'string' || from.length === 0 || from.length > 200)) return undefined;
+  if (created_at !== undefined && (typeof created_at !== 'number' || !Number.isInteger(created_at) || created_at < 0)) return undefined;
+  if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))) return undefined;
+  return v as ReturnType<typeof plainEnvelope>;
+}
 
 let lastMs = 0;
 let counter = 0;
@@ -32,17 +50,16 @@ export function senderOf(principal: Principal): string {
  * envelopes always say which agent sent them.
  */
 export function envelopeFromWrite(data: Uint8Array, principal: Principal, path: string, now = Date.now()): Envelope {
-  const text = utf8(data);
-  const trimmed = text.trimStart();
-  if (trimmed.startsWith('{')) {
+  const body = text(data);
+  if (body.trimStart().startsWith('{')) {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(text);
+      parsed = JSON.parse(body);
     } catch {
       parsed = undefined;
     }
     if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && 'payload' in parsed) {
-      const input = validate(EnvelopeInputSchema, parsed, path, 'envelope');
+      const input = plainEnvelope(parsed as Record<string, unknown>) ?? validate(EnvelopeInputSchema, parsed, path, 'envelope');
       const trusted = principal.admin && !principal.agentId;
       const env: Envelope = {
         id: input.id ?? newId(now),
@@ -60,6 +77,6 @@ export function envelopeFromWrite(data: Uint8Array, principal: Principal, path: 
     source: principal.agentId ? 'agent' : 'user',
     from: senderOf(principal),
     created_at: now,
-    payload: { text: text.endsWith('\n') ? text.slice(0, -1) : text },
+    payload: { text: body.endsWith('\n') ? body.slice(0, -1) : body },
   };
 }
