@@ -365,11 +365,19 @@ export class TickEngine {
       let state: LifecycleState = current.state;
       if (failures >= agent.limits.max_failures && (state === 'active' || state === 'creating' || state === 'dormant')) state = 'failed';
       const backoff = Math.min(MAX_BACKOFF_MS, agent.limits.retry_backoff_ms * 2 ** Math.min(20, failures - 1));
-      this.store.updateAgent(
-        id,
-        { state, last_tick_at: now, last_tick_cause: report.cause, last_tick_ms: report.duration_ms, last_error: message, retry_at: now + backoff },
-        { ticks_failed: 1, consecutive_failures: 1, tick_ms_total: report.duration_ms },
-      );
+      const retryAt = now + backoff;
+      // An alarm or interval run that is due waits for the retry time too (it is retried then).
+      const fields: Parameters<RuntimeStore['updateAgent']>[1] = {
+        state,
+        last_tick_at: now,
+        last_tick_cause: report.cause,
+        last_tick_ms: report.duration_ms,
+        last_error: message,
+        retry_at: retryAt,
+      };
+      if (current.next_alarm !== null && current.next_alarm < retryAt) fields.next_alarm = retryAt;
+      if (current.next_run !== null && current.next_run < retryAt) fields.next_run = retryAt;
+      this.store.updateAgent(id, fields, { ticks_failed: 1, consecutive_failures: 1, tick_ms_total: report.duration_ms });
       this.tracer.emit(id, {
         type: 'error',
         tick: t.tick,

@@ -12,6 +12,9 @@ import type { Queues } from './queues.js';
 import type { Storage } from './storage/index.js';
 import type { TickCause } from './spec.js';
 
+/** The shortest wait of the timer: bounds how often due-but-busy work is re-checked. */
+const MIN_TIMER_MS = 20;
+
 export interface SchedulerOptions {
   /** Ticks running at once over all agents (default 4). */
   concurrency?: number;
@@ -120,11 +123,13 @@ export class Scheduler {
   private armTimer(): void {
     if (this.stopped) return;
     const due = this.store.nextDue();
-    const at = Math.min(due ?? Infinity, Date.now() + this.maxSleepMs);
+    const now = Date.now();
+    // Work that is due but cannot run yet (its agent is mid-tick) is looked at again shortly, not in a spin.
+    const at = Math.max(Math.min(due ?? Infinity, now + this.maxSleepMs), now + MIN_TIMER_MS);
     if (this.timer && at >= this.timerAt) return;
     clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => this.onTimer(), Math.max(0, at - Date.now()));
+    this.timer = setTimeout(() => this.onTimer(), at - now);
     this.timer.unref();
   }
 
@@ -146,6 +151,9 @@ export class Scheduler {
     if (!row) return undefined;
     if (row.state === 'terminated' || row.state === 'failed') return undefined;
     if (row.retry_at !== null && row.retry_at > now) return undefined;
+    // A retry time that has come is used up now; a tick that fails again sets a new one.
+    const retryDue = row.retry_at !== null;
+    if (retryDue) this.store.setRetry(agentId, null);
     if (row.next_alarm !== null && row.next_alarm <= now) {
       if (row.state === 'dormant') this.storage.tx(() => this.queues.wake(agentId, 'alarm'));
       return { type: 'alarm', scheduled_at: row.next_alarm };
@@ -158,7 +166,7 @@ export class Scheduler {
       this.store.setNextRun(agentId, now + agent.schedule.interval_ms);
       return { type: 'schedule', interval_ms: agent.schedule.interval_ms, scheduled_at: row.next_run };
     }
-    if (row.queue_depth > 0 && (agent.schedule.on_message || row.retry_at !== null)) return { type: 'message' };
+    if (row.queue_depth > 0 && (agent.schedule.on_message || retryDue)) return { type: 'message' };
     return undefined;
   }
 

@@ -101,6 +101,38 @@ describe('scheduler', () => {
     expect(s.retry_at).toBeNull();
   });
 
+  it('a failed alarm tick is retried after the backoff; a used-up retry time is cleared', async () => {
+    let failures = 1;
+    const alarmer = testProgram('alarmer2', (ctx) => {
+      if (ctx.cause.type === 'manual') return { alarm_in_ms: 50 };
+      if (ctx.cause.type === 'alarm' && failures-- > 0) throw new Error('alarm failed once');
+      return {};
+    });
+    const a9 = await openServer({ programs: [alarmer] });
+    await createAgent(a9, { name: 'bob', program: 'alarmer2', limits: { retry_backoff_ms: 100 } });
+    const f = files(a9.namespace);
+    await waitFor(async () => (await f.json<Status>('/agents/bob/status')).state === 'active');
+    await a9.runtime.tick('bob', { type: 'manual', invoked_by: 'test' });
+    const done = await waitFor(async () => {
+      const st = await f.json<Status & { ticks_failed: number; retry_at: number | null }>('/agents/bob/status');
+      return st.last_tick_cause === 'alarm' && st.ticks_failed === 1 && st.next_alarm === null && st;
+    }, 5000, 'the retried alarm');
+    expect(done.retry_at).toBeNull();
+    // A failed ctl tick without envelopes leaves nothing to retry: the retry time is cleared, no tick runs.
+    const failing = testProgram('nope', (ctx) => {
+      if (ctx.cause.type === 'ctl') throw new Error('no');
+      return {};
+    });
+    a9.runtime.programs.register(failing);
+    await createAgent(a9, { name: 'ann', program: 'nope', limits: { retry_backoff_ms: 50 } });
+    await waitFor(async () => (await f.json<Status>('/agents/ann/status')).state === 'active');
+    await f.write('/agents/ann/ctl', 'tick').catch(() => undefined);
+    await waitFor(async () => (await f.json<{ retry_at: number | null }>('/agents/ann/status')).retry_at === null, 3000, 'the retry to be used up');
+    const ticks = (await f.json<Status & { ticks_failed: number }>('/agents/ann/status'));
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await f.json<Status & { ticks_failed: number }>('/agents/ann/status'))).toMatchObject({ tick_count: ticks.tick_count, ticks_failed: 1 });
+  });
+
   it('work left at shutdown is picked up after a restart (queued envelopes, due alarms)', async () => {
     const home = tempDir();
     const first = await openServer({ home, scheduler: false });
