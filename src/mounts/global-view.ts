@@ -21,6 +21,7 @@ import { importBundle } from '../runtime/bundle.js';
 
 const CREATE_FILES = ['new', 'import'] as const;
 const MAX_BUNDLE_BYTES = 512 * 1024 * 1024;
+const READ_ALL = 1 << 30;
 
 /** Agent namespaces, built on demand; the `capacity` most recently used are kept. */
 export class AgentViews {
@@ -200,7 +201,15 @@ export class AgentsFs implements FileService, WatchSource {
 
   async readFile(path: string, cx: Cx): Promise<Uint8Array> {
     const target = this.split(path);
-    if (!target) throw new FsError('EACCES', path, 'call file: write a request and read the answer on one handle');
+    if (!target) {
+      // Reading a call file without a request gives its usage error, as any call file does.
+      const handle = await this.open(path, { read: true }, cx);
+      try {
+        return await handle.read(READ_ALL, 0);
+      } finally {
+        await handle.close();
+      }
+    }
     if (target.rest === '/') throw new FsError('EISDIR', path, 'is a directory');
     return this.inAgent(path, (ns, rest) => ns.readFile(rest, cx));
   }

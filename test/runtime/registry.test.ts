@@ -44,6 +44,7 @@ describe('agents through /agents', () => {
     await bad({ name: 'bob', program: 'echo', goals: [{ priority: 1 }] }, 'goals[0]');
     await bad('{"name": ', 'malformed JSON');
     await bad('', 'write an agent spec');
+    await expectCode(f.read('/agents/new'), 'EINVAL', 'write an agent spec');
     expect(await f.list('/agents')).toEqual(['new', 'import']);
   });
 
