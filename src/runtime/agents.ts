@@ -40,17 +40,45 @@ export interface AgentRecord {
   inboxPolicy: InboxPolicy;
 }
 
+interface ParsedConfig {
+  key: string;
+  program: ProgramSpec;
+  env: Record<string, string>;
+  limits: Limits;
+  schedule: Schedule;
+  inboxPolicy: InboxPolicy;
+}
+
+/** Parsed configs by agent, keyed by the raw JSON: ticks and the scheduler read them all the time. */
+const configCache = new Map<string, ParsedConfig>();
+const CONFIG_CACHE_MAX = 4096;
+
 export function parseAgent(row: AgentRow): AgentRecord {
+  const key = row.program + '\u0000' + row.env + '\u0000' + row.limits + '\u0000' + row.schedule + '\u0000' + row.inbox_policy;
+  let c = configCache.get(row.id);
+  if (!c || c.key !== key) {
+    c = {
+      key,
+      program: JSON.parse(row.program) as ProgramSpec,
+      env: JSON.parse(row.env) as Record<string, string>,
+      // Parsing through the schemas fills in fields added after the agent was created.
+      limits: LimitsSchema.parse(JSON.parse(row.limits)),
+      schedule: ScheduleSchema.parse(JSON.parse(row.schedule)),
+      inboxPolicy: InboxPolicySchema.parse(JSON.parse(row.inbox_policy)),
+    };
+    if (configCache.size >= CONFIG_CACHE_MAX) configCache.delete(configCache.keys().next().value as string);
+    configCache.set(row.id, c);
+  }
+  // Copies: callers may keep or change them.
   return {
     row,
     id: row.id,
     state: row.state,
-    program: JSON.parse(row.program) as ProgramSpec,
-    env: JSON.parse(row.env) as Record<string, string>,
-    // Parsing through the schemas fills in fields added after the agent was created.
-    limits: LimitsSchema.parse(JSON.parse(row.limits)),
-    schedule: ScheduleSchema.parse(JSON.parse(row.schedule)),
-    inboxPolicy: InboxPolicySchema.parse(JSON.parse(row.inbox_policy)),
+    program: { ...c.program },
+    env: { ...c.env },
+    limits: { ...c.limits },
+    schedule: { ...c.schedule },
+    inboxPolicy: { ...c.inboxPolicy },
   };
 }
 

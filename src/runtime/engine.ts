@@ -188,10 +188,13 @@ export class TickEngine {
     const budgets = this.options.budgets;
     if (budgets || program?.live) {
       const live = !!program?.live;
-      await this.commits.run(() => {
-        budgets?.resetTick(agentId);
-        if (live) this.traceAll(agentId, startTrace);
-      });
+      await this.commits.run(
+        () => {
+          budgets?.resetTick(agentId);
+          if (live) this.traceAll(agentId, startTrace);
+        },
+        { savepoint: false },
+      );
       if (live) startTrace.length = 0;
     }
     const saved = this.store.getState(agentId);
@@ -268,8 +271,9 @@ export class TickEngine {
       return { id: env.id, body: JSON.stringify(env), created_at: finished };
     });
     // Ticks of different agents finishing together share one transaction (each in its own savepoint).
+    // Its only expected failure (the agent is gone) comes before any write: no savepoint needed.
     await this.commits.run(() => {
-      const current = this.store.getAgent(id);
+      const current = this.store.tickMeta(id);
       if (!current) throw new FsError('ENOENT', '/ctl', `agent '${id}' was deleted during its tick`);
       this.traceAll(id, t.startTrace);
       if (stateJson !== undefined) this.store.putState(id, stateJson);
@@ -328,7 +332,7 @@ export class TickEngine {
       if (nextAlarm !== null) end['next_alarm'] = nextAlarm;
       this.tracer.emit(id, end);
       report.state = state;
-    });
+    }, { savepoint: false });
     report.delivered = t.fresh.map((f) => f.env.id);
     report.duplicates = t.dups.map((d) => d.env_id);
     report.outbox = outbox.map((o) => o.id);
@@ -345,7 +349,7 @@ export class TickEngine {
     report.ok = false;
     report.error = { code: fsErr.code, message };
     this.storage.tx(() => {
-      const current = this.store.getAgent(id);
+      const current = this.store.tickMeta(id);
       if (!current) return;
       const now = Date.now();
       this.traceAll(id, t.startTrace);

@@ -5,9 +5,11 @@
  * A lone piece runs in a plain transaction.
  */
 import type { Storage } from './storage/index.js';
+import { FsError } from '../fs/errors.js';
 
 interface Job {
   work: () => unknown;
+  savepoint: boolean;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
@@ -18,10 +20,14 @@ export class GroupCommit {
 
   constructor(private readonly storage: Storage) {}
 
-  /** Runs `work` inside a transaction shared with the other work of this turn; resolves after commit. */
-  run<T>(work: () => T): Promise<T> {
+  /**
+   * Runs `work` inside a transaction shared with the other work of this turn; resolves after commit.
+   * `savepoint: false` skips the savepoint for work that throws only before it writes anything (its
+   * expected failures leave the others untouched; an unexpected one aborts the whole group).
+   */
+  run<T>(work: () => T, options: { savepoint?: boolean } = {}): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ work, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.push({ work, savepoint: options.savepoint ?? true, resolve: resolve as (v: unknown) => void, reject });
       // After every promise continuation of this turn has run, so concurrent submitters share it.
       if (this.pending.length === 1) process.nextTick(() => this.flush());
     });
@@ -39,8 +45,9 @@ export class GroupCommit {
             continue;
           }
           try {
-            outcomes.push({ ok: true, value: this.storage.tx(job.work) });
+            outcomes.push({ ok: true, value: job.savepoint ? this.storage.tx(job.work) : job.work() });
           } catch (err) {
+            if (!job.savepoint && !(err instanceof FsError)) throw err;
             outcomes.push({ ok: false, value: err });
           }
         }

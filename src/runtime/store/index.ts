@@ -47,6 +47,14 @@ export interface AgentRow {
   retry_at: number | null;
 }
 
+export interface TickMeta {
+  state: LifecycleState;
+  next_alarm: number | null;
+  next_run: number | null;
+  updated_at: number;
+  consecutive_failures: number;
+}
+
 export interface InboxMeta {
   state: LifecycleState;
   inbox_policy: string;
@@ -132,6 +140,7 @@ export class RuntimeStore {
     this.q = {
       agent: p('SELECT * FROM agents WHERE id = ?'),
       agentExists: p('SELECT 1 FROM agents WHERE id = ?').pluck(),
+      tickMeta: p('SELECT state, next_alarm, next_run, updated_at, consecutive_failures FROM agents WHERE id = ?'),
       inboxMeta: p('SELECT state, inbox_policy, queue_depth, inbox_seq, inbox_version, inbox_mtime FROM agents WHERE id = ?'),
       inboxCounters: p(`UPDATE agents SET queue_depth = ?, inbox_seq = ?, inbox_version = ?, inbox_mtime = ?, enqueued = enqueued + ? WHERE id = ?`),
       agentList: p('SELECT id, state, created_at, updated_at FROM agents ORDER BY id'),
@@ -225,6 +234,11 @@ export class RuntimeStore {
   /** What the enqueue path and the inbox file's stat need, without reading the whole row. */
   inboxMeta(id: string): InboxMeta | undefined {
     return this.q.inboxMeta.get(id) as InboxMeta | undefined;
+  }
+
+  /** What a tick's commit needs to know of the agent as it is now. */
+  tickMeta(id: string): TickMeta | undefined {
+    return this.q.tickMeta.get(id) as TickMeta | undefined;
   }
 
   /** Writes the inbox counters a batch of enqueues computed (see Queues). */
