@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { GroupCommit } from '../../src/runtime/group-commit.js';
 import { cleanup, openStorage } from '../helpers.js';
+import { FsError } from '../../src/fs/errors.js';
 
 afterEach(cleanup);
 
@@ -27,5 +28,26 @@ describe('group commit', () => {
     await put('d');
     await put('e');
     expect(gc.stats.transactions).toBe(3);
+  });
+
+  it('without savepoints, an FsError before writing fails only its own piece; any other error fails the group', async () => {
+    const storage = openStorage();
+    storage.db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
+    const ins = storage.db.prepare('INSERT INTO t (k) VALUES (?)');
+    const gc = new GroupCommit(storage);
+    const put = (k: string, fail?: 'expected' | 'unexpected') =>
+      gc.run(
+        () => {
+          if (fail === 'expected') throw new FsError('ENOENT', `/${k}`, 'gone');
+          ins.run(k);
+          if (fail === 'unexpected') throw new Error('disk on fire');
+        },
+        { savepoint: false },
+      );
+    const first = await Promise.allSettled([put('a'), put('b', 'expected'), put('c')]);
+    expect(first.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    const second = await Promise.allSettled([put('d'), put('e', 'unexpected'), put('f')]);
+    expect(second.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(storage.db.prepare('SELECT k FROM t ORDER BY k').pluck().all()).toEqual(['a', 'c']);
   });
 });
