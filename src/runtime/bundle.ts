@@ -157,6 +157,8 @@ export function importBundle(rt: AgentRuntime, request: unknown, path: string): 
       if (m.type === 'dir') storage.dataFiles.create(tree, m.path, { ...spec, exclusive: true });
       else storage.dataFiles.replace(tree, m.path, Uint8Array.from(Buffer.from(m.data ?? '', 'base64')), spec);
     }
+    // Times last: creating children touched their directories.
+    for (const m of [...b.memory].reverse()) storage.dataFiles.setattr(tree, m.path, { mtime: m.mtime });
     rt.tracer.emit(id, { type: 'imported', from: b.agent.id, exported_at: b.exported_at, new_identity: newIdentity || !b.identity });
   });
   return id;

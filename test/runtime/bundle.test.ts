@@ -47,7 +47,12 @@ async function snapshot(a9: Agent9, id: string) {
     deadletter: await Promise.all((await f.list(`/agents/${id}/deadletter`)).filter((n) => n !== 'ctl').map((n) => f.json(`/agents/${id}/deadletter/${n}`))),
     outbox: await Promise.all((await f.list(`/agents/${id}/outbox`)).map((n) => f.json<Record<string, unknown>>(`/agents/${id}/outbox/${n}`).then(({ from: _f, ...o }) => o))),
     goals: await f.json(`/agents/${id}/goals/main.json`),
-    memory: [await f.read(`/agents/${id}/memory/notes/a.md`), Array.from(new TextEncoder().encode(await f.read(`/agents/${id}/memory/bin`)))],
+    memory: [
+      await f.read(`/agents/${id}/memory/notes/a.md`),
+      Array.from(new TextEncoder().encode(await f.read(`/agents/${id}/memory/bin`))),
+      (await f.stat(`/agents/${id}/memory/notes/a.md`)).mtime,
+      (await f.stat(`/agents/${id}/memory/notes`)).mtime,
+    ],
     state: JSON.parse(a9.runtime.store.getState(id)!.data) as unknown,
     kv: a9.runtime.store.kvList(id),
     seen: a9.runtime.store.seenIds(id),
