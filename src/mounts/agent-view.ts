@@ -15,7 +15,7 @@ import { DeadletterFs } from '../services/deadletter.js';
 import { outboxService } from '../services/outbox.js';
 import { GoalsFs } from '../services/goals.js';
 import { identityService } from '../services/identity.js';
-import { logsService } from '../services/logs.js';
+import { logsQueryService, logsService } from '../services/logs.js';
 import { metricsService } from '../services/metrics.js';
 import { configService, exportService } from '../services/config.js';
 
@@ -51,8 +51,8 @@ export function standardAgentMounts(): AgentMount[] {
       access: ReadWrite,
     },
     { path: '/identity', build: ({ rt, id }) => identityService(rt, id), access: SignOnly },
-    // Views and a stream that refuse writes themselves, and the `query` call file.
-    { path: '/logs', build: ({ rt, id }) => logsService(rt, id), access: ReadWrite },
+    { path: '/logs', build: ({ rt, id }) => logsService(rt, id), access: ReadOnly },
+    { path: '/logs/query', build: ({ rt, id }) => logsQueryService(rt, id), access: ReadWrite },
     { path: '/metrics', build: ({ rt, id }) => metricsService(rt, id), access: ReadOnly },
     { path: '/config', build: ({ rt, id }) => configService(rt, id), access: ReadWrite, options: ADMIN_ONLY },
     { path: '/export', build: ({ rt, id }) => exportService(rt, id), access: ReadOnly },

@@ -46,20 +46,28 @@ export function logsService(rt: AgentRuntime, id: string): SyntheticFs {
       }),
       recent: jsonView(() => store.query(id, TRACE_PATH, { limit: RECENT_COUNT, newest: true }).filter((r) => r.type === 'data').map(lineOf)),
       trajectory: view(() => jsonl(store.query(id, TRACE_PATH).filter((r) => r.type === 'data')), { sizeAtStat: false }),
-      query: call((req) => {
-        const q = validate(QuerySchema, req.length ? parseJsonObject(req, '/query') : {}, '/query', 'query');
-        const opts: { afterId?: number; fromTime?: number; toTime?: number } = {};
-        if (q.after !== undefined) opts.afterId = q.after;
-        if (q.from !== undefined) opts.fromTime = q.from;
-        if (q.to !== undefined) opts.toTime = q.to;
-        let recs = store.query(id, TRACE_PATH, opts).filter((r) => r.type === 'data');
-        if (q.types) {
-          const types = new Set(q.types);
-          recs = recs.filter((r) => types.has(String((r.data as { type?: unknown } | undefined)?.type)));
-        }
-        if (q.limit !== undefined) recs = recs.slice(0, q.limit);
-        return jsonl(recs);
-      }),
+    }),
+    'logs',
+  );
+}
+
+/** `/logs/query`, mounted on its own (read-write) so that the rest of /logs stays a read-only mount. */
+export function logsQueryService(rt: AgentRuntime, id: string): SyntheticFs {
+  const store = rt.storage.eventStore;
+  return new SyntheticFs(
+    call((req) => {
+      const q = validate(QuerySchema, req.length ? parseJsonObject(req, '/') : {}, '/', 'query');
+      const opts: { afterId?: number; fromTime?: number; toTime?: number } = {};
+      if (q.after !== undefined) opts.afterId = q.after;
+      if (q.from !== undefined) opts.fromTime = q.from;
+      if (q.to !== undefined) opts.toTime = q.to;
+      let recs = store.query(id, TRACE_PATH, opts).filter((r) => r.type === 'data');
+      if (q.types) {
+        const types = new Set(q.types);
+        recs = recs.filter((r) => types.has(String((r.data as { type?: unknown } | undefined)?.type)));
+      }
+      if (q.limit !== undefined) recs = recs.slice(0, q.limit);
+      return jsonl(recs);
     }),
     'logs',
   );
