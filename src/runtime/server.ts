@@ -16,6 +16,7 @@ import { AgentViews, buildGlobalView } from '../mounts/global-view.js';
 import { standardAgentMounts, type AgentMount } from '../mounts/agent-view.js';
 import { statusOf, type AgentStatus } from '../services/status.js';
 import { FsError } from '../fs/errors.js';
+import { ContainerEngine, containersAgentMount, type ContainerEngineOptions } from '../services/containers/index.js';
 
 export interface Agent9Options {
   /** The data directory (AGENT9_HOME): agent9.db and server.key live here. */
@@ -34,6 +35,8 @@ export interface Agent9Options {
   scheduler?: SchedulerOptions | false;
   /** Agent namespaces kept built (default 256). */
   namespaceCache?: number;
+  /** /containers: the container engine's options (providers, default policy), or false for no /containers. */
+  containers?: Omit<ContainerEngineOptions, 'storage' | 'ledger'> | false;
 }
 
 export class Agent9 {
@@ -44,6 +47,8 @@ export class Agent9 {
   readonly home: string;
   /** Budgets of every agent (micro-USD): /status shows them, ticks reset the tick window, /compute and /containers reserve from it. */
   readonly budgets: BudgetLedger;
+  /** The container engine behind every agent's /containers (undefined when turned off). */
+  readonly containers: ContainerEngine | undefined;
   private readonly views: AgentViews;
   private readonly mounts: AgentMount[];
   private closed = false;
@@ -51,16 +56,24 @@ export class Agent9 {
   private constructor(home: string, storage: Storage, options: Agent9Options) {
     this.home = home;
     this.storage = storage;
-    this.mounts = [...standardAgentMounts(), ...(options.agentMounts ?? [])];
     const runtimeOptions: ConstructorParameters<typeof AgentRuntime>[2] = {};
     if (options.execEnv) runtimeOptions.execEnv = options.execEnv;
     if (options.programs) runtimeOptions.programs = options.programs;
     this.budgets = options.budgets ?? new BudgetLedger(storage);
+    this.containers = options.containers === false ? undefined : new ContainerEngine({ ...options.containers, storage, ledger: this.budgets });
+    this.mounts = [
+      ...standardAgentMounts(),
+      ...(this.containers ? [containersAgentMount(this.containers)] : []),
+      ...(options.agentMounts ?? []),
+    ];
     runtimeOptions.budgets = this.budgets;
     if (options.scheduler !== undefined) runtimeOptions.scheduler = options.scheduler;
     this.runtime = new AgentRuntime(home, storage, runtimeOptions);
     this.views = new AgentViews(this.runtime, () => this.mounts, options.namespaceCache ?? 256);
-    this.runtime.onDeleted = (id) => this.views.evict(id);
+    this.runtime.onDeleted = (id) => {
+      this.views.evict(id);
+      void this.containers?.dropAgent(id).catch(() => undefined);
+    };
     this.namespace = buildGlobalView(this.runtime, this.views);
   }
 
@@ -69,7 +82,11 @@ export class Agent9 {
     mkdirSync(home, { recursive: true, mode: 0o700 });
     const storage = Storage.open(home, options.storage ?? {});
     try {
-      return new Agent9(home, storage, options);
+      const a9 = new Agent9(home, storage, options);
+      // Settles what a previous run left (sessions, orphaned containers) in the background; every
+      // /containers operation waits for it.
+      void a9.containers?.start().catch(() => undefined);
+      return a9;
     } catch (err) {
       storage.close();
       throw err;
@@ -96,6 +113,7 @@ export class Agent9 {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.containers?.close();
     await this.runtime.close();
     this.storage.close();
   }
