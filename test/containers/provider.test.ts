@@ -157,6 +157,23 @@ describe('docker provider', () => {
     }
   });
 
+  it('reads usage from the host cgroups and from inside the container alike', async () => {
+    const { containerId } = await provider.createSession(spec({ memoryMb: 32 }));
+    const inside = new DockerProvider({ hostCgroupRoot: null });
+    try {
+      await runIn(containerId, 'x=$(head -c 100000000 /dev/zero | tr "\\0" a)');
+      const host = await provider.usage(containerId);
+      const there = await inside.usage(containerId);
+      expect(host.oom_kills).toBeGreaterThan(0);
+      expect(there.oom_kills).toBe(host.oom_kills);
+      expect(there.peak_memory_bytes).toBe(host.peak_memory_bytes);
+      expect(there.cpu_time_ms! - host.cpu_time_ms!).toBeGreaterThanOrEqual(0);
+      expect(there.cpu_time_ms! - host.cpu_time_ms!).toBeLessThan(1000);
+    } finally {
+      await provider.remove(containerId);
+    }
+  });
+
   it('finds its containers by label and stops them', async () => {
     const { containerId } = await provider.createSession(spec());
     const found = await provider.list(labels);

@@ -5,6 +5,7 @@
  * limits; commands run in it as execs whose stdout and stderr arrive separately.
  */
 import Docker from 'dockerode';
+import { readFile } from 'node:fs/promises';
 import type { Duplex, Readable } from 'node:stream';
 import { FsError } from '../../../fs/errors.js';
 import { SIGNAL_TREE_SCRIPT, USAGE_SCRIPT } from './scripts.js';
@@ -28,6 +29,11 @@ export interface DockerProviderOptions {
   socketPath?: string;
   /** How long a health answer is reused (default 5 s when available, 1 s when not). */
   healthTtlMs?: number;
+  /**
+   * Where the engine's cgroups are mounted on this host (default /sys/fs/cgroup): usage is read there
+   * without entering the container when the engine runs here; null always asks inside the container.
+   */
+  hostCgroupRoot?: string | null;
   now?: () => number;
 }
 
@@ -123,6 +129,7 @@ export class DockerProvider implements ContainerProvider {
   /** A separate client with a short timeout, so a hung engine cannot hang a health read. */
   private readonly probe: Docker;
   private readonly healthTtlMs: number;
+  private readonly hostCgroupRoot: string | null;
   private readonly now: () => number;
   private cachedHealth: ProviderHealth | undefined;
   /** Images seen present, and when: a submit need not ask the engine again for a while. */
@@ -134,6 +141,7 @@ export class DockerProvider implements ContainerProvider {
     this.docker = new Docker({ socketPath: this.socketPath });
     this.probe = new Docker({ socketPath: this.socketPath, timeout: 3000 });
     this.healthTtlMs = options.healthTtlMs ?? 5000;
+    this.hostCgroupRoot = options.hostCgroupRoot === undefined ? '/sys/fs/cgroup' : options.hostCgroupRoot;
     this.now = options.now ?? (() => Date.now());
   }
 
@@ -392,6 +400,44 @@ export class DockerProvider implements ContainerProvider {
   }
 
   async usage(containerId: string): Promise<CgroupUsage> {
+    return (await this.hostUsage(containerId)) ?? this.containerUsage(containerId);
+  }
+
+  /** The container's cgroup read on this host (cgroup v1 or v2, cgroupfs or systemd layout); undefined when not here. */
+  private async hostUsage(containerId: string): Promise<CgroupUsage | undefined> {
+    const root = this.hostCgroupRoot;
+    if (root === null || !/^[0-9a-f]{64}$/.test(containerId)) return undefined;
+    const read = (path: string) => readFile(path, 'utf8').then((t) => t, () => undefined);
+    const field = (text: string | undefined, name: string) => {
+      const m = text === undefined ? null : new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
+      return m ? Number(m[1]) : null;
+    };
+    for (const dir of [`docker/${containerId}`, `system.slice/docker-${containerId}.scope`]) {
+      const peak = await read(`${root}/memory/${dir}/memory.max_usage_in_bytes`);
+      if (peak !== undefined) {
+        const cpu = (await read(`${root}/cpuacct/${dir}/cpuacct.usage`)) ?? (await read(`${root}/cpu,cpuacct/${dir}/cpuacct.usage`));
+        return {
+          cpu_time_ms: cpu === undefined ? null : Math.round(Number(cpu) / 1e6),
+          peak_memory_bytes: Number(peak),
+          oom_kills: field(await read(`${root}/memory/${dir}/memory.oom_control`), 'oom_kill'),
+        };
+      }
+      const stat = await read(`${root}/${dir}/cpu.stat`);
+      if (stat !== undefined) {
+        const usec = field(stat, 'usage_usec');
+        const peak2 = await read(`${root}/${dir}/memory.peak`);
+        return {
+          cpu_time_ms: usec === null ? null : Math.round(usec / 1000),
+          peak_memory_bytes: peak2 === undefined ? null : Number(peak2),
+          oom_kills: field(await read(`${root}/${dir}/memory.events`), 'oom_kill'),
+        };
+      }
+    }
+    return undefined;
+  }
+
+  /** The same read from inside the container (a remote engine, another layout). */
+  private async containerUsage(containerId: string): Promise<CgroupUsage> {
     const r = await this.run(containerId, ['/bin/sh', '-c', USAGE_SCRIPT, 'agent9-usage'], { user: '0' });
     const [cpu, mem, oom] = Buffer.from(r.stdout).toString().trim().split(/\s+/);
     const num = (s: string | undefined) => (s === undefined || s === '-' || s === '' ? null : Number(s));
