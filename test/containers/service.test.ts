@@ -350,6 +350,30 @@ describe('/containers: requests, policy and control', () => {
     await writeAll(rig.ns, `/containers/sessions/${sid}/ctl`, 'kill', admin);
   });
 
+  it('lists names with spaces, newlines and non-ASCII exactly, and keeps dangling links', async () => {
+    const sid = await interactive();
+    await execWait(sid, 'touch "a b" "ü.txt" "$(printf "new\\nline")" .hidden; mkdir d; ln -s nowhere dangling');
+    const entries = await rig.ns.readdir(`/containers/sessions/${sid}/files`, admin);
+    expect(entries.map((e) => e.name)).toEqual(['.hidden', 'a b', 'd', 'dangling', 'new\nline', 'ü.txt']);
+    expect(entries.find((e) => e.name === 'd')?.stat.type).toBe('dir');
+    await writeAll(rig.ns, `/containers/sessions/${sid}/files/new\nline`, 'x', admin);
+    expect((await execWait(sid, 'cat "$(printf "new\\nline")"'))['stdout']).toBe('x');
+    await writeAll(rig.ns, `/containers/sessions/${sid}/ctl`, 'kill', admin);
+  });
+
+  it('keeps every line of a chatty command, in order, in few events', async () => {
+    const sid = await interactive();
+    const from = rig.storage.eventStore.lastId();
+    const r = await execWait(sid, 'i=0; while [ $i -lt 3000 ]; do echo "line $i"; i=$((i+1)); done');
+    const expected = Array.from({ length: 3000 }, (_, i) => `line ${i}\n`).join('');
+    expect(r['stdout']).toBe(expected);
+    const streamed = lines(await rig.read(`/containers/sessions/${sid}/exec/${r['exec_id']}/output`));
+    expect(streamed.map((c) => c['data']).join('')).toBe(expected);
+    expect(streamed.length).toBeLessThan(3000);
+    expect(rig.storage.eventStore.after(from, 100_000).length).toBeLessThan(3000);
+    await writeAll(rig.ns, `/containers/sessions/${sid}/ctl`, 'kill', admin);
+  });
+
   it('caps each stream of a command at max_output_bytes and says so', async () => {
     await writeAll(rig.ns, '/containers/policy', JSON.stringify({ max_output_bytes: 1000 }), admin);
     try {

@@ -49,7 +49,7 @@ function filesOf(engine: ContainerEngine): SessionFiles {
   return f;
 }
 
-const FILES_PATH = /^\/sessions\/([^/]+)\/files(?:\/(.*))?$/;
+const FILES_PATH = /^\/sessions\/([^/]+)\/files(?:\/(.*))?$/s;
 const RAW_STREAM_PATH = /^\/sessions\/([^/]+)\/exec\/([^/]+)\/(stdout|stderr)$/;
 
 /** The FileService an agent's namespace mounts at /containers (policy admin-write: CONTAINERS_ADMIN_WRITE). */
