@@ -16,7 +16,7 @@ import { AgentViews, buildGlobalView } from '../mounts/global-view.js';
 import { standardAgentMounts, type AgentMount } from '../mounts/agent-view.js';
 import { statusOf, type AgentStatus } from '../services/status.js';
 import { FsError } from '../fs/errors.js';
-import { ContainerEngine, containersAgentMount, type ContainerEngineOptions } from '../services/containers/index.js';
+import { ContainerEngine, containersAgentMount, openContainerEngine } from '../services/containers/index.js';
 
 export interface Agent9Options {
   /** The data directory (AGENT9_HOME): agent9.db and server.key live here. */
@@ -35,8 +35,8 @@ export interface Agent9Options {
   scheduler?: SchedulerOptions | false;
   /** Agent namespaces kept built (default 256). */
   namespaceCache?: number;
-  /** /containers: the container engine's options (providers, default policy), or false for no /containers. */
-  containers?: Omit<ContainerEngineOptions, 'storage' | 'ledger'> | false;
+  /** The /containers engine; default: one from `$AGENT9_HOME/config.json` on this storage and ledger; false: no /containers. */
+  containers?: ContainerEngine | false;
 }
 
 export class Agent9 {
@@ -60,7 +60,7 @@ export class Agent9 {
     if (options.execEnv) runtimeOptions.execEnv = options.execEnv;
     if (options.programs) runtimeOptions.programs = options.programs;
     this.budgets = options.budgets ?? new BudgetLedger(storage);
-    this.containers = options.containers === false ? undefined : new ContainerEngine({ ...options.containers, storage, ledger: this.budgets });
+    this.containers = options.containers === false ? undefined : (options.containers ?? openContainerEngine({ storage, home, ledger: this.budgets }));
     this.mounts = [
       ...standardAgentMounts(),
       ...(this.containers ? [containersAgentMount(this.containers)] : []),

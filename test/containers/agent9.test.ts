@@ -1,7 +1,9 @@
 /** /containers in the server: every agent has its own, the global view nests it, deleting an agent ends its sessions. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DockerProvider } from '../../src/services/containers/providers/docker.js';
-import { collect, expectCode } from '../helpers.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { collect, expectCode, tempDir } from '../helpers.js';
 import { createAgent, files, openServer, waitFor } from '../runtime/support.js';
 import { BUSYBOX, removeLabelled, requireEngine } from './engine.js';
 
@@ -59,6 +61,21 @@ describe('/containers in Agent9', () => {
     await g.remove('/agents/dave', true);
     await waitFor(async () => (await provider.list({ 'agent9.session': answer.session_id })).length === 0, 10_000, 'the container to go');
     expect(a9.containers!.sessions.ids('dave')).toEqual([]);
+  });
+
+  it('takes its engine and default policy from config.json', async () => {
+    const home = tempDir();
+    writeFileSync(join(home, 'config.json'), JSON.stringify({ containers: { docker: { socket: '/nonexistent/docker.sock' }, policy: { max_concurrent: 3 } } }));
+    const a9 = await openServer({ home, scheduler: false });
+    await createAgent(a9, { name: 'frank', program: 'echo' });
+    const g = files(a9.namespace);
+    expect(await g.json('/agents/frank/containers/providers/docker/health')).toMatchObject({ status: 'unavailable' });
+    expect(await g.json('/agents/frank/containers/policy')).toMatchObject({ max_concurrent: 3 });
+    await expectCode(g.call('/agents/frank/containers/new', '{"commands": ["true"]}'), 'EREMOTEIO', '/nonexistent/docker.sock');
+
+    const bad = tempDir();
+    writeFileSync(join(bad, 'config.json'), JSON.stringify({ containers: { dockr: {} } }));
+    await expectCode(openServer({ home: bad, scheduler: false }), 'EINVAL', "'dockr'");
   });
 
   it('can be turned off', async () => {

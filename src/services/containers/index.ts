@@ -1,6 +1,7 @@
 /** /containers: sandboxed code execution as files. See service.ts for the file surface and engine.ts for the lifecycle. */
 export { createContainersService, CONTAINERS_ADMIN_WRITE, type ContainersServiceOptions } from './service.js';
-export { containersAgentMount } from './mount.js';
+export { containersAgentMount, openContainerEngine, type ContainersServerOptions } from './mount.js';
+export { loadContainersConfig, parseContainersConfig, type ContainersConfig } from './config.js';
 export {
   ContainerEngine,
   CONTAINERS_SERVICE,

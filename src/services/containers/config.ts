@@ -1,0 +1,54 @@
+/**
+ * The `containers` section of the server config file, `$AGENT9_HOME/config.json`:
+ *
+ *   {"containers": {
+ *     "docker": {"socket": "/var/run/docker.sock"},   // or false: no engine (providers/docker is absent)
+ *     "policy": {"allowed_images": ["agent9/*"], "price_per_cpu_second": 10},
+ *     "session_retention_ms": 604800000
+ *   }}
+ *
+ * Everything is optional: without the file the engine is the local Docker socket with the default policy.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { FsError } from '../../fs/errors.js';
+import type { PolicyInput } from './policy.js';
+import { describeIssues } from './request.js';
+
+export const containersConfigSchema = z.strictObject({
+  docker: z.union([z.literal(false), z.strictObject({ socket: z.string().min(1).optional() })]).optional(),
+  policy: z.record(z.string(), z.unknown()).optional(),
+  session_retention_ms: z.number().int().positive().optional(),
+});
+
+export interface ContainersConfig {
+  docker?: false | { socket?: string };
+  policy?: PolicyInput;
+  session_retention_ms?: number;
+}
+
+/** The containers section of `<home>/config.json` ({} when the file or the section is missing). */
+export function loadContainersConfig(home: string): ContainersConfig {
+  const file = join(home, 'config.json');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw err;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new FsError('EINVAL', file, `malformed JSON: ${(err as Error).message}`);
+  }
+  return parseContainersConfig((json as { containers?: unknown } | null)?.containers ?? {}, file);
+}
+
+export function parseContainersConfig(value: unknown, where = 'config.json'): ContainersConfig {
+  const parsed = containersConfigSchema.safeParse(value);
+  if (!parsed.success) throw new FsError('EINVAL', where, `containers: ${describeIssues(parsed.error)}`);
+  return parsed.data as ContainersConfig;
+}
