@@ -5,6 +5,7 @@
 import type { Migration } from './db.js';
 import { eventMigrations } from './events.js';
 import { dataFileMigrations } from './datafiles.js';
+import { tokenMigrations } from '../tokens.js';
 
 const core: Migration[] = [
   {
@@ -14,4 +15,4 @@ const core: Migration[] = [
   },
 ];
 
-export const migrations: Migration[] = [...core, ...eventMigrations, ...dataFileMigrations];
+export const migrations: Migration[] = [...core, ...eventMigrations, ...dataFileMigrations, ...tokenMigrations];
