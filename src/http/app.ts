@@ -178,6 +178,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const auth = options.auth;
   /** Long-lived responses (watches, streams) to end when the server shuts down. */
   const longLived = new Set<() => void>();
+  /** Their responses, to wait for after ending them. */
+  const longLivedResponses = new Set<import('node:http').ServerResponse>();
+  const track = (reply: FastifyReply, end: () => void) => {
+    longLived.add(end);
+    longLivedResponses.add(reply.raw);
+    reply.raw.once('close', () => longLivedResponses.delete(reply.raw));
+  };
 
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
@@ -215,8 +222,21 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }
 
   // Watches and streams would keep the server open forever: end them first, cleanly.
+  let shuttingDown = false;
+  // A request that was in flight when shutdown began leaves an idle keep-alive socket: close it.
+  app.addHook('onResponse', async () => {
+    if (shuttingDown) setImmediate(() => app.server.closeIdleConnections());
+  });
   app.addHook('preClose', async () => {
+    shuttingDown = true;
+    const responses = [...longLivedResponses];
     for (const end of [...longLived]) end();
+    // Once they have flushed, their keep-alive sockets are idle: close them, or close() waits for them.
+    await Promise.race([
+      Promise.all(responses.map((res) => (res.writableFinished || res.destroyed ? undefined : new Promise((r) => res.once('close', r))))),
+      new Promise((r) => setTimeout(r, 2000).unref()),
+    ]);
+    app.server.closeIdleConnections();
   });
 
   const caller = (request: FastifyRequest): Caller => auth.authenticate(request.headers.authorization);
@@ -240,7 +260,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       metrics?.streams.dec();
       void handle.close().catch(() => undefined);
     };
-    longLived.add(end);
+    track(reply, end);
     metrics?.streams.inc();
     reply.raw.on('close', end);
     async function* chunks() {
@@ -255,11 +275,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       }
     }
     statHeaders(reply, st).removeHeader('etag');
-    return reply
+    reply
       .header('cache-control', 'no-cache')
       .header('x-accel-buffering', 'no')
       .type(TEXT)
       .send(Readable.from(chunks(), { objectMode: false }));
+    // Headers go out now, not with the first datum: a client may wait for them before it writes.
+    if (!reply.raw.headersSent && reply.raw.hasHeader('x-agent9-kind')) reply.raw.flushHeaders();
+    return reply;
   }
 
   async function read(request: FastifyRequest, reply: FastifyReply, c: Caller, t: Target) {
@@ -310,7 +333,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       void events.return?.();
       sse.close();
     };
-    longLived.add(end);
+    track(reply, end);
     metrics?.watchers.inc();
     sse.onClose(end);
     reply.header('x-accel-buffering', 'no').header('cache-control', 'no-cache');

@@ -30,6 +30,11 @@ export interface ClientOptions {
   reconnectForMs?: number;
   /** Delay between reconnection attempts when the server gave no `retry:` (default 1 s). */
   reconnectDelayMs?: number;
+  /**
+   * A watch that receives nothing (not even the server's heartbeat, every 15 s) for this long is
+   * considered dead and reconnects (default 45 s). A silently dropped connection is caught this way.
+   */
+  idleTimeoutMs?: number;
   /** Called on each watch disconnect that will be retried. */
   onReconnect?: (info: { path: string; lastEventId: string | undefined; error: unknown }) => void;
 }
@@ -232,6 +237,13 @@ export class HttpFileService implements FileService {
       const onAbort = () => ac.abort();
       signal?.addEventListener('abort', onAbort);
       let disconnect: unknown;
+      let watchdog: ReturnType<typeof setTimeout> | undefined;
+      const idleMs = this.options.idleTimeoutMs ?? 45_000;
+      const arm = () => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => ac.abort(), idleMs);
+      };
+      arm();
       try {
         const headers: Record<string, string> = { accept: 'text/event-stream' };
         if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
@@ -243,6 +255,7 @@ export class HttpFileService implements FileService {
           for (;;) {
             const { value, done } = await reader.read();
             if (done) break;
+            arm();
             for (const msg of parser.push(decoder.decode(value, { stream: true }))) {
               if (msg.event === 'error') throw new WatchRefused(errorEvent(msg.data, path));
               const ev = JSON.parse(msg.data) as FsEvent;
@@ -267,6 +280,7 @@ export class HttpFileService implements FileService {
         if (!retriable) throw fsErr;
         disconnect = fsErr;
       } finally {
+        clearTimeout(watchdog);
         signal?.removeEventListener('abort', onAbort);
         ac.abort();
       }

@@ -1,6 +1,6 @@
 /** Servers for HTTP tests: the conformance fixture served on a real loopback socket (port 0). */
 import { buildFixture } from '../conformance/fixture.js';
-import { Storage } from '../../src/runtime/storage/index.js';
+import { Storage, type StorageOptions } from '../../src/runtime/storage/index.js';
 import { startServer, type RunningServer } from '../../src/http/server.js';
 import type { Namespace } from '../../src/fs/namespace.js';
 import { tempDir } from '../helpers.js';
@@ -23,11 +23,12 @@ export interface FixtureServerOptions {
   heartbeatMs?: number;
   bodyLimit?: number;
   retryMs?: number;
+  storage?: StorageOptions;
 }
 
 export async function startFixtureServer(options: FixtureServerOptions = {}): Promise<FixtureServer> {
   const home = options.home ?? tempDir('agent9-http-');
-  const storage = Storage.open(home);
+  const storage = Storage.open(home, options.storage ?? {});
   const ns = buildFixture(storage);
   const server = await startServer({
     home,
