@@ -80,6 +80,26 @@ function parseTarget(request: FastifyRequest): Target {
   return { path, slash: path !== '/' && decoded.endsWith('/'), query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)) };
 }
 
+/** The path an error names: the parsed one, or the best reading of the URL when parsing never ran. */
+function errorPath(request: FastifyRequest): string {
+  if (request.fsPath) return request.fsPath;
+  const raw = (request.url ?? '/').split('?')[0]!;
+  try {
+    return normalizePath(decodeURIComponent(raw));
+  } catch {
+    return raw.replace(/\0/g, '\\0');
+  }
+}
+
+/**
+ * A body is the bytes to write whatever its Content-Type says, so the header is dropped before fastify
+ * would judge it (a malformed one would otherwise be refused).
+ */
+function ignoreContentType(request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  delete request.headers['content-type'];
+  done();
+}
+
 function flag(query: URLSearchParams, name: string): boolean {
   const v = query.get(name);
   return v !== null && v !== '0' && v.toLowerCase() !== 'false' && v.toLowerCase() !== 'no';
@@ -196,10 +216,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     frameworkErrors: (err, request, reply) => {
-      void sendError(request, reply, httpError(err, request.fsPath ?? '/'));
+      void sendError(request, reply, httpError(err, errorPath(request)));
     },
   });
-  app.decorateRequest('fsPath', '/');
+  app.decorateRequest('fsPath', '');
   app.decorateRequest('op', 'other');
   app.addHttpMethod('MOVE', { hasBody: true });
 
@@ -209,9 +229,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
 
-  app.setErrorHandler((err, request, reply) => sendError(request, reply, httpError(err, request.fsPath)));
+  app.setErrorHandler((err, request, reply) => sendError(request, reply, httpError(err, errorPath(request))));
   app.setNotFoundHandler((request, reply) => {
-    sendError(request, reply, new FsError('ENOSYS', request.fsPath, `method ${request.method} is not supported`));
+    sendError(request, reply, new FsError('ENOSYS', errorPath(request), `method ${request.method} is not supported`));
   });
 
   if (metrics) {
@@ -389,6 +409,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.route({
     method: 'PUT',
     url: '/*',
+    onRequest: ignoreContentType,
     handler: async (request, reply) => {
       const t = parseTarget(request);
       const { view, cx } = caller(request);
@@ -435,6 +456,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.route({
     method: 'POST',
     url: '/*',
+    onRequest: ignoreContentType,
     handler: async (request, reply) => {
       const t = parseTarget(request);
       const c = caller(request);
@@ -464,6 +486,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.route({
     method: 'DELETE',
     url: '/*',
+    onRequest: ignoreContentType,
     handler: async (request, reply) => {
       const t = parseTarget(request);
       const { view, cx } = caller(request);
@@ -480,6 +503,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.route({
     method: 'MOVE',
     url: '/*',
+    onRequest: ignoreContentType,
     handler: async (request, reply) => {
       const t = parseTarget(request);
       const { view, cx } = caller(request);
@@ -501,6 +525,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.route({
     method: 'OPTIONS',
     url: '/*',
+    onRequest: ignoreContentType,
     handler: async (_request, reply) => reply.code(204).header('allow', ALLOW).send(),
   });
 
@@ -529,13 +554,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return reply.header('cache-control', 'no-cache').type(JSON_TYPE).send(JSON.stringify(agents) + '\n');
   });
 
-  app.post('/agents', async (request, reply) => {
+  app.post('/agents', { onRequest: ignoreContentType }, async (request, reply) => {
     request.fsPath = '/agents/new';
     const c = caller(request);
     return answer(request, reply, c, '/agents/new', bodyOf(request), 201);
   });
 
-  app.post<{ Params: { id: string } }>('/agents/:id/tick', async (request, reply) => {
+  app.post<{ Params: { id: string } }>('/agents/:id/tick', { onRequest: ignoreContentType }, async (request, reply) => {
     const path = agentPath(request.params.id, 'ctl');
     request.fsPath = path;
     request.op = 'agents';
@@ -544,7 +569,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return reply.code(202).send();
   });
 
-  app.post<{ Params: { id: string } }>('/agents/:id/send', async (request, reply) => {
+  app.post<{ Params: { id: string } }>('/agents/:id/send', { onRequest: ignoreContentType }, async (request, reply) => {
     const path = agentPath(request.params.id, 'inbox');
     request.fsPath = path;
     request.op = 'agents';

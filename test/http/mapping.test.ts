@@ -255,10 +255,20 @@ describe('writes', () => {
     expect(noDest.status).toBe(400);
   });
 
+  it('a body is the bytes to write, whatever Content-Type says (even a malformed one)', async () => {
+    for (const type of ['application/json', 'application/x-www-form-urlencoded', 'j', 'text/plain; charset=latin1']) {
+      const res = await s.req('/data/typed', { method: 'PUT', body: '{"k": "a=b&c"}', headers: { 'content-type': type } });
+      expect(res.status, type).toBe(204);
+      expect(await (await s.req('/data/typed')).text()).toBe('{"k": "a=b&c"}');
+    }
+  });
+
   it('bodies over the limit get 413 EFBIG; messages over their cap too, and nothing is sent', async () => {
     const huge = await s.req('/data/huge', { method: 'PUT', body: new Uint8Array(300 * 1024) });
     expect(huge.status).toBe(413);
-    expect((await errorOf(huge)).code).toBe('EFBIG');
+    const err = await errorOf(huge);
+    expect(err.code).toBe('EFBIG');
+    expect(err.path).toBe('/data/huge');
     expect((await s.req('/data/huge')).status).toBe(404);
     const before = JSON.parse(await (await s.req('/svc/count')).text()) as { messages: number };
     const big = await s.req('/svc/box', { method: 'POST', body: 'x'.repeat(5000) });
