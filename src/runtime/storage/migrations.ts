@@ -5,6 +5,8 @@
 import type { Migration } from './db.js';
 import { eventMigrations } from './events.js';
 import { dataFileMigrations } from './datafiles.js';
+import { budgetMigrations } from '../budgets.js';
+import { journalMigrations } from '../journal.js';
 import { tokenMigrations } from '../tokens.js';
 
 const core: Migration[] = [
@@ -15,4 +17,11 @@ const core: Migration[] = [
   },
 ];
 
-export const migrations: Migration[] = [...core, ...eventMigrations, ...dataFileMigrations, ...tokenMigrations];
+export const migrations: Migration[] = [
+  ...core,
+  ...eventMigrations,
+  ...dataFileMigrations,
+  ...budgetMigrations,
+  ...journalMigrations,
+  ...tokenMigrations,
+];
