@@ -90,7 +90,18 @@ async function errorFrom(res: Response, path: string): Promise<FsError> {
       message = body.error.message ?? '';
     }
   } catch {
-    /* no JSON body (HEAD) */
+    // No JSON body (HEAD): the message is in a header.
+    const decode = (name: string): string | undefined => {
+      const v = res.headers.get(name);
+      if (v === null) return undefined;
+      try {
+        return decodeURIComponent(v);
+      } catch {
+        return v;
+      }
+    };
+    message = decode('x-agent9-message') ?? '';
+    errPath = decode('x-agent9-path') ?? path;
   }
   if (!isErrorCode(code)) code = res.status === 401 ? 'EAUTH' : res.status >= 500 ? 'EIO' : 'EINVAL';
   const prefix = `${errPath}: `;

@@ -67,7 +67,10 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: FsE
   if (err.code === 'EAGAIN') reply.header('retry-after', String(Math.max(1, Math.ceil((err.retryAfterMs ?? 1000) / 1000))));
   if (err.code === 'EAUTH') reply.header('www-authenticate', 'Bearer realm="agent9"');
   if (err.code === 'ENOSYS') reply.header('allow', ALLOW);
-  if (request.method === 'HEAD') return reply.send();
+  // HEAD answers have no body: the message travels in a header (percent-encoded, paths may be UTF-8).
+  if (request.method === 'HEAD') {
+    return reply.header('x-agent9-message', encodeURIComponent(err.message)).header('x-agent9-path', encodeURIComponent(err.path)).send();
+  }
   return reply.type('application/json; charset=utf-8').send(errorBody(err));
 }
 

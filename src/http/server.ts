@@ -20,9 +20,9 @@ import { buildApp } from './app.js';
 import { TokenAuthenticator } from './auth.js';
 import { HttpMetrics } from './metrics.js';
 
-export const DEFAULT_HOST = '127.0.0.1';
-export const DEFAULT_PORT = 7070;
-export const SERVER_FILE = 'server.json';
+import { DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE } from './defaults.js';
+
+export { DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE };
 
 export interface ServerOptions {
   /** AGENT9_HOME: where admin.token and server.json live. */

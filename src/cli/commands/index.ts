@@ -1,6 +1,9 @@
 /** Registers every agentctl command; each area adds its module here. */
 import type { Command } from 'commander';
+import { registerFileCommands } from './files.js';
+import { registerTokenCommands } from './tokens.js';
 
-export function registerCommands(_program: Command): void {
-  // Commands are added by each area: serve, file verbs, agents, tokens, mount, compute, containers.
+export function registerCommands(program: Command): void {
+  registerFileCommands(program);
+  registerTokenCommands(program);
 }
