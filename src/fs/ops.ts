@@ -1,5 +1,5 @@
 /** Whole-file operations over any FileService: what HTTP, the CLI and tests do in one call. */
-import { concatBytes, EMPTY, toBytes, type Content } from './bytes.js';
+import { concatBytes, copyBytes, EMPTY, toBytes, type Content } from './bytes.js';
 import { FsError } from './errors.js';
 import type { Cx, FileService, OpenFlags, Stat, WriteFileOptions } from './types.js';
 
@@ -22,7 +22,7 @@ async function drain(handle: { read(len: number, off: number): Promise<Uint8Arra
   for (;;) {
     const chunk = await handle.read(READ_CHUNK, offset);
     if (chunk.length === 0) break;
-    parts.push(chunk.slice());
+    parts.push(copyBytes(chunk));
     offset += chunk.length;
     if (offset >= limit) break;
   }
