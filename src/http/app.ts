@@ -13,7 +13,7 @@
  *   DELETE /p     remove (a directory must be empty)
  *   MOVE /p       rename to the Destination header
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptions, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { fastifySSE } from '@fastify/sse';
 import { Readable } from 'node:stream';
 import { FsError } from '../fs/errors.js';
@@ -77,8 +77,38 @@ function parseTarget(request: FastifyRequest): Target {
   request.fsPath = decoded.replace(/\0/g, '\\0');
   const path = normalizePath(decoded);
   request.fsPath = path;
-  return { path, slash: path !== '/' && decoded.endsWith('/'), query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)) };
+  return { path, slash: path !== '/' && decoded.endsWith('/'), query: q < 0 ? NO_QUERY : new URLSearchParams(url.slice(q + 1)) };
 }
+
+/** Shared by every request without a query string (never modified). */
+const NO_QUERY = new URLSearchParams();
+
+/** `?watch=1` (or `?watch`, `?watch=true`): the request is an SSE watch. */
+function isWatchUrl(url: string | undefined): boolean {
+  const q = url?.indexOf('?') ?? -1;
+  return q >= 0 && url!.includes('watch', q) && flag(new URLSearchParams(url!.slice(q + 1)), 'watch');
+}
+
+/**
+ * Routes watch requests to their own route, so that only watches pay for the SSE machinery.
+ * (find-my-way constraint: unconstrained routes take everything that is not a watch.)
+ */
+type ConstraintStrategy = NonNullable<NonNullable<FastifyServerOptions['routerOptions']>['constraints']>[string];
+type StrategyStorage = ReturnType<ConstraintStrategy['storage']>;
+
+const watchConstraint: ConstraintStrategy = {
+  name: 'watch',
+  storage() {
+    const handlers = new Map<string, Parameters<StrategyStorage['set']>[1]>();
+    return {
+      get: (value: string) => handlers.get(value) ?? null,
+      set: (value: string, store) => void handlers.set(value, store),
+    };
+  },
+  // No value (undefined) lets the unconstrained routes match.
+  deriveConstraint: (req) => (isWatchUrl(req.url) ? 'yes' : (undefined as unknown as string)),
+  mustMatchWhenDerived: true,
+};
 
 /** The path an error names: the parsed one, or the best reading of the URL when parsing never ran. */
 function errorPath(request: FastifyRequest): string {
@@ -212,7 +242,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
     bodyLimit,
-    routerOptions: { maxParamLength: 500 },
+    routerOptions: { maxParamLength: 500, constraints: { watch: watchConstraint } },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     frameworkErrors: (err, request, reply) => {
@@ -235,20 +265,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   if (metrics) {
-    app.addHook('onResponse', async (request, reply) => {
-      metrics.requests.inc({ method: request.method, op: request.op, status: String(reply.statusCode) });
-      if (request.op !== 'watch' && request.op !== 'stream') metrics.latency.observe({ op: request.op }, reply.elapsedTime / 1000);
+    app.addHook('onResponse', (request, reply, done) => {
+      metrics.record(request.method, request.op, reply.statusCode, reply.elapsedTime);
+      done();
     });
   }
 
   // Watches and streams would keep the server open forever: end them first, cleanly.
-  let shuttingDown = false;
-  // A request that was in flight when shutdown began leaves an idle keep-alive socket: close it.
-  app.addHook('onResponse', async () => {
-    if (shuttingDown) setImmediate(() => app.server.closeIdleConnections());
-  });
   app.addHook('preClose', async () => {
-    shuttingDown = true;
+    // Requests in flight when shutdown began leave idle keep-alive sockets behind as they finish:
+    // close those until the server is closed (close() waits for every socket).
+    const sweeper = setInterval(() => app.server.closeIdleConnections(), 25);
+    sweeper.unref();
+    app.server.once('close', () => clearInterval(sweeper));
     const responses = [...longLivedResponses];
     for (const end of [...longLived]) end();
     // Once they have flushed, their keep-alive sockets are idle: close them, or close() waits for them.
@@ -321,8 +350,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     }
     // The stat comes first: the ETag is never newer than the bytes, so an If-Match built on it is safe.
     const bytes = await readAll(view, t.path, cx);
-    return statHeaders(reply, st)
+    // A read carries what caching and the kind need; HEAD carries the whole stat.
+    return reply
+      .header('etag', etagOf(st))
+      .header('last-modified', new Date(st.mtime).toUTCString())
       .header('cache-control', 'no-cache')
+      .header('x-agent9-kind', st.kind)
       .header('content-type', contentTypeOf(t.path, bytes))
       .send(asBuffer(bytes));
   }
@@ -382,12 +415,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.route({
     method: 'GET',
     url: '/*',
+    handler: async (request, reply) => read(request, reply, caller(request), parseTarget(request)),
+  });
+
+  app.route({
+    method: 'GET',
+    url: '/*',
+    constraints: { watch: 'yes' },
     sse: 'manual',
     handler: async (request, reply) => {
       const t = parseTarget(request);
-      const c = caller(request);
-      if (flag(t.query, 'watch')) return watch(request, reply, c, t);
-      return read(request, reply, c, t);
+      return watch(request, reply, caller(request), t);
     },
   });
 

@@ -5,7 +5,7 @@
  * SSE that resumes from the last event id after any disconnect, including a server restart.
  * agentctl uses it; so can a FUSE mount of a remote server.
  */
-import { EMPTY, concatBytes } from '../fs/bytes.js';
+import { EMPTY, concatBytes, copyBytes } from '../fs/bytes.js';
 import { ERROR_TABLE, FsError, isErrorCode } from '../fs/errors.js';
 import { sliceAt } from '../fs/handles.js';
 import { normalizePath } from '../fs/paths.js';
@@ -402,7 +402,7 @@ class HttpHandle implements Handle {
       this.content = next;
       this.dirty = true;
     } else {
-      this.pending.push(data.slice());
+      this.pending.push(copyBytes(data));
     }
     return data.length;
   }

@@ -24,4 +24,26 @@ export class HttpMetrics {
     this.watchers = new Gauge({ name: 'agent9_http_watchers', help: 'Open SSE watches', registers: [registry] });
     this.streams = new Gauge({ name: 'agent9_http_streams', help: 'Open stream-file reads (chunked GET)', registers: [registry] });
   }
+
+  /** Labelled children, looked up once per label set: labelling on every request would cost more than the count. */
+  private readonly counters = new Map<string, Counter.Internal>();
+  private readonly timers = new Map<string, Histogram.Internal<'op'>>();
+
+  /** One finished request; watches and streams are counted but not timed (they last as long as the client wants). */
+  record(method: string, op: string, status: number, elapsedMs: number): void {
+    const key = `${method} ${op} ${status}`;
+    let counter = this.counters.get(key);
+    if (!counter) {
+      counter = this.requests.labels(method, op, String(status));
+      this.counters.set(key, counter);
+    }
+    counter.inc();
+    if (op === 'watch' || op === 'stream') return;
+    let timer = this.timers.get(op);
+    if (!timer) {
+      timer = this.latency.labels(op);
+      this.timers.set(op, timer);
+    }
+    timer.observe(elapsedMs / 1000);
+  }
 }
