@@ -1,6 +1,7 @@
 /** Every benchmark case, in the order they run. */
 import type { BenchCase } from '../harness.js';
 import { storageCase } from './storage.js';
+import { runtimeCase } from './runtime.js';
 import { httpCase } from './http.js';
 
-export const cases: BenchCase[] = [storageCase, httpCase];
+export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase];
