@@ -100,6 +100,21 @@ export async function bodyFrom(words: string[] | undefined): Promise<Uint8Array>
   return readStdin();
 }
 
+/**
+ * An AbortSignal for a command that runs until interrupted (watch -f, logs -f): SIGINT or SIGTERM
+ * stops it and, once stdout has drained, exits as a shell expects (130, 143).
+ */
+export function untilInterrupted(): AbortSignal {
+  const ac = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    ac.abort();
+    process.stdout.write('', () => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return ac.signal;
+}
+
 export function usage(message: string): FsError {
   return new FsError('EINVAL', '/', message);
 }

@@ -43,6 +43,31 @@ export interface ServerOptions {
   registry?: Registry;
 }
 
+/**
+ * Environment for exec programs: the server's URL and a token scoped to the agent (it sees its own
+ * namespace at `/`). One token per agent per server run, renewed before it expires; `revokeAll` at
+ * shutdown.
+ */
+export function execTokens(tokens: TokenStore, url: string, ttlMs = 24 * 3600_000) {
+  const issued = new Map<string, { token: string; id: string; expiresAt: number }>();
+  return {
+    env: async (agentId: string): Promise<Record<string, string>> => {
+      let t = issued.get(agentId);
+      if (!t || t.expiresAt - Date.now() < ttlMs / 4 || !tokens.get(t.id)) {
+        if (t) tokens.revoke(t.id);
+        const { token, info } = tokens.create({ name: `exec ${agentId}`, agent: agentId, ttlMs });
+        t = { token, id: info.id, expiresAt: info.expiresAt! };
+        issued.set(agentId, t);
+      }
+      return { AGENT9_URL: url, AGENT9_TOKEN: t.token };
+    },
+    revokeAll(): void {
+      for (const t of issued.values()) tokens.revoke(t.id);
+      issued.clear();
+    },
+  };
+}
+
 export interface RunningServer {
   url: string;
   app: FastifyInstance;

@@ -74,3 +74,75 @@ export function agentctl(args: string[], options: RunOptions = {}): Promise<Run>
     child.stdin.end(options.input ?? '');
   });
 }
+
+export interface ServeProcess {
+  home: string;
+  url: string;
+  token: string;
+  pid: number;
+  stderr(): string;
+  stdout(): string;
+  /** Sends the signal and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number>;
+}
+
+/** `agentctl serve` in a child process; resolves once it has written server.json. */
+export async function startServe(home: string, args: string[] = [], env: Record<string, string> = {}): Promise<ServeProcess> {
+  const { readFileSync } = await import('node:fs');
+  const child = spawn(process.execPath, [AGENTCTL, 'serve', '--port', '0', '--log-level', 'warn', ...args], {
+    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', AGENT9_HOME: home, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<number>((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const info = JSON.parse(readFileSync(join(home, 'server.json'), 'utf8')) as { url: string; pid: number };
+      if (info.pid === child.pid && err.includes('agent9 serving')) {
+        return {
+          home,
+          url: info.url,
+          token: readFileSync(join(home, 'admin.token'), 'utf8').trim(),
+          pid: child.pid,
+          stderr: () => err,
+          stdout: () => out,
+          stop: (signal: NodeJS.Signals = 'SIGTERM') => {
+            child.kill(signal);
+            return exited;
+          },
+        };
+      }
+    } catch {
+      /* not yet */
+    }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`agentctl serve did not start: ${err}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** agentctl in the background (watch -f, logs -f): its output so far, and a way to stop it. */
+export function agentctlBackground(args: string[], env: Record<string, string>): { output(): string; stop(signal?: NodeJS.Signals): Promise<Run> } {
+  const child = spawn(process.execPath, [AGENTCTL, ...args], {
+    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = new Promise<Run>((resolve) => child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr })));
+  return {
+    output: () => stdout,
+    stop: (signal: NodeJS.Signals = 'SIGINT') => {
+      child.kill(signal);
+      return done;
+    },
+  };
+}

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { FsError } from '../../fs/errors.js';
 import { joinPath, normalizePath } from '../../fs/paths.js';
 import type { DirEntry, FsEvent, Stat } from '../../fs/types.js';
-import { action, bodyFrom, commandOf, contextOf, readStdin, usage, type CliContext } from '../context.js';
+import { action, bodyFrom, commandOf, contextOf, readStdin, untilInterrupted, usage, type CliContext } from '../context.js';
 import { c, modeString, printJson, table, timeString, write } from '../output.js';
 
 /** A path as typed: absolute, or relative to `/`. */
@@ -272,12 +272,9 @@ export function registerFileCommands(program: Command): void {
         const from = parseId(opts.from, '--from');
         const limit = opts.count !== undefined ? parseId(opts.count, '--count') : opts.follow ? Infinity : 1;
         if (limit === 0) return;
-        const ac = new AbortController();
-        const stop = () => ac.abort();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+        const signal = untilInterrupted();
         let seen = 0;
-        for await (const ev of ctx.client.watch(fsPath(path), from, { ...ctx.cx, signal: ac.signal })) {
+        for await (const ev of ctx.client.watch(fsPath(path), from, { ...ctx.cx, signal })) {
           write(ctx.json ? JSON.stringify(ev) + '\n' : eventLine(ev));
           if (++seen >= (limit ?? Infinity)) break;
         }
