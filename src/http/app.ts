@@ -17,7 +17,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptio
 import { fastifySSE } from '@fastify/sse';
 import { Readable } from 'node:stream';
 import { FsError } from '../fs/errors.js';
-import { callFile, readAll, writeAll } from '../fs/ops.js';
+import { callFile, readAll, readStat, writeAll } from '../fs/ops.js';
 import { joinPath, normalizePath, validateName } from '../fs/paths.js';
 import type { Cx, FileService, Stat, WriteFileOptions } from '../fs/types.js';
 import type { Authenticator, Caller } from './auth.js';
@@ -337,7 +337,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   async function read(request: FastifyRequest, reply: FastifyReply, c: Caller, t: Target) {
     const { view, cx } = c;
     if (t.slash) return list(request, reply, c, t.path);
-    const st = await view.stat(t.path, cx);
+    // One step for data files (stat and bytes from one snapshot, so the ETag is exactly theirs).
+    const { stat: st, data } = await readStat(view, t.path, cx);
     if (st.type === 'dir') return list(request, reply, c, t.path);
     if (st.kind === 'stream') return streamBody(request, reply, c, t.path, st);
     request.op = 'read';
@@ -348,8 +349,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         return statHeaders(reply.code(304), st).send();
       }
     }
-    // The stat comes first: the ETag is never newer than the bytes, so an If-Match built on it is safe.
-    const bytes = await readAll(view, t.path, cx);
+    // Else the stat comes first: the ETag is never newer than the bytes, so an If-Match built on it is safe.
+    const bytes = data ?? (await readAll(view, t.path, cx));
     // A read carries what caching and the kind need; HEAD carries the whole stat.
     return reply
       .header('etag', etagOf(st))

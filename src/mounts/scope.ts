@@ -9,7 +9,7 @@
 import { FsError, toFsError } from '../fs/errors.js';
 import type { Matcher } from '../fs/events.js';
 import { isWatchSource, type WatchSource } from '../fs/namespace.js';
-import { readAll, writeAll } from '../fs/ops.js';
+import { readAll, readStat, writeAll } from '../fs/ops.js';
 import { isUnder, joinPath, normalizePath, relativeTo } from '../fs/paths.js';
 import type {
   Cx,
@@ -20,6 +20,7 @@ import type {
   OpenFlags,
   SetAttr,
   Stat,
+  StatAndData,
   WriteFileOptions,
 } from '../fs/types.js';
 
@@ -129,6 +130,9 @@ export class RootedService implements FileService, WatchSource {
   }
   readFile(path: string, cx: Cx): Promise<Uint8Array> {
     return this.run(() => readAll(this.inner, this.abs(path), cx));
+  }
+  readStat(path: string, cx: Cx): Promise<StatAndData> {
+    return this.run(() => readStat(this.inner, this.abs(path), cx));
   }
   writeFile(path: string, data: Uint8Array, opts: WriteFileOptions, cx: Cx): Promise<Stat> {
     return this.run(async () => {
@@ -269,6 +273,14 @@ export class RestrictedService implements FileService, WatchSource {
   }
   async readFile(path: string, cx: Cx): Promise<Uint8Array> {
     return readAll(this.inner, this.need(path, 'read'), cx);
+  }
+  async readStat(path: string, cx: Cx): Promise<StatAndData> {
+    const p = this.need(path, 'list');
+    // Only a readable path gives its content; a directory on the way down gives its stat.
+    if (!this.allowed(p)) return { stat: this.mask(await this.inner.stat(p, cx)) };
+    const r = await readStat(this.inner, p, cx);
+    const stat = this.mask(r.stat);
+    return r.data === undefined ? { stat } : { stat, data: r.data };
   }
   async writeFile(path: string, data: Uint8Array, opts: WriteFileOptions, cx: Cx): Promise<Stat> {
     const p = this.need(path, 'write');
