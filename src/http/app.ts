@@ -19,7 +19,7 @@ import { Readable } from 'node:stream';
 import { FsError } from '../fs/errors.js';
 import { callFile, readAll, readStat, writeAll } from '../fs/ops.js';
 import { joinPath, normalizePath, validateName } from '../fs/paths.js';
-import type { Cx, FileService, Stat, WriteFileOptions } from '../fs/types.js';
+import type { Cx, FileService, FsEvent, Stat, WriteFileOptions } from '../fs/types.js';
 import type { Authenticator, Caller } from './auth.js';
 import { contentTypeOf, JSON_TYPE, TEXT } from './content-type.js';
 import { ALLOW, httpError, sendError } from './errors.js';
@@ -45,6 +45,38 @@ export interface AppOptions {
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
+
+/**
+ * SSE frames of recent events: one event fanned out to many watchers is serialised once. Keyed by id
+ * and path (a watcher through an agent-scoped token sees the same event under another path).
+ */
+class FrameCache {
+  private readonly frames = new Map<string, string>();
+
+  of(ev: FsEvent): string {
+    const key = `${ev.id} ${ev.path}`;
+    let frame = this.frames.get(key);
+    if (frame === undefined) {
+      frame = `id: ${ev.id}\nevent: ${ev.type}\ndata: ${JSON.stringify(ev)}\n\n`;
+      if (this.frames.size >= 256) this.frames.delete(this.frames.keys().next().value!);
+      this.frames.set(key, frame);
+    }
+    return frame;
+  }
+}
+
+/** Resolves when a response that refused a write can take more (or is gone). */
+function drained(res: import('node:http').ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 
 declare module 'fastify' {
@@ -228,6 +260,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const auth = options.auth;
   /** Long-lived responses (watches, streams) to end when the server shuts down. */
   const longLived = new Set<() => void>();
+  const frames = new FrameCache();
   /** Their responses, to wait for after ending them. */
   const longLivedResponses = new Set<import('node:http').ServerResponse>();
   const track = (reply: FastifyReply, end: () => void) => {
@@ -398,8 +431,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       for (;;) {
         const next = await events.next();
         if (next.done || !sse.isConnected) break;
-        const ev = next.value;
-        await sse.send({ id: String(ev.id), event: ev.type, data: ev });
+        // The frame as @fastify/sse would write it, built once per event for all its watchers.
+        if (!reply.raw.write(frames.of(next.value))) await drained(reply.raw);
       }
     } catch (err) {
       if (sse.isConnected) {
