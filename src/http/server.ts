@@ -49,13 +49,15 @@ export interface ServerOptions {
  * shutdown.
  */
 export function execTokens(tokens: TokenStore, url: string, ttlMs = 24 * 3600_000) {
+  // Those a crashed run left behind expire; then they go.
+  tokens.purgeExpired(EXEC_TOKEN_PREFIX);
   const issued = new Map<string, { token: string; id: string; expiresAt: number }>();
   return {
     env: async (agentId: string): Promise<Record<string, string>> => {
       let t = issued.get(agentId);
       if (!t || t.expiresAt - Date.now() < ttlMs / 4 || !tokens.get(t.id)) {
         if (t) tokens.revoke(t.id);
-        const { token, info } = tokens.create({ name: `exec ${agentId}`, agent: agentId, ttlMs });
+        const { token, info } = tokens.create({ name: `${EXEC_TOKEN_PREFIX}${agentId}`, agent: agentId, ttlMs });
         t = { token, id: info.id, expiresAt: info.expiresAt! };
         issued.set(agentId, t);
       }
@@ -67,6 +69,8 @@ export function execTokens(tokens: TokenStore, url: string, ttlMs = 24 * 3600_00
     },
   };
 }
+
+const EXEC_TOKEN_PREFIX = 'exec ';
 
 export interface RunningServer {
   url: string;

@@ -176,6 +176,16 @@ export class TokenStore {
     return (this.storage.db.prepare('SELECT * FROM tokens ORDER BY created_at, id').all() as Row[]).map(toInfo);
   }
 
+  /** Deletes expired tokens whose name starts with `prefix` (the servers' own exec tokens); returns how many. */
+  purgeExpired(prefix: string): number {
+    const now = this.now();
+    let n = 0;
+    for (const t of this.list()) {
+      if (t.name.startsWith(prefix) && t.expiresAt !== undefined && now >= t.expiresAt && this.revoke(t.id)) n++;
+    }
+    return n;
+  }
+
   /** Deletes the token: its hash is gone, so it can never authenticate again. */
   revoke(id: string): boolean {
     const removed = this.storage.db.prepare('DELETE FROM tokens WHERE id = ?').run(id).changes > 0;

@@ -175,6 +175,24 @@ describe('tokens on the real runtime', () => {
     await run(['agents', 'delete', 'carol']);
   });
 
+  it('an exec program reaches the server with AGENT9_URL and a token scoped to its own agent', async () => {
+    const script =
+      "fetch(process.env.AGENT9_URL + '/status', { headers: { authorization: 'Bearer ' + process.env.AGENT9_TOKEN } })" +
+      ".then((r) => r.json()).then((s) => console.log('I am ' + s.id))";
+    const command = `cat > /dev/null; ${JSON.stringify(process.execPath)} -e ${JSON.stringify(script)}`;
+    expect((await run(['agents', 'create', 'frank', '--command', command])).code).toBe(0);
+    await run(['tick', 'frank']);
+    const text = await until(async () => {
+      const names = (await run(['ls', '-1', '/agents/frank/outbox'])).stdout.trim();
+      if (!names) return undefined;
+      return (await run(['cat', `/agents/frank/outbox/${names.split('\n')[0]}`])).stdout;
+    });
+    expect(text).toContain('I am frank');
+    const tokens = JSON.parse((await run(['--json', 'token', 'list'])).stdout) as { name: string; agent: string | null }[];
+    expect(tokens.find((t) => t.name === 'exec frank')).toMatchObject({ agent: 'frank' });
+    await run(['agents', 'delete', 'frank']);
+  });
+
   it('the compatibility routes work over plain HTTP', async () => {
     const auth = { authorization: `Bearer ${server.token}` };
     const list = (await (await fetch(`${server.url}/agents`, { headers: auth })).json()) as { id: string; state: string }[];
