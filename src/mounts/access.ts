@@ -153,6 +153,7 @@ export class GuardedService implements FileService, WatchSource {
     if (!this.inner.readStat) return { stat: this.mask(path, await this.inner.stat(path, cx), cx) };
     const r = await this.inner.readStat(path, cx);
     const stat = this.mask(path, r.stat, cx);
+    if (stat === r.stat) return r;
     return r.data === undefined ? { stat } : { stat, data: r.data };
   }
 

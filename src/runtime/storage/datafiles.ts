@@ -59,9 +59,9 @@ const HOT_FILE_BYTES = 16 * 1024;
 const HOT_MAX_ENTRIES = 4096;
 const HOT_MAX_BYTES = 8 * 1024 * 1024;
 
-/** A copy that shares no memory (Buffer#slice would share it). */
+/** A copy that shares no memory (Buffer#slice would share it); small ones come from Node's buffer pool. */
 function copyOf(bytes: Uint8Array): Uint8Array {
-  const out = new Uint8Array(bytes.length);
+  const out = Buffer.allocUnsafe(bytes.length);
   out.set(bytes);
   return out;
 }
@@ -207,7 +207,7 @@ export class SqliteDataFileStore implements DataFileStore {
       data ??= old.node.version === node.version ? old.data : undefined;
     }
     const kept = data !== undefined && data.length <= HOT_FILE_BYTES ? data : undefined;
-    this.hot.set(key, { node, data: kept });
+    this.hot.set(key, { node: Object.freeze(node), data: kept });
     this.hotBytes += kept?.length ?? 0;
     // Oldest first: Map iteration follows insertion order, and a hit is re-inserted.
     for (const [k, v] of this.hot) {
@@ -219,10 +219,10 @@ export class SqliteDataFileStore implements DataFileStore {
 
   lookup(tree: string, path: string): DataNode | undefined {
     const hit = this.hotGet(tree, path);
-    if (hit) return { ...hit.node };
+    if (hit) return hit.node;
     this.ensureRoot(tree);
     const row = this.q.byPath.get(tree, path) as NodeRow | undefined;
-    if (row) this.hotPut(tree, path, { ...row }, undefined);
+    if (row) this.hotPut(tree, path, row, undefined);
     return row;
   }
 
@@ -311,8 +311,9 @@ export class SqliteDataFileStore implements DataFileStore {
   /** The whole content of a file by path in one step (HTTP GET, readAll). */
   readWhole(tree: string, path: string): { node: DataNode; data: Uint8Array } | undefined {
     const hit = this.hotGet(tree, path);
-    // Callers get their own copies: the cached bytes must not change under the next reader.
-    if (hit?.data) return { node: { ...hit.node }, data: copyOf(hit.data) };
+    // Callers get their own bytes: the cached ones must not change under the next reader. (Nodes are
+    // frozen: shared safely.)
+    if (hit?.data) return { node: hit.node, data: copyOf(hit.data) };
     this.ensureRoot(tree);
     const row = this.q.byPathWithHead.get(tree, path) as (NodeRow & { head: Uint8Array | null }) | undefined;
     if (!row) return undefined;
@@ -321,7 +322,7 @@ export class SqliteDataFileStore implements DataFileStore {
     let data: Uint8Array;
     if (node.size <= this.chunkSize && (head?.length ?? 0) >= node.size) data = head ? head.subarray(0, node.size) : EMPTY;
     else data = this.readRange(node, 0, node.size);
-    if (node.size <= HOT_FILE_BYTES) this.hotPut(tree, path, { ...node }, copyOf(data));
+    if (node.size <= HOT_FILE_BYTES) this.hotPut(tree, path, node, copyOf(data));
     return { node, data };
   }
 
