@@ -59,8 +59,8 @@ export async function writeAll(
 }
 
 /** Stat plus, where the service has it at hand (data files), the whole content, in one step. */
-export async function readStat(fs: FileService, path: string, cx: Cx): Promise<StatAndData> {
-  return fs.readStat ? fs.readStat(path, cx) : { stat: await fs.stat(path, cx) };
+export function readStat(fs: FileService, path: string, cx: Cx): Promise<StatAndData> {
+  return fs.readStat ? fs.readStat(path, cx) : fs.stat(path, cx).then((stat) => ({ stat }));
 }
 
 /** The call pattern: write a request, then read the answer on the same handle. */

@@ -100,13 +100,15 @@ function parseTarget(request: FastifyRequest): Target {
   const q = url.indexOf('?');
   const rawPath = q < 0 ? url : url.slice(0, q);
   request.fsPath = rawPath;
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(rawPath);
-  } catch {
-    throw new FsError('EINVAL', rawPath, 'malformed percent-encoding in the URL');
+  let decoded = rawPath;
+  if (rawPath.includes('%')) {
+    try {
+      decoded = decodeURIComponent(rawPath);
+    } catch {
+      throw new FsError('EINVAL', rawPath, 'malformed percent-encoding in the URL');
+    }
+    request.fsPath = decoded.replace(/\0/g, '\\0');
   }
-  request.fsPath = decoded.replace(/\0/g, '\\0');
   const path = normalizePath(decoded);
   request.fsPath = path;
   return { path, slash: path !== '/' && decoded.endsWith('/'), query: q < 0 ? NO_QUERY : new URLSearchParams(url.slice(q + 1)) };
@@ -173,16 +175,28 @@ function bodyOf(request: FastifyRequest): Uint8Array {
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 const etagOf = (st: Stat): string => `"${st.version}"`;
+
+/** HTTP dates of recent mtimes: the same file read again formats no date. */
+const httpDates = new Map<number, string>();
+function httpDate(ms: number): string {
+  let d = httpDates.get(ms);
+  if (d === undefined) {
+    d = new Date(ms).toUTCString();
+    if (httpDates.size >= 1024) httpDates.clear();
+    httpDates.set(ms, d);
+  }
+  return d;
+}
 
 /** Stat as headers, for HEAD and beside every read. */
 function statHeaders(reply: FastifyReply, st: Stat): FastifyReply {
   return reply
     .header('etag', etagOf(st))
-    .header('last-modified', new Date(st.mtime).toUTCString())
+    .header('last-modified', httpDate(st.mtime))
     .header('x-agent9-type', st.type)
     .header('x-agent9-kind', st.kind)
     .header('x-agent9-size', String(st.size))
@@ -384,12 +398,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     }
     // Else the stat comes first: the ETag is never newer than the bytes, so an If-Match built on it is safe.
     const bytes = data ?? (await readAll(view, t.path, cx));
-    // A read carries what caching and the kind need; HEAD carries the whole stat.
+    // A read carries what caching needs; HEAD carries the whole stat.
     return reply
       .header('etag', etagOf(st))
-      .header('last-modified', new Date(st.mtime).toUTCString())
+      .header('last-modified', httpDate(st.mtime))
       .header('cache-control', 'no-cache')
-      .header('x-agent9-kind', st.kind)
       .header('content-type', contentTypeOf(t.path, bytes))
       .send(asBuffer(bytes));
   }

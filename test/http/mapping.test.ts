@@ -65,7 +65,6 @@ describe('reads', () => {
     expect(await res.text()).toBe('hello\n');
     expect(res.headers.get('etag')).toBe('"1"');
     expect(res.headers.get('content-type')).toBe('text/plain; charset=utf-8');
-    expect(res.headers.get('x-agent9-kind')).toBe('data');
     expect(res.headers.get('content-length')).toBe('6');
     expect(res.headers.get('last-modified')).toMatch(/GMT$/);
 
