@@ -2,6 +2,8 @@
  * Content-Type of a file: from its name when the extension says, else from its content
  * (JSON, UTF-8 text, or bytes). Views and call answers are JSON or text; data files are whatever was written.
  */
+import { isUtf8 } from 'node:buffer';
+
 const BY_EXTENSION: Record<string, string> = {
   json: 'application/json; charset=utf-8',
   jsonl: 'application/x-ndjson; charset=utf-8',
@@ -29,7 +31,6 @@ export const JSON_TYPE = 'application/json; charset=utf-8';
 const BINARY = 'application/octet-stream';
 /** Content larger than this is not parsed to decide whether it is JSON. */
 const JSON_SNIFF_LIMIT = 1024 * 1024;
-const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
 function byName(path: string): string | undefined {
   const slash = path.lastIndexOf('/');
@@ -47,16 +48,11 @@ export function contentTypeOf(path: string, bytes: Uint8Array): string {
   const named = byName(path);
   if (named) return named;
   if (bytes.length === 0) return TEXT;
-  let text: string;
-  try {
-    text = utf8Strict.decode(bytes);
-  } catch {
-    return BINARY;
-  }
+  if (!isUtf8(bytes)) return BINARY;
   const first = firstNonSpace(bytes);
   if ((first === 0x7b /* { */ || first === 0x5b) /* [ */ && bytes.length <= JSON_SNIFF_LIMIT) {
     try {
-      JSON.parse(text);
+      JSON.parse(new TextDecoder().decode(bytes));
       return JSON_TYPE;
     } catch {
       /* text that merely starts like JSON */
