@@ -137,6 +137,14 @@ describe('SSE watch', () => {
     expect(await w.untilEnd(3000)).toBe(true);
   });
 
+  it('a watch of /agents is a watch, not the compatibility listing', async () => {
+    const s = await server();
+    const w = await Watch.open(s, '/agents?watch=1');
+    expect(w.res.headers.get('content-type')).toBe('text/event-stream');
+    w.close();
+    expect((await s.req('/agents')).status).toBe(404);
+  });
+
   it('sends a heartbeat comment while idle', async () => {
     const s = await server({ heartbeatMs: 100 });
     const w = await Watch.open(s, '/data?watch=1');
