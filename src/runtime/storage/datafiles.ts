@@ -182,6 +182,8 @@ export class SqliteDataFileStore implements DataFileStore {
   }
 
   private hotPut(tree: string, path: string, node: NodeRow, data: Uint8Array | undefined): void {
+    // Inside a transaction a read may see what a rollback will undo: never cache it.
+    if (this.db.inTransaction) return;
     if (this.hot.size === 0) {
       // What is cached from now on is as of this version.
       this.seenDataVersion = this.q.dataVersion.get() as number;
