@@ -5,6 +5,8 @@
 import type { Migration } from './db.js';
 import { eventMigrations } from './events.js';
 import { dataFileMigrations } from './datafiles.js';
+import { budgetMigrations } from '../budgets.js';
+import { journalMigrations } from '../journal.js';
 
 const core: Migration[] = [
   {
@@ -14,4 +16,10 @@ const core: Migration[] = [
   },
 ];
 
-export const migrations: Migration[] = [...core, ...eventMigrations, ...dataFileMigrations];
+export const migrations: Migration[] = [
+  ...core,
+  ...eventMigrations,
+  ...dataFileMigrations,
+  ...budgetMigrations,
+  ...journalMigrations,
+];
