@@ -102,7 +102,7 @@ export function loadBinding(): BindingLoad {
   } catch (err) {
     const text = (err as Error).message ?? String(err);
     const reason = /libfuse\.so\.2/.test(text)
-      ? `libfuse2 is not installed (apt-get install libfuse2): ${text.split('\n')[0]}`
+      ? `libfuse2 cannot be loaded (install it: apt-get install libfuse2): ${text.split("\n")[0]}`
       : `the fuse-native binding cannot be loaded: ${text.split('\n')[0]}`;
     loaded = { ok: false, reason };
     return loaded;

@@ -175,3 +175,60 @@ export async function until(check: () => Promise<boolean> | boolean, ms = 5000, 
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+export interface ServerProcess {
+  readonly pid: number;
+  readonly dir: string;
+  /** Sends a command line to the fixture server (feed, write, exit). */
+  send(line: string): void;
+  /** Resolves with the exit code or signal. */
+  readonly exited: Promise<number | NodeJS.Signals | null>;
+  stderr(): string;
+  /** Kills the server only (its FUSE helper survives and unmounts), or its whole process group. */
+  kill(signal: NodeJS.Signals, group?: boolean): void;
+}
+
+/**
+ * Starts test/fuse/fixture-server.ts serving the fixture at `dir` from `home` in its own process group,
+ * and resolves once it has mounted.
+ */
+export function startFixtureServer(home: string, dir: string, args: string[] = []): Promise<ServerProcess> {
+  const root = new URL('../../', import.meta.url).pathname;
+  const child = spawn(process.execPath, ['--import', './test/support/ts-loader.mjs', 'test/fuse/fixture-server.ts', home, dir, ...args], {
+    cwd: root,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let err = '';
+  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+  const exited = new Promise<number | NodeJS.Signals | null>((r) => child.on('exit', (code, signal) => r(signal ?? code)));
+  const server: ServerProcess = {
+    pid: child.pid!,
+    dir,
+    send: (line) => child.stdin.write(line + '\n'),
+    exited,
+    stderr: () => err,
+    kill: (signal, group = false) => {
+      try {
+        if (group) process.kill(-child.pid!, signal);
+        else child.kill(signal);
+      } catch {
+        /* gone */
+      }
+    },
+  };
+  child.stdin.on('error', () => undefined);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const onData = (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('"ready":true')) {
+        child.stdout.off('data', onData);
+        child.stdout.resume();
+        resolve(server);
+      }
+    };
+    child.stdout.on('data', onData);
+    void exited.then((how) => reject(new Error(`fixture server exited (${how}) before mounting: ${err}`)));
+  });
+}
