@@ -3,9 +3,10 @@
  * touch a mount it serves synchronously):
  *   node dist-bench/bench/fuse-server.js agent9 HOME DIR [--attr S] [--entry S] [--big MiB]
  *     agent9's mount of a namespace with a data tree at /data (and /data/big of MiB MiB when asked)
- *   node dist-bench/bench/fuse-server.js minimal DIR [--attr S] [--entry S]
+ *   node dist-bench/bench/fuse-server.js minimal DIR [--attr S] [--entry S] [--page-cache]
  *     the least a fuse-native filesystem can do with the same mount options: constant attributes for
  *     /, /data and /data/big (256 MiB of zeros): the binding's own cost, our baseline
+ *     (--page-cache: without direct_io, to check that choice)
  * Prints `{"ready":true}` once mounted; SIGTERM unmounts and exits.
  */
 import { createRequire } from 'node:module';
@@ -72,7 +73,7 @@ function serveMinimal(dir: string): void {
     },
   };
   const fuse = new Fuse(dir, ops, { timeout: false });
-  const options = mountOptionList(timeouts);
+  const options = mountOptionList(timeouts).filter((o) => !(rest.includes('--page-cache') && o === 'direct_io'));
   fuse._fuseOptions = () => '-o' + options.join(',');
   fuse.mount((err) => {
     if (err) {

@@ -11,6 +11,8 @@
  * - attr_timeout / entry_timeout (default 1 s) with negative_timeout=0: stat and lookups are cached for
  *   at most that long; new names are seen at once. This is the staleness bound in CONTRACT.md.
  * - big_writes: writes of up to 128 KiB per request instead of 4 KiB.
+ * - atomic_o_trunc: `>` is one open with O_TRUNC, not a truncate and then an open (one request less,
+ *   and a Budgeted mount charges `echo x > f` once, as it does a PUT).
  * - hard_remove: unlinking an open file removes it (libfuse would otherwise rename it to .fuse_hidden*).
  * - intr, intr_signal=SIGURG: a reader blocked on a stream can be interrupted (interrupts.ts).
  * - auto_unmount: if the serving process dies (even by SIGKILL), fusermount unmounts the directory.
@@ -221,6 +223,7 @@ export function mountOptionList(opts: MountNamespaceOptions = {}): string[] {
     'subtype=agent9',
     'direct_io',
     'big_writes',
+    'atomic_o_trunc',
     'hard_remove',
     'intr',
     `intr_signal=${osConstants.signals[INTERRUPT_SIGNAL]}`,

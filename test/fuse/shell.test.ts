@@ -128,6 +128,13 @@ describe('data files and directories through coreutils', () => {
     expect((await sh(`ln -s a ${q(D)}/data/link`)).stderr).toMatch(/Function not implemented|not supported/);
   });
 
+  it('a Budgeted mount charges each `>` once (one open with O_TRUNC), as a PUT', async () => {
+    await ok(`echo 1 > ${q(D)}/paid/a && echo 2 > ${q(D)}/paid/a && echo 3 > ${q(D)}/paid/b`);
+    const r = await sh(`echo 4 > ${q(D)}/paid/b`);
+    expect(r.stderr).toMatch(/Disk quota exceeded/);
+    expect(await ok(`cat ${q(D)}/paid/a ${q(D)}/paid/b`)).toBe('2\n3\n');
+  });
+
   it('extended attributes show the version and the kind', async () => {
     await ok(`echo v1 > ${q(D)}/data/ver.txt`);
     const read = (f: string, a: string) => ok(`${PYTHON} -c "import os; print(os.getxattr('${f}', '${a}').decode())"`);
