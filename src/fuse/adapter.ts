@@ -363,7 +363,7 @@ export class FuseAdapter {
           return;
         }
         // A call file's flush sends the request and may wait long for the answer: Ctrl-C must work.
-        f.answering ??= settle(work);
+        // (Reads wait for the same answer: the handle runs the call once.)
         interruptible(work, interruptCount()).then(
           (r) => cb(r === INTERRUPTED ? -EINTR : 0),
           (err: unknown) => cb(this.errno('flush', path, err)),

@@ -268,6 +268,21 @@ fd = os.open(sys.argv[1], os.O_RDWR); os.write(fd, b"req"); os.read(fd, 100)' ${
     await openHandlesSettle();
   });
 
+  it('Ctrl-C works as well after a descriptor of the call was duplicated and closed (an empty flush)', async () => {
+    slowCalls = 0;
+    const r = await sh(
+      `${PYTHON} -c 'import signal, os, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+fd = os.open(sys.argv[1], os.O_RDWR); os.close(os.dup(fd)); os.write(fd, b"req"); os.read(fd, 100)' ${q(D)}/kinds/slow & pid=$!
+       sleep 0.5; kill -INT $pid; wait $pid; echo "rc=$?"`,
+      { timeoutMs: 10_000 },
+    );
+    expect(r.stdout).toBe('rc=130\n');
+    expect(slowCalls).toBe(1);
+    releaseSlowCall();
+    await openHandlesSettle();
+  });
+
   it('many readers blocked on streams do not starve other operations', async () => {
     const readers = Array.from({ length: 40 }, () => sh(`cat ${q(D)}/svc/feed`, { timeoutMs: 20_000 }));
     await until(() => m.mount.adapter.openHandles >= 40, 10_000, '40 open stream handles');
