@@ -1,6 +1,7 @@
 /** Every benchmark case, in the order they run. */
 import type { BenchCase } from '../harness.js';
 import { storageCase } from './storage.js';
+import { runtimeCase } from './runtime.js';
 import { fuseCase } from './fuse.js';
 
-export const cases: BenchCase[] = [storageCase, fuseCase];
+export const cases: BenchCase[] = [storageCase, runtimeCase, fuseCase];

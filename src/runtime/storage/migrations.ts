@@ -5,6 +5,7 @@
 import type { Migration } from './db.js';
 import { eventMigrations } from './events.js';
 import { dataFileMigrations } from './datafiles.js';
+import { runtimeMigrations } from '../store/schema.js';
 import { budgetMigrations } from '../budgets.js';
 import { journalMigrations } from '../journal.js';
 
@@ -20,6 +21,7 @@ export const migrations: Migration[] = [
   ...core,
   ...eventMigrations,
   ...dataFileMigrations,
+  ...runtimeMigrations,
   ...budgetMigrations,
   ...journalMigrations,
 ];
