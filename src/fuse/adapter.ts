@@ -115,8 +115,9 @@ export class FuseAdapter {
 
   // --- errors ---------------------------------------------------------------------------------
 
+  /** Tells about internal failures and deadlines passed; ordinary errors (ENOENT...) are the caller's. */
   private report(op: string, path: string, err: unknown): void {
-    if (err instanceof FsError && err.code !== 'EIO') return;
+    if (err instanceof FsError && err.code !== 'EIO' && err.code !== 'ETIMEDOUT') return;
     if (this.options.onError) this.options.onError(op, path, err);
     else process.stderr.write(`agent9 fuse: ${op} ${path}: ${(err as Error)?.stack ?? String(err)}\n`);
   }
