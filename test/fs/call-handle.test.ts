@@ -1,6 +1,7 @@
 /** A call handle answers every reader, also readers that arrive while the call is still running. */
 import { describe, expect, it } from 'vitest';
-import { SyntheticFs, dir, call } from '../../src/fs/synthetic.js';
+import { SyntheticFs, dir, call, message } from '../../src/fs/synthetic.js';
+import { FsError } from '../../src/fs/errors.js';
 import { admin, bytes, text } from '../helpers.js';
 
 describe('call handles', () => {
@@ -37,5 +38,31 @@ describe('call handles', () => {
     const results = await Promise.allSettled([h.read(10, 0), h.read(10, 0)]);
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     await h.close();
+  });
+});
+
+describe('message admission', () => {
+  it('admit refuses an open for writing early; reads and whole writes are not affected', async () => {
+    let full = false;
+    const sent: string[] = [];
+    const fs = new SyntheticFs(
+      dir({
+        box: message((data) => void sent.push(text(data)), {
+          read: () => JSON.stringify(sent),
+          admit: () => {
+            if (full) throw new FsError('EAGAIN', '/box', 'queue full');
+          },
+        }),
+      }),
+    );
+    const h = await fs.open('/box', { write: true }, admin);
+    await h.write(bytes('one'), 0);
+    await h.close();
+    full = true;
+    await expect(fs.open('/box', { write: true }, admin)).rejects.toMatchObject({ code: 'EAGAIN' });
+    const r = await fs.open('/box', { read: true }, admin);
+    expect(text(await r.read(100, 0))).toBe('["one"]');
+    await r.close();
+    expect(sent).toEqual(['one']);
   });
 });
