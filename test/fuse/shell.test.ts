@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { SyntheticFs, dir, view, call, message } from '../../src/fs/synthetic.js';
 import { readAll, writeAll } from '../../src/fs/ops.js';
 import { utf8 } from '../../src/fs/bytes.js';
+import { FsError } from '../../src/fs/errors.js';
 import { admin, cleanup } from '../helpers.js';
 import { mountFixture, ok, PYTHON, q, sh, sleep, until, type MountedFixture } from './helpers.js';
 
@@ -36,6 +37,11 @@ beforeAll(async () => {
           return 'slow:' + utf8(req);
         }),
         inbox: message((data) => void sent.push(utf8(data)), { read: () => JSON.stringify(sent) + '\n' }),
+        full: message(() => undefined, {
+          admit: () => {
+            throw new FsError('EAGAIN', '/full', 'queue full; retry later');
+          },
+        }),
       }),
       'kinds',
     ),
@@ -207,6 +213,12 @@ describe('file kinds on the mount', () => {
     const bad = await sh(`printf '{bad' | cat > ${q(D)}/svc/policy`);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/Invalid argument/);
+  });
+
+  it('a message file that admits writers at open makes even bash’s echo report a full queue', async () => {
+    const r = await sh(`echo x > ${q(D)}/kinds/full`);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Resource temporarily unavailable/);
   });
 
   it('call files keep state per handle: exec 3<>, write the request, read the answer', async () => {
