@@ -104,6 +104,13 @@ describe('agents through the mount', () => {
     expect(reply!.to).toBe('b');
   });
 
+  it('df on the mount reports the space of the data directory', async () => {
+    const size = async (p: string) => (await ok(`df -B1 --output=size,avail ${q(p)} | tail -1`)).trim().split(/\s+/).map(Number);
+    const [mountSize] = await size(D);
+    const [homeSize] = await size(a9.home);
+    expect(mountSize).toBe(homeSize);
+  });
+
   it('mounting the view of an unknown agent fails with ENOENT', async () => {
     const dir = await mountPoint();
     await expect(mountServer(a9, dir, { agent: 'nobody' })).rejects.toMatchObject({ code: 'ENOENT' });
