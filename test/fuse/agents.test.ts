@@ -51,6 +51,9 @@ describe('agents through the mount', () => {
     expect(status.id).toBe('b');
     const bad = await sh(`exec 3<> ${q(D)}/agents/new; echo '{"name": "b", "program": "echo"}' >&3; cat <&3`);
     expect(bad.stderr).toMatch(/File exists/);
+    // The README's way: a plain `>` sends the call when the file is closed (the answer is not read).
+    await ok(`echo '{"name": "c", "program": "echo"}' > ${q(D)}/agents/new`);
+    expect((await ok(`ls ${q(D)}/agents`)).split('\n')).toContain('c');
   });
 
   it('echo > DIR/agents/b/inbox is answered by b’s echo program into its outbox', async () => {
