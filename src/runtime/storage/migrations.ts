@@ -8,6 +8,7 @@ import { dataFileMigrations } from './datafiles.js';
 import { runtimeMigrations } from '../store/schema.js';
 import { budgetMigrations } from '../budgets.js';
 import { journalMigrations } from '../journal.js';
+import { tokenMigrations } from '../tokens.js';
 
 const core: Migration[] = [
   {
@@ -24,4 +25,5 @@ export const migrations: Migration[] = [
   ...runtimeMigrations,
   ...budgetMigrations,
   ...journalMigrations,
+  ...tokenMigrations,
 ];
