@@ -5,9 +5,11 @@
  *
  * Mount options, and why:
  * - direct_io: every read and write goes to the service. Synthetic files read fully whatever size they
- *   report, and no read is ever served from a stale page cache after a change made elsewhere (HTTP, the
- *   runtime). Measured on this machine it is also faster for large sequential reads than the page cache
- *   path (see bench/cases/fuse.ts); fuse-native cannot set it per open, so it applies to every file.
+ *   report (streams and call answers have none), and no read is ever served from a stale page cache
+ *   after a change made elsewhere (HTTP, the runtime). fuse-native cannot set it per open, so it applies
+ *   to every file. Large sequential reads are about as fast as through the page cache (the bench's
+ *   design check, within the noise of a shared machine); reads of a few KiB each cost one request each,
+ *   which st_blksize = 128 KiB steers stdio, Python and coreutils away from.
  * - attr_timeout / entry_timeout (default 1 s) with negative_timeout=0: stat and lookups are cached for
  *   at most that long; new names are seen at once. This is the staleness bound in CONTRACT.md.
  * - big_writes: writes of up to 128 KiB per request instead of 4 KiB.
