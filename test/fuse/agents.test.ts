@@ -56,6 +56,13 @@ describe('agents through the mount', () => {
     expect((await ok(`ls ${q(D)}/agents`)).split('\n')).toContain('c');
   });
 
+  it('echo > and echo >> each enqueue exactly one envelope', async () => {
+    const enqueued = async () => (JSON.parse(await ok(`cat ${q(D)}/agents/c/status`)) as { counters: { enqueued: number } }).counters.enqueued;
+    const before = await enqueued();
+    await ok(`echo one > ${q(D)}/agents/c/inbox && echo two >> ${q(D)}/agents/c/inbox && printf 'three\nlines\n' > ${q(D)}/agents/c/inbox`);
+    expect(await enqueued()).toBe(before + 3);
+  });
+
   it('echo > DIR/agents/b/inbox is answered by b’s echo program into its outbox', async () => {
     await ok(`echo "hello b" > ${q(D)}/agents/b/inbox`);
     await until(async () => (await outbox('b')).length >= 1, 10_000, 'an answer in b/outbox');
