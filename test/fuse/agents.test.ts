@@ -63,6 +63,18 @@ describe('agents through the mount', () => {
     expect(await enqueued()).toBe(before + 3);
   });
 
+  it('a full inbox under the reject policy makes `echo x > inbox` fail visibly (EAGAIN at open)', async () => {
+    // An exec program that never succeeds keeps the inbox full (failed ticks leave envelopes queued).
+    await createAgent({ name: 'full', program: { type: 'exec', command: 'exit 1' } });
+    await ok(`echo '{"max_depth": 1, "overflow": "reject"}' > ${q(D)}/agents/full/inbox.policy`);
+    await ok(`echo first > ${q(D)}/agents/full/inbox`);
+    const refused = await sh(`echo second > ${q(D)}/agents/full/inbox`);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/Resource temporarily unavailable/);
+    const status = JSON.parse(await ok(`cat ${q(D)}/agents/full/status`)) as { queue_depth: number };
+    expect(status.queue_depth).toBe(1);
+  });
+
   it('echo > DIR/agents/b/inbox is answered by b’s echo program into its outbox', async () => {
     await ok(`echo "hello b" > ${q(D)}/agents/b/inbox`);
     await until(async () => (await outbox('b')).length >= 1, 10_000, 'an answer in b/outbox');
