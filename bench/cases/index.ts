@@ -3,6 +3,7 @@ import type { BenchCase } from '../harness.js';
 import { storageCase } from './storage.js';
 import { runtimeCase } from './runtime.js';
 import { httpCase } from './http.js';
+import { fuseCase } from './fuse.js';
 import { containersCase } from './containers.js';
 
-export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase, containersCase];
+export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase, fuseCase, containersCase];
