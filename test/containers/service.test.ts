@@ -146,6 +146,7 @@ describe('/containers: the origin cases', () => {
     expect(await rig.json(`/containers/sessions/${sid}/exec/${eid}/result`)).toMatchObject({ exit_code: 0, status: 'complete' });
 
     const files = `/containers/sessions/${sid}/files`;
+    expect(await rig.ns.stat(files, admin)).toMatchObject({ type: 'dir', kind: 'dir' });
     await rig.ns.mkdir(`${files}/src`, 0o755, admin);
     await writeAll(rig.ns, `${files}/src/main.rs`, 'hello', admin);
     expect(text(await readAll(rig.ns, `${files}/src/main.rs`, admin))).toBe('hello');

@@ -80,6 +80,7 @@ isdir() { [ -d "$1" ] && [ ! -L "$1" ]; }
 statp() { stat -L -c "$F" "$1" 2>/dev/null || stat -c "$F" "$1"; }
 case $op in
 stat)
+  [ -z "$rel" ] && { statp "$wd"; exit; }
   checkp "$p"; exists "$p" || fail 2 "no such file or directory"
   [ -L "$p" ] && check "$p"
   statp "$p";;
