@@ -65,7 +65,7 @@ describe('/containers over HTTP', () => {
   it('runs a session: POST new, GET the output as it streams, GET the result', async () => {
     const answer = await json(`${C}/new`, {
       method: 'POST',
-      body: JSON.stringify({ image: PYTHON, commands: ['python3 -c "import sys; print(6*7); print(\'oops\', file=sys.stderr)"'] }),
+      body: JSON.stringify({ image: PYTHON, commands: ['python3 -c "import sys; print(6*7, flush=True); print(\'oops\', file=sys.stderr)"'] }),
     });
     const sid = answer['session_id'] as string;
     const out = await req(`${C}/sessions/${sid}/output`);
