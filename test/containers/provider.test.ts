@@ -119,7 +119,11 @@ describe('docker provider', () => {
     }
   });
 
-  it('kills the whole process tree of one exec and nothing else', async () => {
+  it.each([
+    ['from the host', () => provider],
+    ['from inside the container', () => new DockerProvider({ hostCgroupRoot: null })],
+  ])('kills the whole process tree of one exec and nothing else, %s', async (_how, make) => {
+    const killer = make();
     const { containerId } = await provider.createSession(spec());
     try {
       const other = await provider.exec(containerId, { marker: 'keep', argv: ['sleep', '1000'], env: {}, stdin: false }, { stdout: () => {}, stderr: () => {} });
@@ -129,7 +133,7 @@ describe('docker provider', () => {
         { stdout: () => {}, stderr: () => {} },
       );
       await new Promise((r) => setTimeout(r, 300));
-      const n = await provider.signalExec(containerId, 'victim', 'KILL');
+      const n = await killer.signalExec(containerId, 'victim', 'KILL');
       expect(n).toBeGreaterThanOrEqual(3);
       expect((await victim.done).exitCode).toBe(137);
       const ps = await runIn(containerId, 'ps -o args');

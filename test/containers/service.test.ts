@@ -206,6 +206,36 @@ describe('/containers: isolation and limits', () => {
     await writeAll(rig.ns, `/containers/sessions/${sid}/ctl`, 'kill', admin);
   });
 
+  it.each([
+    ['from the host', () => undefined],
+    ['from inside the container', () => [new DockerProvider({ hostCgroupRoot: null })]],
+  ])('kills a timed-out tree with every pid taken, or the container with it (searched %s)', async (_how, providers) => {
+    const list = providers();
+    const r = list ? makeRig({ providers: list }) : rig;
+    try {
+      const sid = (await r.call('/containers/new', { image: BUSYBOX, kind: 'interactive', limits: { max_pids: 24 } }))['session_id'] as string;
+      // Every pid taken by sleepers, and the shell keeps trying to fork more.
+      const ex = await r.call(`/containers/sessions/${sid}/exec/new`, { command: 'while :; do sleep 1000 & done', timeout_secs: 2, wait: true });
+      expect(ex).toMatchObject({ status: 'timeout', timed_out: true });
+      // Either the whole tree died and the session runs on with room for new commands...
+      const ps = await r
+        .call(`/containers/sessions/${sid}/exec/new`, { command: 'ps -o args | grep -cx "sleep 1000"', wait: true })
+        .catch(() => undefined);
+      if (ps?.['stdout'] === '0\n') {
+        await writeAll(r.ns, `/containers/sessions/${sid}/ctl`, 'kill', admin);
+      } else {
+        // ...or it could not be killed from where it was searched: the container went, and the session says why.
+        const rec = await r.engine.waitFor(sid);
+        expect(rec).toMatchObject({ status: 'failed', error: { code: 'ETIMEDOUT' } });
+        expect(rec?.error?.message).toMatch(/could not be killed .*the container was killed/);
+      }
+      for (let i = 0; i < 50 && (await provider.list({ 'agent9.session': sid })).length > 0; i++) await new Promise((res) => setTimeout(res, 100));
+      expect(await provider.list({ 'agent9.session': sid })).toEqual([]);
+    } finally {
+      if (list) await r.engine.close();
+    }
+  });
+
   it('ends a session when its lifetime runs out', async () => {
     const answer = await rig.call('/containers/new', { image: BUSYBOX, commands: ['sleep 60'], limits: { max_time_secs: 1 } });
     const sid = answer['session_id'] as string;

@@ -148,6 +148,8 @@ interface LiveExec {
   resolveStarted: (r: RunningExec | undefined) => void;
   timer: NodeJS.Timeout | undefined;
   killedBy: 'ctl' | 'timeout' | undefined;
+  /** Why its tree could not be killed at its time limit (its container was killed instead). */
+  killFailed: string | undefined;
   closed: boolean;
   done: Promise<ExecRecord>;
 }
@@ -662,7 +664,9 @@ export class ContainerEngine {
       const cid = live.containerId;
       let usage: CgroupUsage | null = null;
       if (cid) {
-        usage = await withTimeout(live.provider.usage(cid), HELPER_TIMEOUT_MS, 'reading usage').catch(() => null);
+        // A container that must go (a failure, a kill) is not waited on for long: its usage is a nicety.
+        const usageWait = outcome.status === 'complete' || outcome.stopReason === 'stop' ? HELPER_TIMEOUT_MS : 1000;
+        usage = await withTimeout(live.provider.usage(cid), usageWait, 'reading usage').catch(() => null);
         if (outcome.status !== 'complete' || live.execs.size > 0) {
           const grace = this.policy(live.agentId).stop_grace_secs;
           const end = outcome.stopReason === 'stop' ? live.provider.stop(cid, grace) : live.provider.kill(cid);
@@ -809,6 +813,7 @@ export class ContainerEngine {
       resolveStarted: started.resolve,
       timer: undefined,
       killedBy: undefined,
+      killFailed: undefined,
       closed: false,
       done: undefined as unknown as Promise<ExecRecord>,
     };
@@ -877,7 +882,10 @@ export class ContainerEngine {
         status: 'timeout',
         timedOut: true,
         exitCode,
-        error: `timed out after ${lx.timeoutSecs} s; its process tree was killed`,
+        error:
+          lx.killFailed === undefined
+            ? `timed out after ${lx.timeoutSecs} s; its process tree was killed`
+            : `timed out after ${lx.timeoutSecs} s; its process tree could not be killed (${lx.killFailed}), so the container was killed`,
       });
     }
     if (lx.killedBy === 'ctl') return this.closeExec(live, lx, { status: 'killed', killed: true, exitCode, error: 'killed through its ctl' });
@@ -906,14 +914,15 @@ export class ContainerEngine {
     if (lx.closed || !live.containerId) return;
     lx.killedBy = 'timeout';
     try {
-      await withTimeout(live.provider.signalExec(live.containerId, `${live.id}.${lx.id}`, 'KILL'), HELPER_TIMEOUT_MS, 'killing the process tree');
+      await this.signalTree(live, lx, 'KILL');
     } catch (err) {
+      lx.killFailed = toFsError(err, '/').detail;
       await this.finish(live, {
         status: 'failed',
         stopReason: 'kill',
         error: {
           code: 'ETIMEDOUT',
-          message: `exec ${lx.id} timed out and its process tree could not be killed (${toFsError(err, '/').detail}); the container was killed`,
+          message: `exec ${lx.id} timed out and its process tree could not be killed (${lx.killFailed}); the container was killed`,
         },
       });
     }
@@ -1034,7 +1043,20 @@ export class ContainerEngine {
     const running = await lx.started;
     if (!running || lx.closed || !live.containerId) return;
     if (signal === 'KILL') lx.killedBy = 'ctl';
-    await withTimeout(live.provider.signalExec(live.containerId, `${sid}.${eid}`, signal), HELPER_TIMEOUT_MS, 'signalling the process tree');
+    await this.signalTree(live, lx, signal);
+  }
+
+  /**
+   * Signals an exec's tree. The engine answers an exec's start before its process exists: while none is
+   * found and the exec has not ended, look again for a little while.
+   */
+  private async signalTree(live: LiveSession, lx: LiveExec, signal: string): Promise<number> {
+    const deadline = Date.now() + HELPER_TIMEOUT_MS;
+    for (;;) {
+      const n = await withTimeout(live.provider.signalExec(live.containerId!, `${live.id}.${lx.id}`, signal), HELPER_TIMEOUT_MS, 'signalling the process tree');
+      if (n > 0 || lx.closed || Date.now() > deadline) return n;
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   /** exec/<eid>/stdin: each message goes to the command's stdin (it must have been started with stdin open). */

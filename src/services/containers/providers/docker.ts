@@ -122,6 +122,15 @@ export class Demuxer {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Sends a signal; a process that is already gone is fine. */
+function tryKill(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
 export class DockerProvider implements ContainerProvider {
   readonly id = 'docker';
   readonly socketPath: string;
@@ -392,11 +401,65 @@ export class DockerProvider implements ContainerProvider {
 
   async signalExec(containerId: string, marker: string, signal: string): Promise<number> {
     if (!/^[A-Z0-9]+$/.test(signal)) throw new FsError('EINVAL', '/', `invalid signal name ${signal}`);
+    const fromHost = await this.hostSignalTree(containerId, marker, signal);
+    if (fromHost !== undefined) return fromHost;
     const r = await this.run(containerId, ['/bin/sh', '-c', SIGNAL_TREE_SCRIPT, 'agent9-signal', marker, signal], { user: '0' });
-    if (r.exitCode !== 0) {
-      throw new FsError('EREMOTEIO', '/', `could not signal the process tree: ${Buffer.from(r.stderr).toString().trim() || `exit ${r.exitCode}`}`);
+    const stderr = Buffer.from(r.stderr).toString().trim();
+    // A search that could not fork saw nothing: that is a failure, not "no process left".
+    if (r.exitCode !== 0 || /fork|resource temporarily unavailable/i.test(stderr)) {
+      throw new FsError('EREMOTEIO', '/', `could not signal the process tree: ${stderr || `exit ${r.exitCode}`}`);
     }
     return Number.parseInt(Buffer.from(r.stdout).toString().trim(), 10) || 0;
+  }
+
+  /** Host pids of the container's processes, from its cgroup on this host; undefined when not here. */
+  private async hostProcesses(containerId: string): Promise<number[] | undefined> {
+    const root = this.hostCgroupRoot;
+    if (root === null || !/^[0-9a-f]{64}$/.test(containerId)) return undefined;
+    for (const dir of [`docker/${containerId}`, `system.slice/docker-${containerId}.scope`]) {
+      for (const controller of ['pids/', 'memory/', '']) {
+        const text = await readFile(`${root}/${controller}${dir}/cgroup.procs`, 'utf8').catch(() => undefined);
+        if (text !== undefined) return text.split('\n').filter(Boolean).map(Number);
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Signals an exec's tree from the host: the container's processes from its cgroup, their environment
+   * from /proc. Nothing has to start inside the container, so it works when the pids limit is used up.
+   * Undefined when this host cannot (a remote engine, no permission): then it is done inside.
+   */
+  private async hostSignalTree(containerId: string, marker: string, signal: string): Promise<number | undefined> {
+    const needle = Buffer.from(`\0AGENT9_EXEC=${marker}\0`);
+    let total = 0;
+    for (let round = 0; round < 50; round++) {
+      const pids = await this.hostProcesses(containerId);
+      if (pids === undefined) return round === 0 ? undefined : total;
+      const found: number[] = [];
+      for (const pid of pids) {
+        let env: Buffer;
+        try {
+          env = await readFile(`/proc/${pid}/environ`);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EACCES' || (err as NodeJS.ErrnoException).code === 'EPERM') return undefined;
+          continue; // exited meanwhile
+        }
+        if (Buffer.concat([Buffer.from([0]), env, Buffer.from([0])]).includes(needle)) found.push(pid);
+      }
+      if (found.length === 0) return total;
+      try {
+        if (signal === 'KILL') for (const pid of found) tryKill(pid, 'SIGSTOP');
+        for (const pid of found) tryKill(pid, `SIG${signal}` as NodeJS.Signals);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EPERM') return round === 0 ? undefined : total;
+        throw new FsError('EINVAL', '/', `cannot send SIG${signal}: ${(err as Error).message}`);
+      }
+      total += found.length;
+      if (signal !== 'KILL') return total;
+      await sleep(5);
+    }
+    throw new FsError('EREMOTEIO', '/', `processes of the command kept appearing after 50 rounds of SIGKILL`);
   }
 
   async usage(containerId: string): Promise<CgroupUsage> {
