@@ -149,6 +149,18 @@ describe('BudgetLedger', () => {
     expect(l.usage('a').day.reserved).toBe(0);
   });
 
+  it('a service level (its own caps) is checked after the agent level and before the scopes', () => {
+    const { ledger: l } = ledger();
+    l.setLimits('a', { day: 100 });
+    l.setLimits('a', { tick: 4 }, 'service:compute');
+    l.setLimits('a', { tick: 1 }, 'org:acme');
+    expect(() => l.reserve('a', 5, { service: 'compute', org: 'acme' })).toThrow(/service:compute tick window has 4/);
+    l.reserve('a', 3, { service: 'compute' });
+    l.reserve('a', 50, { service: 'containers' });
+    expect(l.usage('a', 'service:compute').tick).toEqual({ limit: 4, reserved: 3, spent: 0, remaining: 1 });
+    expect(l.usage('a').day.reserved).toBe(53);
+  });
+
   it('rejects bad amounts, limits and scope ids with EINVAL', () => {
     const { ledger: l } = ledger();
     for (const bad of [-1, 1.5, Number.NaN, 2 ** 60]) expect(() => l.reserve('a', bad)).toThrow(/non-negative integer/);
