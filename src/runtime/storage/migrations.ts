@@ -7,6 +7,7 @@ import { eventMigrations } from './events.js';
 import { dataFileMigrations } from './datafiles.js';
 import { budgetMigrations } from '../budgets.js';
 import { journalMigrations } from '../journal.js';
+import { computeMigrations } from '../../services/compute/migrations.js';
 
 const core: Migration[] = [
   {
@@ -22,4 +23,5 @@ export const migrations: Migration[] = [
   ...dataFileMigrations,
   ...budgetMigrations,
   ...journalMigrations,
+  ...computeMigrations,
 ];
