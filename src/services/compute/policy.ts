@@ -116,11 +116,13 @@ export interface Route {
   estimate: number;
 }
 
-const HEALTH_RANK: Record<HealthStatus | 'unknown', number> = { available: 0, unknown: 1, degraded: 2, unavailable: 3 };
+/** Known-bad providers go last; unknown counts as healthy (nothing says otherwise). */
+const HEALTH_RANK: Record<HealthStatus | 'unknown', number> = { available: 0, unknown: 0, degraded: 1, unavailable: 2 };
 
 /**
  * Chooses a provider for a request: allowed by the policy, serving the model (providers that list the
- * model before catch-all ones), healthy ones first, then by `prefer`; ties go to the first registered.
+ * model before catch-all ones), then those not known to be failing, then by `prefer`; ties go to the
+ * first registered.
  */
 export function route(
   request: ComputeRequest,

@@ -14,6 +14,8 @@ export const HEALTH_MAX_AGE_MS = 30_000;
 export class ProviderRegistry {
   private readonly byId = new Map<string, ComputeProvider>();
   private readonly healthCache = new Map<string, ProviderHealth>();
+  /** What jobs learned about providers since (routing hints; the health files show real checks). */
+  private readonly observed = new Map<string, ProviderHealth>();
   private readonly checking = new Map<string, Promise<ProviderHealth>>();
 
   constructor(providers: readonly ComputeProvider[]) {
@@ -31,9 +33,12 @@ export class ProviderRegistry {
     return this.byId.get(id);
   }
 
-  /** The last known health (undefined before the first check). */
+  /** The last known health, from a check or a job, whichever is newer (undefined when nothing is known). */
   cachedHealth(id: string): HealthStatus | undefined {
-    return this.healthCache.get(id)?.status;
+    const checked = this.healthCache.get(id);
+    const seen = this.observed.get(id);
+    if (!checked || (seen && seen.checked_at >= checked.checked_at)) return seen?.status ?? checked?.status;
+    return checked.status;
   }
 
   /** A provider's health, checked at most every `maxAgeMs` (concurrent readers share one check). */
@@ -59,7 +64,7 @@ export class ProviderRegistry {
 
   /** Records what a job just learned about a provider (a failure to reach it, or a success). */
   observe(id: string, status: HealthStatus, reason?: string): void {
-    this.healthCache.set(id, { status, ...(reason ? { reason } : {}), checked_at: Date.now() });
+    this.observed.set(id, { status, ...(reason ? { reason } : {}), checked_at: Date.now() });
   }
 
   async close(): Promise<void> {
