@@ -99,11 +99,11 @@ export class DataFs implements FileService {
     return { uid: cx.principal.uid ?? 0, gid: cx.principal.gid ?? 0 };
   }
 
-  async stat(path: string): Promise<Stat> {
+  async stat(path: string, _cx?: Cx): Promise<Stat> {
     return nodeStat(this.need(path));
   }
 
-  async readdir(path: string): Promise<DirEntry[]> {
+  async readdir(path: string, _cx?: Cx): Promise<DirEntry[]> {
     const node = this.need(path);
     if (node.type !== 'dir') throw new FsError('ENOTDIR', path, 'not a directory');
     return this.store.children(this.tree, path).map((n) => ({ name: baseName(n.path), stat: nodeStat(n) }));
@@ -153,7 +153,7 @@ export class DataFs implements FileService {
     return node;
   }
 
-  async readFile(path: string): Promise<Uint8Array> {
+  async readFile(path: string, _cx?: Cx): Promise<Uint8Array> {
     const whole = this.store.readWhole?.(this.tree, path);
     if (whole) {
       if (whole.node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
@@ -176,20 +176,20 @@ export class DataFs implements FileService {
     this.store.remove(this.tree, path, opts.dir ?? node.type === 'dir');
   }
 
-  async rename(from: string, to: string): Promise<void> {
+  async rename(from: string, to: string, _cx?: Cx): Promise<void> {
     if (from === '/' || to === '/') throw new FsError('EBUSY', from, 'cannot rename the root');
     if (isUnder(to, from) && to !== from) throw new FsError('EINVAL', from, `cannot move a directory into itself (${to})`);
     validateName(baseName(to), to);
     this.store.rename(this.tree, from, to);
   }
 
-  async truncate(path: string, size: number): Promise<void> {
+  async truncate(path: string, size: number, _cx?: Cx): Promise<void> {
     const node = this.need(path);
     if (node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
     this.truncateId(node.id, path, size);
   }
 
-  async setattr(path: string, attrs: SetAttr): Promise<Stat> {
+  async setattr(path: string, attrs: SetAttr, _cx?: Cx): Promise<Stat> {
     return nodeStat(this.store.setattr(this.tree, path, attrs));
   }
 

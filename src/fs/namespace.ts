@@ -267,11 +267,14 @@ export class Namespace implements FileService, WatchSource {
   }
 
   /**
-   * Watches a file or a subtree: stored events after `from`, then live ones. Watching a stream file
-   * ends with its `end` event. A path that does not exist yet can be watched (to see it created).
+   * Watches a file or a subtree: stored events after `from`, then live ones (without `from`: live from
+   * this call on). Watching a stream file ends with its `end` event. A path that does not exist yet can
+   * be watched (to see it created).
    */
   watch(path: string, from: number | undefined, cx: Cx): AsyncIterable<FsEvent> {
     const p = normalizePath(path);
+    // Live-only watches start now, not when the caller first pulls: take the cursor at once.
+    if (from === undefined && this.events) from = this.events.store.lastId();
     return {
       [Symbol.asyncIterator]: () => this.startWatch(p, from, cx)[Symbol.asyncIterator](),
     };

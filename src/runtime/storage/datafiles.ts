@@ -2,6 +2,8 @@
  * Data files in SQLite. Nodes are keyed by (tree, path); content lives in fixed-size chunks keyed by
  * node id, so an offset write touches only the chunks it covers and a rename moves no data. The first
  * chunk lives in the node row itself (`head`), so a small file is one row: one insert, one select.
+ * There is no parent index: a directory's children are a range of the (tree, path) index, and a listing
+ * skips over each subdirectory's subtree with one more range query.
  */
 import type { CreateSpec, DataFileStore, DataNode } from '../../fs/datafs.js';
 import { FsError } from '../../fs/errors.js';
@@ -20,13 +22,12 @@ export const dataFileMigrations = [
     up: `
       CREATE TABLE data_nodes (
         id INTEGER PRIMARY KEY,
-        tree TEXT NOT NULL, path TEXT NOT NULL, parent TEXT NOT NULL,
+        tree TEXT NOT NULL, path TEXT NOT NULL,
         type TEXT NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,
         size INTEGER NOT NULL, mtime INTEGER NOT NULL, ctime INTEGER NOT NULL, atime INTEGER NOT NULL,
         version INTEGER NOT NULL,
         head BLOB,
         UNIQUE (tree, path));
-      CREATE INDEX data_nodes_parent ON data_nodes (tree, parent);
       CREATE TABLE data_chunks (node INTEGER NOT NULL, idx INTEGER NOT NULL, data BLOB NOT NULL,
         PRIMARY KEY (node, idx));`,
   },
@@ -48,6 +49,11 @@ interface NodeRow {
 
 const COLS = 'id, path, type, mode, uid, gid, size, mtime, ctime, atime, version';
 
+/** The first path after every path below `dir` ('/' is followed by '0' in byte order). */
+function subtreeEnd(dir: string): string {
+  return dir === '/' ? '0' : dir + '0';
+}
+
 /** Maps a tree to the event scope and path prefix its changes are reported under. */
 export type TreeEvents = (tree: string) => { scope: string; prefix: string } | undefined;
 
@@ -68,10 +74,10 @@ export class SqliteDataFileStore implements DataFileStore {
       byPath: db.prepare(`SELECT ${COLS} FROM data_nodes WHERE tree = ? AND path = ?`),
       byPathWithHead: db.prepare(`SELECT ${COLS}, head FROM data_nodes WHERE tree = ? AND path = ?`),
       byId: db.prepare(`SELECT ${COLS} FROM data_nodes WHERE tree = ? AND id = ?`),
-      children: db.prepare(`SELECT ${COLS} FROM data_nodes WHERE tree = ? AND parent = ? ORDER BY path`),
-      hasChild: db.prepare('SELECT 1 FROM data_nodes WHERE tree = ? AND parent = ? LIMIT 1').pluck(),
-      insert: db.prepare(`INSERT INTO data_nodes (tree, path, parent, type, mode, uid, gid, size, mtime, ctime, atime, version, head)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`),
+      below: db.prepare(`SELECT ${COLS} FROM data_nodes WHERE tree = ? AND path >= ? AND path < ? ORDER BY path`),
+      hasBelow: db.prepare('SELECT 1 FROM data_nodes WHERE tree = ? AND path > ? AND path < ? LIMIT 1').pluck(),
+      insert: db.prepare(`INSERT INTO data_nodes (tree, path, type, mode, uid, gid, size, mtime, ctime, atime, version, head)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`),
       /** Touches a parent directory; 0 changes means it is missing or not a directory. */
       touchDir: db.prepare(
         "UPDATE data_nodes SET mtime = ?, ctime = ?, version = version + 1 WHERE tree = ? AND path = ? AND type = 'dir'",
@@ -86,9 +92,8 @@ export class SqliteDataFileStore implements DataFileStore {
       putChunk: db.prepare('INSERT OR REPLACE INTO data_chunks (node, idx, data) VALUES (?, ?, ?)'),
       dropChunksFrom: db.prepare('DELETE FROM data_chunks WHERE node = ? AND idx >= ?'),
       dropNode: db.prepare('DELETE FROM data_nodes WHERE id = ?'),
-      movePaths: db.prepare(`UPDATE data_nodes SET path = ? || substr(path, ?),
-          parent = CASE WHEN path = ? THEN ? ELSE ? || substr(parent, ?) END, ctime = ?
-        WHERE tree = ? AND (path = ? OR substr(path, 1, ?) = ?)`),
+      movePaths: db.prepare(`UPDATE data_nodes SET path = ? || substr(path, ?), ctime = ?
+        WHERE tree = ? AND (path = ? OR (path > ? AND path < ?))`),
     };
   }
 
@@ -107,7 +112,7 @@ export class SqliteDataFileStore implements DataFileStore {
     if (this.roots.has(tree)) return;
     if (!this.q.byPath.get(tree, '/')) {
       const now = Date.now();
-      this.q.insert.run(tree, '/', '', 'dir', 0o755, 0, 0, 0, now, now, now, null);
+      this.q.insert.run(tree, '/', 'dir', 0o755, 0, 0, 0, now, now, now, null);
     }
     this.roots.add(tree);
   }
@@ -137,8 +142,35 @@ export class SqliteDataFileStore implements DataFileStore {
     return this.q.byId.get(tree, id) as NodeRow | undefined;
   }
 
+  /**
+   * The direct children of a directory, in path order. Paths below `dir/` sort between `dir/` and
+   * `dir0` ('0' follows '/'); a deeper path `dir/sub/...` means the rest of `sub`'s subtree can be
+   * skipped by restarting the range at `dir/sub0`.
+   */
   children(tree: string, path: string): DataNode[] {
-    return this.q.children.all(tree, path) as NodeRow[];
+    const base = path === '/' ? '/' : path + '/';
+    const end = subtreeEnd(path);
+    const out: NodeRow[] = [];
+    let from = base;
+    for (;;) {
+      let skipTo: string | undefined;
+      for (const row of this.q.below.iterate(tree, from, end) as Iterable<NodeRow>) {
+        if (row.path === path) continue; // the root itself sorts first
+        const slash = row.path.indexOf('/', base.length);
+        if (slash === -1) {
+          out.push(row);
+          continue;
+        }
+        skipTo = row.path.slice(0, slash) + '0';
+        break;
+      }
+      if (skipTo === undefined) return out;
+      from = skipTo;
+    }
+  }
+
+  private hasChildren(tree: string, path: string): boolean {
+    return !!this.q.hasBelow.get(tree, path === '/' ? '/' : path + '/', subtreeEnd(path));
   }
 
   /** Touches the parent of `path`, failing with ENOENT/ENOTDIR when it is missing or not a directory. */
@@ -154,7 +186,7 @@ export class SqliteDataFileStore implements DataFileStore {
     const mode = spec.mode & 0o7777;
     const size = head?.length ?? 0;
     // Insert first: a taken path fails here, before anything else was written.
-    const info = this.q.insert.run(tree, path, parentOf(path), spec.type, mode, spec.uid, spec.gid, size, now, now, now, head);
+    const info = this.q.insert.run(tree, path, spec.type, mode, spec.uid, spec.gid, size, now, now, now, head);
     this.touchParent(tree, path, now);
     this.emit(tree, path, 'created', 1);
     return { id: Number(info.lastInsertRowid), path, type: spec.type, mode, uid: spec.uid, gid: spec.gid, size, mtime: now, ctime: now, atime: now, version: 1 };
@@ -333,7 +365,7 @@ export class SqliteDataFileStore implements DataFileStore {
       if (!node) throw new FsError('ENOENT', path, 'no such file or directory');
       if (dir && node.type !== 'dir') throw new FsError('ENOTDIR', path, 'not a directory');
       if (!dir && node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
-      if (node.type === 'dir' && this.q.hasChild.get(tree, path)) {
+      if (node.type === 'dir' && this.hasChildren(tree, path)) {
         throw new FsError('ENOTEMPTY', path, 'directory not empty');
       }
       this.q.dropNode.run(node.id);
@@ -355,14 +387,13 @@ export class SqliteDataFileStore implements DataFileStore {
       if (dst) {
         if (src.type === 'dir' && dst.type !== 'dir') throw new FsError('ENOTDIR', to, 'not a directory');
         if (src.type !== 'dir' && dst.type === 'dir') throw new FsError('EISDIR', to, 'is a directory');
-        if (dst.type === 'dir' && this.q.hasChild.get(tree, to)) throw new FsError('ENOTEMPTY', to, 'directory not empty');
+        if (dst.type === 'dir' && this.hasChildren(tree, to)) throw new FsError('ENOTEMPTY', to, 'directory not empty');
         this.q.dropNode.run(dst.id);
         this.q.dropChunksFrom.run(dst.id, 1);
       }
-      const newParent = parentOf(to);
-      // Moves `from` and everything below it: path prefix and parent prefix are rewritten.
-      this.q.movePaths.run(to, from.length + 1, from, newParent, to, from.length + 1, now, tree, from, from.length + 1, from + '/');
-      if (newParent !== parentOf(from)) this.touchParent(tree, from, now);
+      // Moves `from` and everything below it: the path prefix is rewritten.
+      this.q.movePaths.run(to, from.length + 1, now, tree, from, from + '/', subtreeEnd(from));
+      if (parentOf(to) !== parentOf(from)) this.touchParent(tree, from, now);
       this.emit(tree, from, 'deleted');
       this.emit(tree, to, 'created', src.version);
     });
