@@ -111,7 +111,7 @@ describe('/compute with local-echo', () => {
     engine.ledger.setLimits(AGENT, { tick: 5 }, 'repo:web');
     engine.ledger.setLimits(AGENT, { tick: 2 }, 'issue:42');
     const budget_scope = { org: 'acme', repo: 'web', issue: '42' };
-    const req = (max_cost: number) => ({ model: 'echo', prompt: '', max_cost, budget_scope, options: { chunk_delay_ms: 200 } });
+    const req = (max_cost: number) => ({ model: 'echo', prompt: 'a b c d', max_cost, budget_scope, options: { chunk_delay_ms: 500 } });
     await expectCode(submit(ns, req(3)), 'EDQUOT', 'issue:42 tick window has 2');
     const ok = await submit(ns, req(2));
     await expectCode(submit(ns, req(2)), 'EDQUOT', 'issue:42 tick window has 0');

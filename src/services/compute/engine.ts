@@ -10,6 +10,7 @@ import { FsError, toFsError } from '../../fs/errors.js';
 import type { EventChannel } from '../../fs/events.js';
 import { BudgetLedger, type BudgetScope } from '../../runtime/budgets.js';
 import { IdempotencyJournal } from '../../runtime/journal.js';
+import { GroupCommit } from '../../runtime/group-commit.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import { JobStore, newJobId, type Job } from './jobs.js';
 import { PolicyStore, route, type ComputePolicy, type PolicyInput } from './policy.js';
@@ -51,6 +52,8 @@ export interface ComputeEngineOptions {
   mountPath?: string;
   /** Finished jobs are kept this long (default 7 days). */
   jobRetentionMs?: number;
+  /** Failures to record a job's progress (storage errors); default: a process warning. */
+  onError?: (err: unknown, job: Job) => void;
   now?: () => number;
 }
 
@@ -69,7 +72,7 @@ interface Running {
 
 interface AgentSlots {
   running: number;
-  waiting: string[];
+  waiting: Job[];
 }
 
 function hashRequest(req: ComputeRequest): string {
@@ -94,8 +97,9 @@ export class ComputeEngine {
   private readonly idle = new Set<() => void>();
   private finishedSincePrune = 0;
   private closed = false;
-  /** A write transaction that takes the lock at BEGIN, publishing its events after commit. */
-  private readonly immediate: <T>(fn: () => T) => T;
+  private readonly commits: GroupCommit;
+  private readonly capsApplied = new Map<string, ComputePolicy>();
+  private readonly onError: (err: unknown, job: Job) => void;
 
   constructor(options: ComputeEngineOptions) {
     this.storage = options.storage;
@@ -108,10 +112,10 @@ export class ComputeEngine {
     this.trace = options.trace ?? eventLogTrace(options.storage);
     this.now = options.now ?? (() => Date.now());
     this.retentionMs = options.jobRetentionMs ?? DEFAULT_JOB_RETENTION_MS;
-    const db = this.storage.db;
-    const runner = db.transaction((fn: () => unknown) => fn());
-    this.immediate = <T>(fn: () => T): T =>
-      db.inTransaction ? (runner(fn) as T) : (this.storage.events.batch(() => runner.immediate(fn)) as T);
+    this.commits = new GroupCommit(this.storage);
+    this.onError =
+      options.onError ??
+      ((err, job) => process.emitWarning(`compute job ${job.id} of ${job.agentId}: ${(err as Error)?.message ?? String(err)}`, 'ComputeWarning'));
     this.recover();
   }
 
@@ -149,8 +153,10 @@ export class ComputeEngine {
     }
   }
 
-  /** Makes the ledger's service:compute limits match the policy caps (cheap when they already do). */
+  /** Makes the ledger's service:compute limits match the policy caps (once per policy version). */
   applyCaps(agentId: string, policy = this.policy(agentId)): void {
+    if (this.capsApplied.get(agentId) === policy) return;
+    this.capsApplied.set(agentId, policy);
     const level = `service:${COMPUTE_SERVICE}`;
     const current = this.ledger.limits(agentId, level);
     if (current.tick !== policy.max_cost_per_tick || current.day !== policy.max_cost_per_day) {
@@ -163,7 +169,7 @@ export class ComputeEngine {
    * anything is reserved: bad JSON or fields (EINVAL), oversize input (EFBIG), policy (EACCES),
    * budget (EDQUOT). A repeated idempotency key returns the first job and reserves nothing.
    */
-  submit(agentId: string, data: Uint8Array, path = '/new'): SubmitAnswer {
+  async submit(agentId: string, data: Uint8Array, path = '/new'): Promise<SubmitAnswer> {
     if (this.closed) throw new FsError('EAGAIN', path, 'the server is shutting down', { retryAfterMs: 1000 });
     const policy = this.policy(agentId);
     const req = parseRequest(data, policy, path);
@@ -184,27 +190,39 @@ export class ComputeEngine {
     const reserve = maxCost;
     const hash = hashRequest(req);
 
+    let fresh: Job | undefined;
     const create = (): string => {
       const now = this.now();
       const id = newJobId(now);
       const scope: BudgetScope = { service: COMPUTE_SERVICE, ...req.budget_scope };
       const reservation = this.ledger.reserve(agentId, reserve, scope, `compute job ${id}`, path);
+      const streamFrom = this.storage.eventStore.lastId();
       this.jobs.insert(
-        {
-          id,
-          agentId,
-          provider: provider.id,
-          model: req.model,
-          request: req,
-          reservationId: reservation.id,
-          reserved: reserve,
-          streamFrom: this.storage.eventStore.lastId(),
-          createdAt: now,
-        },
+        { id, agentId, provider: provider.id, model: req.model, request: req, reservationId: reservation.id, reserved: reserve, streamFrom, createdAt: now },
         req.idempotency_key,
       );
-      const ch = this.channel(agentId);
-      ch.emit(`/jobs/${id}`, 'created', { version: 1 });
+      fresh = {
+        id,
+        agentId,
+        status: 'pending',
+        provider: provider.id,
+        model: req.model,
+        request: req,
+        reservationId: reservation.id,
+        reserved: reserve,
+        cost: null,
+        idempotencyKey: req.idempotency_key ?? null,
+        result: null,
+        error: null,
+        streamFrom,
+        chunks: 0,
+        createdAt: now,
+        startedAt: null,
+        finishedAt: null,
+        updatedAt: now,
+        version: 1,
+      };
+      this.channel(agentId).emit(`/jobs/${id}`, 'created', { version: 1 });
       this.trace(agentId, {
         type: 'compute_submit',
         job_id: id,
@@ -217,43 +235,42 @@ export class ComputeEngine {
       return JSON.stringify({ job_id: id, hash });
     };
 
-    let jobId: string;
-    let created = true;
-    if (req.idempotency_key !== undefined) {
-      const key = `${agentId}:${COMPUTE_SERVICE}:${req.idempotency_key}`;
-      const entry = this.journal.remember(key, create);
-      const recorded = JSON.parse(entry.value) as { job_id: string; hash: string };
-      created = entry.created;
-      if (!created && recorded.hash !== hash) {
-        throw new FsError('EEXIST', path, `idempotency key '${req.idempotency_key}' was used for a different request (job ${recorded.job_id})`);
+    // The reservation and the record commit with other submits of this turn (group commit): one commit
+    // for many jobs. Each runs in its own savepoint, so a refused reservation refuses only its job.
+    let replay: { job_id: string; hash: string } | undefined;
+    await this.commits.add(() => {
+      if (req.idempotency_key === undefined) {
+        create();
+        return;
       }
-      jobId = recorded.job_id;
-    } else {
-      jobId = (JSON.parse(this.immediate(create)) as { job_id: string }).job_id;
+      const entry = this.journal.remember(`${agentId}:${COMPUTE_SERVICE}:${req.idempotency_key}`, create);
+      if (!entry.created) replay = JSON.parse(entry.value) as { job_id: string; hash: string };
+    });
+    if (replay) {
+      if (replay.hash !== hash) {
+        throw new FsError('EEXIST', path, `idempotency key '${req.idempotency_key}' was used for a different request (job ${replay.job_id})`);
+      }
+      const earlier = this.jobs.get(replay.job_id);
+      return { job_id: replay.job_id, status: earlier?.status ?? 'complete', replayed: true, paths: this.paths(replay.job_id) };
     }
-    if (created) this.schedule(agentId, jobId);
-    const job = this.jobs.get(jobId);
-    return {
-      job_id: jobId,
-      status: job?.status ?? 'pending',
-      ...(created ? {} : { replayed: true as const }),
-      paths: this.paths(jobId),
-    };
+    const job = fresh!;
+    this.schedule(job);
+    return { job_id: job.id, status: 'pending', paths: this.paths(job.id) };
   }
 
   // --- running jobs ---
 
-  private schedule(agentId: string, jobId: string): void {
-    let s = this.slots.get(agentId);
+  private schedule(job: Job): void {
+    let s = this.slots.get(job.agentId);
     if (!s) {
       s = { running: 0, waiting: [] };
-      this.slots.set(agentId, s);
+      this.slots.set(job.agentId, s);
     }
-    if (s.running < this.policy(agentId).max_concurrent_jobs) {
+    if (s.running < this.policy(job.agentId).max_concurrent_jobs) {
       s.running++;
-      this.start(agentId, jobId);
+      this.start(job);
     } else {
-      s.waiting.push(jobId);
+      s.waiting.push(job);
     }
   }
 
@@ -263,33 +280,40 @@ export class ComputeEngine {
     s.running--;
     while (s.waiting.length > 0 && s.running < this.policy(agentId).max_concurrent_jobs) {
       const next = s.waiting.shift()!;
-      if (this.jobs.get(next)?.status !== 'pending') continue; // cancelled while waiting
+      if (this.jobs.status(next.id) !== 'pending') continue; // cancelled while waiting
       s.running++;
-      this.start(agentId, next);
+      this.start(next);
     }
     if (s.running === 0 && s.waiting.length === 0) this.slots.delete(agentId);
     if (this.running.size === 0) for (const wake of this.idle) wake();
   }
 
-  private start(agentId: string, jobId: string): void {
+  private start(job: Job): void {
     const controller = new AbortController();
     const entry: Running = { controller, done: Promise.resolve() };
-    this.running.set(jobId, entry);
-    entry.done = this.run(agentId, jobId, controller).finally(() => {
-      this.running.delete(jobId);
-      this.release(agentId);
-    });
+    this.running.set(job.id, entry);
+    entry.done = this.run(job, controller)
+      .catch((err: unknown) => this.onError(err, job))
+      .finally(() => {
+        this.running.delete(job.id);
+        this.release(job.agentId);
+      });
   }
 
-  private async run(agentId: string, jobId: string, controller: AbortController): Promise<void> {
-    // Let the submitter's answer go out first; the job starts on the next turn of the event loop.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    const ch = this.channel(agentId);
+  /**
+   * Runs a job on its provider. Its writes (start, chunks, outcome) go through the group commit, so
+   * concurrent jobs share commits; the outcome is durable before this resolves.
+   */
+  private async run(job: Job, controller: AbortController): Promise<void> {
+    const ch = this.channel(job.agentId);
+    const jobId = job.id;
     const started = this.now();
-    const version = this.jobs.start(jobId, started);
-    if (version === undefined) return; // cancelled before it started
-    ch.emit(`/jobs/${jobId}/status`, 'modified', { version });
-    let job = this.jobs.get(jobId)!;
+    void this.commits
+      .add(() => {
+        const version = this.jobs.start(jobId, started);
+        if (version !== undefined) ch.emit(`/jobs/${jobId}/status`, 'modified', { version });
+      })
+      .catch((err: unknown) => this.onError(err, job));
     const timeout = setTimeout(
       () => controller.abort(new FsError('ETIMEDOUT', `/jobs/${jobId}`, `job did not finish within timeout_ms (${job.request.timeout_ms} ms)`)),
       job.request.timeout_ms,
@@ -299,18 +323,21 @@ export class ComputeEngine {
       signal: controller.signal,
       chunk: (text: string) => {
         if (controller.signal.aborted || text.length === 0) return;
-        chunks++;
-        this.storage.tx(() => {
-          if (chunks === 1) {
-            const v = this.jobs.streaming(jobId, this.now());
-            if (v !== undefined) ch.emit(`/jobs/${jobId}/status`, 'modified', { version: v });
-          }
-          const chunk: ComputeChunk = { delta: { text }, finish_reason: null, usage: null };
-          ch.emit(`/jobs/${jobId}/stream`, 'data', { data: chunk });
-        });
+        const first = ++chunks === 1;
+        const chunk: ComputeChunk = { delta: { text }, finish_reason: null, usage: null };
+        void this.commits
+          .add(() => {
+            if (first) {
+              const v = this.jobs.streaming(jobId, this.now());
+              if (v !== undefined) ch.emit(`/jobs/${jobId}/status`, 'modified', { version: v });
+            }
+            ch.emit(`/jobs/${jobId}/stream`, 'data', { data: chunk });
+          })
+          .catch((err: unknown) => this.onError(err, job));
       },
     };
     try {
+      if (controller.signal.aborted) throw controller.signal.reason;
       let provider = this.providerOf(job);
       let result: ProviderResult;
       try {
@@ -318,30 +345,27 @@ export class ComputeEngine {
       } catch (err) {
         const fallback = this.fallbackFor(job, err, chunks, controller.signal);
         if (!fallback) throw err;
-        this.storage.tx(() => {
+        const from = provider.id;
+        await this.commits.add(() => {
           this.jobs.setProvider(jobId, fallback.id, this.now());
-          this.trace(agentId, {
-            type: 'compute_fallback',
-            job_id: jobId,
-            from: provider.id,
-            to: fallback.id,
-            reason: toFsError(err, `/jobs/${jobId}`).message,
-          });
+          this.trace(job.agentId, { type: 'compute_fallback', job_id: jobId, from, to: fallback.id, reason: toFsError(err, `/jobs/${jobId}`).message });
         });
         provider = fallback;
-        job = this.jobs.get(jobId)!;
+        job.provider = fallback.id;
         result = await this.attempt(provider, job.request, io, controller.signal);
       }
       this.providers.observe(provider.id, 'available');
-      this.complete(job, provider, result, chunks, started);
+      await this.commits.add(() => this.completeTx(job, provider, result, chunks, started));
     } catch (err) {
       const reason = controller.signal.aborted ? controller.signal.reason : err;
       const e = toFsError(reason, `/jobs/${jobId}`);
       if (e.code === 'EREMOTEIO') this.providers.observe(job.provider, 'degraded', e.detail);
-      this.finishUnsuccessful(job, e.code === 'ECANCELED' ? 'cancelled' : 'failed', e.code, e.detail, chunks);
+      const status = e.code === 'ECANCELED' ? 'cancelled' : 'failed';
+      await this.commits.add(() => this.finishUnsuccessfulTx(job, status, e.code, e.detail, chunks));
     } finally {
       clearTimeout(timeout);
     }
+    this.afterFinish();
   }
 
   private providerOf(job: Job): ComputeProvider {
@@ -377,7 +401,8 @@ export class ComputeEngine {
     return info.models.find((m) => m.id === model)?.pricing ?? info.pricing;
   }
 
-  private complete(job: Job, provider: ComputeProvider, result: ProviderResult, chunks: number, started: number): void {
+  /** Records a completion: the result, the reconciled cost, the last chunk and `end` (inside a transaction). */
+  private completeTx(job: Job, provider: ComputeProvider, result: ProviderResult, chunks: number, started: number): void {
     const now = this.now();
     const usage = result.usage;
     const cost = usage ? costOf(usage, this.pricingOf(provider, job.model)) : job.reserved;
@@ -394,7 +419,7 @@ export class ComputeEngine {
       finished_at: now,
     };
     const ch = this.channel(job.agentId);
-    this.storage.tx(() => {
+    {
       const version = this.jobs.complete(job.id, response, chunks + 1, now);
       if (version === undefined) return; // finished meanwhile (cancelled, or failed by a restarted server)
       const settlement = job.reservationId === null ? undefined : this.ledger.reconcile(job.reservationId, cost);
@@ -420,14 +445,14 @@ export class ComputeEngine {
         usage,
         latency_ms: response.latency_ms,
       });
-    });
-    this.afterFinish();
+    }
   }
 
-  private finishUnsuccessful(job: Job, status: 'failed' | 'cancelled', code: string, message: string, chunks: number): void {
+  /** Records a failure or cancel: releases the reservation, ends the stream (inside a transaction). */
+  private finishUnsuccessfulTx(job: Job, status: 'failed' | 'cancelled', code: string, message: string, chunks: number): void {
     const now = this.now();
     const ch = this.channel(job.agentId);
-    this.storage.tx(() => {
+    {
       const version = this.jobs.fail(job.id, status, code, message, chunks + 1, now);
       if (version === undefined) return; // already finished
       if (job.reservationId !== null) this.ledger.release(job.reservationId);
@@ -449,8 +474,7 @@ export class ComputeEngine {
         error: message,
         released: job.reserved,
       });
-    });
-    this.afterFinish();
+    }
   }
 
   private afterFinish(): void {
@@ -473,7 +497,7 @@ export class ComputeEngine {
       running.controller.abort(new FsError('ECANCELED', `/jobs/${jobId}`, 'job was cancelled'));
       await running.done;
     } else {
-      this.finishUnsuccessful(job, 'cancelled', 'ECANCELED', 'job was cancelled', job.chunks);
+      this.storage.tx(() => this.finishUnsuccessfulTx(job, 'cancelled', 'ECANCELED', 'job was cancelled', job.chunks));
     }
     return this.jobs.get(jobId)!;
   }
@@ -539,9 +563,11 @@ export class ComputeEngine {
   /** Fails the jobs a previous run left in flight and releases their reservations. */
   recover(): number {
     const stale = this.jobs.active().filter((j) => !this.running.has(j.id));
-    for (const job of stale) {
-      this.finishUnsuccessful(job, 'failed', 'EIO', `server restarted while the job was ${job.status}`, job.chunks);
-    }
+    this.storage.tx(() => {
+      for (const job of stale) {
+        this.finishUnsuccessfulTx(job, 'failed', 'EIO', `server restarted while the job was ${job.status}`, job.chunks);
+      }
+    });
     return stale.length;
   }
 

@@ -106,6 +106,7 @@ export class JobStore {
       insert: db.prepare(`INSERT INTO compute_jobs (id, agent_id, status, provider, model, request, reservation_id, reserved,
           idempotency_key, stream_from, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       get: db.prepare('SELECT * FROM compute_jobs WHERE id = ?'),
+      status: db.prepare('SELECT status FROM compute_jobs WHERE id = ?').pluck(),
       ids: db.prepare('SELECT id FROM compute_jobs WHERE agent_id = ? ORDER BY id').pluck(),
       counts: db.prepare('SELECT status, count(*) AS n FROM compute_jobs WHERE agent_id = ? GROUP BY status'),
       active: db.prepare("SELECT * FROM compute_jobs WHERE status IN ('pending', 'running', 'streaming') ORDER BY id"),
@@ -142,6 +143,10 @@ export class JobStore {
   get(id: string): Job | undefined {
     const row = this.q.get.get(id) as Row | undefined;
     return row && fromRow(row);
+  }
+
+  status(id: string): JobStatus | undefined {
+    return this.q.status.get(id) as JobStatus | undefined;
   }
 
   /** The job if it belongs to the agent (another agent's job does not exist for it). */

@@ -27,7 +27,7 @@ export interface ComputeServiceOptions {
 export function createComputeService({ engine, agentId }: ComputeServiceOptions): FileService {
   engine.applyCaps(agentId);
   const root = dir({
-    new: call((request) => jsonText(engine.submit(agentId, request, '/new'))),
+    new: call(async (request) => jsonText(await engine.submit(agentId, request, '/new'))),
     jobs: jobsDir(engine, agentId),
     providers: providersDir(engine),
     policy: jsonView(() => engine.policy(agentId), {
