@@ -257,3 +257,86 @@ describe('budgetHook (the Budgeted access level)', () => {
     expect(l.usage('bob').day).toEqual({ limit: 3, reserved: 0, spent: 3, remaining: 0 });
   });
 });
+
+describe('BudgetLedger against a model (property)', () => {
+  it('usage, acceptance and refusal match a plain model over random operation sequences', async () => {
+    const fc = await import('fast-check');
+    type Op =
+      | { op: 'reserve'; amount: number; scoped: boolean }
+      | { op: 'reconcile'; pick: number; frac: number }
+      | { op: 'release'; pick: number }
+      | { op: 'tick' }
+      | { op: 'advance'; minutes: number };
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ op: fc.constant('reserve' as const), amount: fc.integer({ min: 0, max: 40 }), scoped: fc.boolean() }),
+      fc.record({ op: fc.constant('reconcile' as const), pick: fc.nat(), frac: fc.double({ min: 0, max: 1.5, noNaN: true }) }),
+      fc.record({ op: fc.constant('release' as const), pick: fc.nat() }),
+      fc.record({ op: fc.constant('tick' as const) }),
+      fc.record({ op: fc.constant('advance' as const), minutes: fc.integer({ min: 0, max: 900 }) }),
+    );
+    const storage = openStorage();
+    let run = 0;
+    await fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 60 }), (ops) => {
+        const agent = `p${run++}`;
+        const c = clock();
+        const l = new BudgetLedger(storage, { now: c.now });
+        const limits = { tick: 60, day: 150, scopeDay: 50 };
+        l.setLimits(agent, { tick: limits.tick, day: limits.day });
+        l.setLimits(agent, { day: limits.scopeDay }, 'org:o');
+        interface M { id: number; amount: number; tick: number; minute: number; scoped: boolean; state: 'open' | 'done'; actual: number }
+        const model: M[] = [];
+        let tick = 0;
+        const minute = () => Math.floor(c.t / MINUTE_MS);
+        const sums = (pred: (m: M) => boolean) => {
+          let reserved = 0;
+          let spent = 0;
+          for (const m of model.filter(pred)) {
+            if (m.state === 'open') reserved += m.amount;
+            else spent += m.actual;
+          }
+          return { reserved, spent };
+        };
+        const inDay = (m: M) => m.minute > minute() - 1440;
+        for (const o of ops) {
+          if (o.op === 'reserve') {
+            const t = sums((m) => m.tick === tick);
+            const d = sums(inDay);
+            const s = sums((m) => m.scoped && inDay(m));
+            const ok =
+              o.amount <= Math.max(0, limits.tick - t.reserved - t.spent) &&
+              o.amount <= Math.max(0, limits.day - d.reserved - d.spent) &&
+              (!o.scoped || o.amount <= Math.max(0, limits.scopeDay - s.reserved - s.spent));
+            let got: number | undefined;
+            try {
+              got = l.reserve(agent, o.amount, o.scoped ? { org: 'o' } : undefined).id;
+            } catch (err) {
+              if ((err as { code?: string }).code !== 'EDQUOT') throw err;
+            }
+            expect(got !== undefined).toBe(ok);
+            if (got !== undefined) model.push({ id: got, amount: o.amount, tick, minute: minute(), scoped: o.scoped, state: 'open', actual: 0 });
+          } else if (o.op === 'reconcile' || o.op === 'release') {
+            const open = model.filter((m) => m.state === 'open');
+            if (open.length === 0) continue;
+            const m = open[o.pick % open.length]!;
+            const actual = o.op === 'reconcile' ? Math.floor(m.amount * o.frac) : 0;
+            if (o.op === 'reconcile') l.reconcile(m.id, actual);
+            else l.release(m.id);
+            m.state = 'done';
+            m.actual = actual;
+          } else if (o.op === 'tick') {
+            tick = l.resetTick(agent);
+          } else {
+            c.advance(o.minutes * MINUTE_MS);
+          }
+          const u = l.usage(agent);
+          expect({ reserved: u.tick.reserved, spent: u.tick.spent }).toEqual(sums((m) => m.tick === tick));
+          expect({ reserved: u.day.reserved, spent: u.day.spent }).toEqual(sums(inDay));
+          const su = l.usage(agent, 'org:o').day;
+          expect({ reserved: su.reserved, spent: su.spent }).toEqual(sums((m) => m.scoped && inDay(m)));
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
