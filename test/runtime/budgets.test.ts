@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { BudgetLedger, budgetHook, formatUsd, MINUTE_MS, scopeLevels } from '../../src/runtime/budgets.js';
 import { Storage } from '../../src/runtime/storage/index.js';
 import { Namespace } from '../../src/fs/namespace.js';
@@ -259,8 +260,7 @@ describe('budgetHook (the Budgeted access level)', () => {
 });
 
 describe('BudgetLedger against a model (property)', () => {
-  it('usage, acceptance and refusal match a plain model over random operation sequences', async () => {
-    const fc = await import('fast-check');
+  it('usage, acceptance and refusal match a plain model over random operation sequences', () => {
     type Op =
       | { op: 'reserve'; amount: number; scoped: boolean }
       | { op: 'reconcile'; pick: number; frac: number }
@@ -276,7 +276,7 @@ describe('BudgetLedger against a model (property)', () => {
     );
     const storage = openStorage();
     let run = 0;
-    await fc.assert(
+    fc.assert(
       fc.property(fc.array(opArb, { maxLength: 60 }), (ops) => {
         const agent = `p${run++}`;
         const c = clock();
