@@ -107,6 +107,7 @@ export class JobStore {
           idempotency_key, stream_from, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       get: db.prepare('SELECT * FROM compute_jobs WHERE id = ?'),
       status: db.prepare('SELECT status FROM compute_jobs WHERE id = ?').pluck(),
+      stamp: db.prepare('SELECT updated_at AS updatedAt, version FROM compute_jobs WHERE id = ? AND agent_id = ?'),
       ids: db.prepare('SELECT id FROM compute_jobs WHERE agent_id = ? ORDER BY id').pluck(),
       counts: db.prepare('SELECT status, count(*) AS n FROM compute_jobs WHERE agent_id = ? GROUP BY status'),
       active: db.prepare("SELECT * FROM compute_jobs WHERE status IN ('pending', 'running', 'streaming') ORDER BY id"),
@@ -143,6 +144,11 @@ export class JobStore {
   get(id: string): Job | undefined {
     const row = this.q.get.get(id) as Row | undefined;
     return row && fromRow(row);
+  }
+
+  /** When the agent's job last changed and its version; undefined when it has no such job (no JSON parsing). */
+  stamp(agentId: string, id: string): { updatedAt: number; version: number } | undefined {
+    return this.q.stamp.get(id, agentId) as { updatedAt: number; version: number } | undefined;
   }
 
   status(id: string): JobStatus | undefined {

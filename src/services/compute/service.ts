@@ -48,8 +48,8 @@ function jobsDir(engine: ComputeEngine, agentId: string): DirNode {
     dynamic: {
       list: () => engine.jobs.ids(agentId),
       get: (id) => {
-        const job = engine.job(agentId, id);
-        return job ? jobDir(engine, agentId, id, job.updatedAt) : undefined;
+        const stamp = engine.jobs.stamp(agentId, id);
+        return stamp === undefined ? undefined : jobDir(engine, agentId, id, stamp.updatedAt);
       },
     },
   };
@@ -62,7 +62,10 @@ function jobDir(engine: ComputeEngine, agentId: string, id: string, mtime: numbe
     return job;
   };
   const base = `/jobs/${id}`;
-  const meta = () => ({ version: () => engine.job(agentId, id)?.version ?? 0, mtime: () => engine.job(agentId, id)?.updatedAt ?? mtime });
+  const meta = () => ({
+    version: () => engine.jobs.stamp(agentId, id)?.version ?? 0,
+    mtime: () => engine.jobs.stamp(agentId, id)?.updatedAt ?? mtime,
+  });
   const children: Record<string, Node> = {
     status: jsonView(() => engine.statusOf(fresh(`${base}/status`)), meta()),
     result: jsonView(() => engine.resultOf(fresh(`${base}/result`), `${base}/result`), meta()),
