@@ -5,9 +5,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readAll, writeAll } from '../../src/fs/ops.js';
 import { buildProviders, LocalEchoProvider, OpenAiProvider } from '../../src/services/compute/index.js';
 import { parseComputeConfig } from '../../src/services/compute/config.js';
-import { cleanup, collect, expectCode, user, admin } from '../helpers.js';
+import { openComputeEngine } from '../../src/services/compute/mount.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cleanup, collect, expectCode, user, admin, openStorage, tempDir } from '../helpers.js';
 import { startFakeOpenAi, type FakeOpenAi } from './fake-openai.js';
-import { AGENT, closeEngines, readJson, readStream, setupCompute, submit, waitStatus, writeJson } from './setup.js';
+import { AGENT, agentNamespace, closeEngines, readJson, readStream, setupCompute, submit, waitStatus, writeJson } from './setup.js';
 
 const KEY = 'sk-test-double-key-123456';
 
@@ -237,5 +240,34 @@ describe('compute config', () => {
     expect(buildProviders({ 'local-echo': false }).list()).toEqual([]);
     expect(() => parseComputeConfig({ providers: { openai: { base_url: 'not a url' } } })).toThrow(/base_url/);
     expect(() => parseComputeConfig({ providers: { openai: { base_url: 'http://x', modles: [] } } })).toThrow(/unknown field 'modles'/);
+  });
+
+  it('openComputeEngine reads $AGENT9_HOME/config.json: providers, the default policy; a bad file is EINVAL naming it', async () => {
+    const home = tempDir();
+    writeFileSync(
+      join(home, 'config.json'),
+      JSON.stringify({
+        compute: {
+          providers: { openai: { base_url: fake.url, api_key_env: 'TEST_OPENAI_KEY', models: ['fake-chat'], pricing: PRICING } },
+          policy: { default_model: 'fake-chat', max_cost_per_job: 100000 },
+        },
+      }),
+    );
+    const storage = openStorage(home);
+    const engine = openComputeEngine({ storage, home, env: { TEST_OPENAI_KEY: KEY } });
+    try {
+      const ns = agentNamespace(storage, engine);
+      expect((await ns.readdir('/compute/providers', user)).map((e) => e.name)).toEqual(['local-echo', 'openai']);
+      expect(await readJson(ns, '/compute/policy')).toMatchObject({ default_model: 'fake-chat', max_cost_per_job: 100000 });
+      await expectCode(submit(ns, { prompt: 'configured' }), 'EDQUOT', "max cost 615450 micro-USD is over the policy's max_cost_per_job");
+      const job = await submit(ns, { prompt: 'configured', max_tokens: 100 });
+      expect(await waitStatus(ns, job.job_id)).toMatchObject({ status: 'complete', provider: 'openai' });
+    } finally {
+      await engine.close();
+    }
+    writeFileSync(join(home, 'config.json'), '{"compute": {"providers": {"x": {"base_url": 5}}}}');
+    expect(() => openComputeEngine({ storage, home })).toThrow(/config\.json: compute: field 'providers\.x/);
+    writeFileSync(join(home, 'config.json'), '{"compute": ');
+    expect(() => openComputeEngine({ storage, home })).toThrow(/config\.json: malformed JSON/);
   });
 });

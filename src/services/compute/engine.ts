@@ -96,6 +96,7 @@ export class ComputeEngine {
   private readonly channels = new Map<string, EventChannel>();
   private readonly idle = new Set<() => void>();
   private finishedSincePrune = 0;
+  private ownJournal = false;
   private closed = false;
   private readonly commits: GroupCommit;
   private readonly capsApplied = new Map<string, ComputePolicy>();
@@ -104,7 +105,13 @@ export class ComputeEngine {
   constructor(options: ComputeEngineOptions) {
     this.storage = options.storage;
     this.ledger = options.ledger ?? new BudgetLedger(options.storage);
-    this.journal = options.journal ?? new IdempotencyJournal(options.storage);
+    if (options.journal) {
+      this.journal = options.journal;
+    } else {
+      this.journal = new IdempotencyJournal(options.storage);
+      this.ownJournal = true;
+      this.journal.start();
+    }
     this.providers = options.providers;
     this.policies = options.policies ?? new PolicyStore(options.storage, options.policy);
     this.jobs = new JobStore(options.storage);
@@ -591,6 +598,6 @@ export class ComputeEngine {
       r.controller.abort(new FsError('EIO', `/jobs/${id}`, 'server shutting down'));
     }
     await Promise.all([...this.running.values()].map((r) => r.done));
-    this.journal.stop();
+    if (this.ownJournal) this.journal.stop();
   }
 }

@@ -6,3 +6,4 @@ export { buildProviders, ProviderRegistry, LocalEchoProvider, OpenAiProvider, EC
 export { loadComputeConfig, type ComputeConfig } from './config.js';
 export { computeMigrations } from './migrations.js';
 export * from './types.js';
+export { openComputeEngine, computeMount, type ComputeServerOptions } from './mount.js';
