@@ -1,6 +1,7 @@
 /** Every benchmark case, in the order they run. */
 import type { BenchCase } from '../harness.js';
 import { storageCase } from './storage.js';
+import { runtimeCase } from './runtime.js';
 import { computeCase } from './compute.js';
 
-export const cases: BenchCase[] = [storageCase, computeCase];
+export const cases: BenchCase[] = [storageCase, runtimeCase, computeCase];

@@ -42,14 +42,18 @@ export class SyntheticHandle implements Handle {
   private streamIter: AsyncIterator<Uint8Array> | undefined;
   private streamLeft: Uint8Array = EMPTY;
   private streamDone = false;
-  private readonly abort = new AbortController();
+  /** Only stream handles need one (made at open); creating and aborting one per handle is costly. */
+  private abort: AbortController | undefined;
   private readonly maxBytes: number;
 
   constructor(private readonly spec: SyntheticHandleSpec) {
     this.kind = spec.kind;
     this.maxBytes = spec.maxBytes ?? DEFAULT_MESSAGE_CAP;
     // Subscribe at open: what arrives between open and the first read is not lost.
-    if (spec.stream && spec.canRead) this.streamIter = spec.stream(this.abort.signal)[Symbol.asyncIterator]();
+    if (spec.stream && spec.canRead) {
+      this.abort = new AbortController();
+      this.streamIter = spec.stream(this.abort.signal)[Symbol.asyncIterator]();
+    }
   }
 
   async read(length: number, offset: number): Promise<Uint8Array> {
@@ -83,7 +87,7 @@ export class SyntheticHandle implements Handle {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.abort.abort();
+    this.abort?.abort();
     try {
       await this.flush();
     } finally {
@@ -123,6 +127,7 @@ export class SyntheticHandle implements Handle {
   private async readStream(length: number): Promise<Uint8Array> {
     if (this.streamLeft.length === 0) {
       if (this.streamDone || this.closed) return EMPTY;
+      this.abort ??= new AbortController();
       this.streamIter ??= this.spec.stream!(this.abort.signal)[Symbol.asyncIterator]();
       const next = await this.streamIter.next();
       if (next.done || this.closed) {

@@ -305,7 +305,7 @@ export class Namespace implements FileService, WatchSource {
 }
 
 /** Rebases errors from a handle opened through a mount, so messages name the full path. */
-class RebasedHandle implements Handle {
+export class RebasedHandle implements Handle {
   readonly kind: Handle['kind'];
   truncate?: (size: number) => Promise<void>;
   stat?: () => Promise<Stat>;

@@ -1,68 +1,67 @@
 /**
- * Group commit: small writes queued during one turn of the event loop commit together in one SQLite
- * transaction (with their events published after it), each in its own savepoint so that one failing
- * write fails alone. Streams of many concurrent jobs (chunks, status changes, completions) then cost one
- * commit per turn instead of one per write. A write's promise resolves once it is durable.
+ * Group commit: work submitted while other work of the same turn is still running (concurrent ticks,
+ * concurrent writers) commits in one SQLite transaction, each piece in its own savepoint, so a failing
+ * piece rolls back alone and every submitter learns its own outcome only after the commit is durable.
+ * A lone piece runs in a plain transaction.
  */
 import type { Storage } from './storage/index.js';
+import { FsError } from '../fs/errors.js';
 
-interface Pending {
-  fn: () => void;
-  resolve: () => void;
+interface Job {
+  work: () => unknown;
+  savepoint: boolean;
+  resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
 
 export class GroupCommit {
-  private queue: Pending[] = [];
-  private scheduled = false;
-  private readonly savepoint: (fn: () => void) => void;
-  private readonly transaction: (fn: () => void) => void;
+  private pending: Job[] = [];
+  readonly stats = { transactions: 0, jobs: 0 };
 
-  constructor(storage: Storage) {
-    const sp = storage.db.transaction((fn: () => void) => fn());
-    // IMMEDIATE: the group takes the write lock at BEGIN, so what its writes read (a budget's remaining
-    // amount) cannot change under it from another connection.
-    this.transaction = (fn) => storage.events.batch(() => (storage.db.inTransaction ? sp(fn) : sp.immediate(fn)));
-    // The inner batch drops the events of a savepoint that rolled back.
-    this.savepoint = (fn) => storage.events.batch(() => sp(fn));
-  }
+  constructor(private readonly storage: Storage) {}
 
-  /** Queues `fn` (synchronous SQLite work) for the next group commit. */
-  add(fn: () => void): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ fn, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
+  /**
+   * Runs `work` inside a transaction shared with the other work of this turn; resolves after commit.
+   * `savepoint: false` skips the savepoint for work that throws only before it writes anything (its
+   * expected failures leave the others untouched; an unexpected one aborts the whole group).
+   */
+  run<T>(work: () => T, options: { savepoint?: boolean } = {}): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ work, savepoint: options.savepoint ?? true, resolve: resolve as (v: unknown) => void, reject });
+      // After every promise continuation of this turn has run, so concurrent submitters share it.
+      if (this.pending.length === 1) process.nextTick(() => this.flush());
     });
   }
 
-  /** Commits everything queued now (also called by the timer). */
-  flush(): void {
-    this.scheduled = false;
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 0) return;
-    const failures = new Map<number, unknown>();
+  private flush(): void {
+    const jobs = this.pending;
+    this.pending = [];
+    const outcomes: { ok: boolean; value: unknown }[] = [];
     try {
-      this.transaction(() => {
-        for (let i = 0; i < batch.length; i++) {
+      this.storage.tx(() => {
+        for (const job of jobs) {
+          if (jobs.length === 1) {
+            outcomes.push({ ok: true, value: job.work() });
+            continue;
+          }
           try {
-            this.savepoint(batch[i]!.fn);
+            outcomes.push({ ok: true, value: job.savepoint ? this.storage.tx(job.work) : job.work() });
           } catch (err) {
-            failures.set(i, err);
+            if (!job.savepoint && !(err instanceof FsError)) throw err;
+            outcomes.push({ ok: false, value: err });
           }
         }
       });
     } catch (err) {
-      for (const p of batch) p.reject(err);
+      for (const job of jobs) job.reject(err);
       return;
     }
-    batch.forEach((p, i) => (failures.has(i) ? p.reject(failures.get(i)) : p.resolve()));
-  }
-
-  get pending(): number {
-    return this.queue.length;
+    this.stats.transactions++;
+    this.stats.jobs += jobs.length;
+    jobs.forEach((job, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) job.resolve(o.value);
+      else job.reject(o.value);
+    });
   }
 }

@@ -1,46 +1,53 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { GroupCommit } from '../../src/runtime/group-commit.js';
-import { cleanup, collect, openStorage } from '../helpers.js';
+import { cleanup, openStorage } from '../helpers.js';
+import { FsError } from '../../src/fs/errors.js';
 
-afterAll(cleanup);
+afterEach(cleanup);
 
-describe('GroupCommit', () => {
-  it('commits the writes of one turn together, in order; a failing write fails alone with its events', async () => {
+describe('group commit', () => {
+  it('concurrent work shares one transaction; a failing piece rolls back alone with its events', async () => {
     const storage = openStorage();
-    storage.db.exec('CREATE TABLE t (n INTEGER)');
+    storage.db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
+    const ins = storage.db.prepare('INSERT INTO t (k) VALUES (?)');
     const gc = new GroupCommit(storage);
-    const ins = storage.db.prepare('INSERT INTO t (n) VALUES (?)');
-    const chan = storage.events.channel('s', '/x');
-    const live = collect(storage.events.subscribe(chan.matcher('/'), undefined), 2, 2000);
-    const results = await Promise.allSettled(
-      [1, 2, 3].map((n) =>
-        gc.add(() => {
-          ins.run(n);
-          chan.emit(`/n${n}`, 'created');
-          if (n === 2) throw new Error('refused');
-        }),
-      ),
-    );
-    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
-    expect((results[1] as PromiseRejectedResult).reason.message).toBe('refused');
-    expect(storage.db.prepare('SELECT n FROM t ORDER BY rowid').pluck().all()).toEqual([1, 3]);
-    const seen = await live;
-    expect(seen.map((e) => e.path)).toEqual(['/n1', '/n3']);
-    expect(storage.eventStore.after(0, 100).map((e) => e.path)).toEqual(['/x/n1', '/x/n3']);
-    expect(gc.pending).toBe(0);
+    const put = (k: string, fail = false) =>
+      gc.run(() => {
+        ins.run(k);
+        storage.events.emit('s', `/${k}`, 'created');
+        if (fail) throw new Error(`no ${k}`);
+        return k;
+      });
+    const outcomes = await Promise.allSettled([put('a'), put('b', true), put('c'), put('a')]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected']);
+    expect((outcomes[1] as PromiseRejectedResult).reason.message).toBe('no b');
+    expect(storage.db.prepare('SELECT k FROM t ORDER BY k').pluck().all()).toEqual(['a', 'c']);
+    expect(storage.eventStore.query('s', undefined).map((e) => e.path)).toEqual(['/a', '/c']);
+    expect(gc.stats).toEqual({ transactions: 1, jobs: 4 });
+    // Work of separate turns gets separate transactions.
+    await put('d');
+    await put('e');
+    expect(gc.stats.transactions).toBe(3);
   });
 
-  it('a write queued while a group commits goes into the next one', async () => {
+  it('without savepoints, an FsError before writing fails only its own piece; any other error fails the group', async () => {
     const storage = openStorage();
+    storage.db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
+    const ins = storage.db.prepare('INSERT INTO t (k) VALUES (?)');
     const gc = new GroupCommit(storage);
-    const order: string[] = [];
-    await gc.add(() => {
-      order.push('a');
-      void gc.add(() => order.push('c')).then(() => order.push('c committed'));
-    });
-    order.push('a committed');
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setImmediate(r));
-    expect(order).toEqual(['a', 'a committed', 'c', 'c committed']);
+    const put = (k: string, fail?: 'expected' | 'unexpected') =>
+      gc.run(
+        () => {
+          if (fail === 'expected') throw new FsError('ENOENT', `/${k}`, 'gone');
+          ins.run(k);
+          if (fail === 'unexpected') throw new Error('disk on fire');
+        },
+        { savepoint: false },
+      );
+    const first = await Promise.allSettled([put('a'), put('b', 'expected'), put('c')]);
+    expect(first.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    const second = await Promise.allSettled([put('d'), put('e', 'unexpected'), put('f')]);
+    expect(second.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(storage.db.prepare('SELECT k FROM t ORDER BY k').pluck().all()).toEqual(['a', 'c']);
   });
 });

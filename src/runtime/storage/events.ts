@@ -99,6 +99,27 @@ export class SqliteEventStore implements EventStore {
     return max;
   }
 
+  /**
+   * Stored events of one scope, at one path (a stream's history, e.g. an agent's trace) or at every path
+   * when `path` is undefined; oldest first, or the newest `limit` with `newest`. `afterId` is an exclusive
+   * cursor; `fromTime`/`toTime` bound the times.
+   */
+  query(
+    scope: string,
+    path: string | undefined,
+    opts: { afterId?: number; fromTime?: number; toTime?: number; limit?: number; newest?: boolean } = {},
+  ): EventRecord[] {
+    const order = opts.newest ? 'DESC' : 'ASC';
+    const where = path === undefined ? '? IS NULL' : 'path = ?';
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM events WHERE scope = ? AND ${where} AND id > ? AND time >= ? AND time <= ? ORDER BY id ${order} LIMIT ?`,
+      )
+      .all(scope, path ?? null, opts.afterId ?? 0, opts.fromTime ?? 0, opts.toTime ?? Number.MAX_SAFE_INTEGER, opts.limit ?? -1) as Row[];
+    const out = rows.map(fromRow);
+    return opts.newest ? out.reverse() : out;
+  }
+
   /** Drops events beyond retention in one scope and records the watermark. */
   pruneScope(scope: string, now = Date.now()): number {
     const cutoffById =

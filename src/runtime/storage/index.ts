@@ -26,6 +26,8 @@ export class Storage {
   readonly dataFiles: SqliteDataFileStore;
   private readonly treeEvents = new Map<string, { scope: string; prefix: string }>();
   private closed = false;
+  /** One transaction function, made once: better-sqlite3 builds a new wrapper per db.transaction() call. */
+  private readonly runTx: (fn: () => unknown) => unknown;
 
   private constructor(
     readonly db: Db,
@@ -33,6 +35,7 @@ export class Storage {
     options: StorageOptions,
   ) {
     migrate(db, [...allMigrations, ...(options.migrations ?? [])]);
+    this.runTx = db.transaction((fn: () => unknown) => fn());
     this.eventStore = new SqliteEventStore(db, options.retention);
     this.events = new EventLog(this.eventStore);
     this.dataFiles = new SqliteDataFileStore(db, this.events, (tree) => this.treeEvents.get(tree), options.chunkSize);
@@ -47,7 +50,7 @@ export class Storage {
 
   /** One transaction whose events reach live watchers only if it commits. */
   tx<T>(fn: () => T): T {
-    return this.events.batch(() => this.db.transaction(fn)());
+    return this.events.batch(() => this.runTx(fn) as T);
   }
 
   /** A data-file tree whose changes are reported in `scope` under `prefix`. */

@@ -5,6 +5,7 @@
 import type { Migration } from './db.js';
 import { eventMigrations } from './events.js';
 import { dataFileMigrations } from './datafiles.js';
+import { runtimeMigrations } from '../store/schema.js';
 import { budgetMigrations } from '../budgets.js';
 import { journalMigrations } from '../journal.js';
 import { computeMigrations } from '../../services/compute/migrations.js';
@@ -21,6 +22,7 @@ export const migrations: Migration[] = [
   ...core,
   ...eventMigrations,
   ...dataFileMigrations,
+  ...runtimeMigrations,
   ...budgetMigrations,
   ...journalMigrations,
   ...computeMigrations,

@@ -245,7 +245,7 @@ export class ComputeEngine {
     // The reservation and the record commit with other submits of this turn (group commit): one commit
     // for many jobs. Each runs in its own savepoint, so a refused reservation refuses only its job.
     let replay: { job_id: string; hash: string } | undefined;
-    await this.commits.add(() => {
+    await this.commits.run(() => {
       if (req.idempotency_key === undefined) {
         create();
         return;
@@ -316,7 +316,7 @@ export class ComputeEngine {
     const jobId = job.id;
     const started = this.now();
     void this.commits
-      .add(() => {
+      .run(() => {
         const version = this.jobs.start(jobId, started);
         if (version !== undefined) ch.emit(`/jobs/${jobId}/status`, 'modified', { version });
       })
@@ -333,7 +333,7 @@ export class ComputeEngine {
         const first = ++chunks === 1;
         const chunk: ComputeChunk = { delta: { text }, finish_reason: null, usage: null };
         void this.commits
-          .add(() => {
+          .run(() => {
             if (first) {
               const v = this.jobs.streaming(jobId, this.now());
               if (v !== undefined) ch.emit(`/jobs/${jobId}/status`, 'modified', { version: v });
@@ -353,7 +353,7 @@ export class ComputeEngine {
         const fallback = this.fallbackFor(job, err, chunks, controller.signal);
         if (!fallback) throw err;
         const from = provider.id;
-        await this.commits.add(() => {
+        await this.commits.run(() => {
           this.jobs.setProvider(jobId, fallback.id, this.now());
           this.trace(job.agentId, { type: 'compute_fallback', job_id: jobId, from, to: fallback.id, reason: toFsError(err, `/jobs/${jobId}`).message });
         });
@@ -362,13 +362,13 @@ export class ComputeEngine {
         result = await this.attempt(provider, job.request, io, controller.signal);
       }
       this.providers.observe(provider.id, 'available');
-      await this.commits.add(() => this.completeTx(job, provider, result, chunks, started));
+      await this.commits.run(() => this.completeTx(job, provider, result, chunks, started));
     } catch (err) {
       const reason = controller.signal.aborted ? controller.signal.reason : err;
       const e = toFsError(reason, `/jobs/${jobId}`);
       if (e.code === 'EREMOTEIO') this.providers.observe(job.provider, 'degraded', e.detail);
       const status = e.code === 'ECANCELED' ? 'cancelled' : 'failed';
-      await this.commits.add(() => this.finishUnsuccessfulTx(job, status, e.code, e.detail, chunks));
+      await this.commits.run(() => this.finishUnsuccessfulTx(job, status, e.code, e.detail, chunks));
     } finally {
       clearTimeout(timeout);
     }

@@ -1,0 +1,70 @@
+/**
+ * One agent's local namespace: what the agent sees at `/` and the global view shows at `/agents/<id>`.
+ * Each service is mounted behind its access level. The mount list is data: adding a service (compute,
+ * containers) is one entry in `standardAgentMounts` or one `Agent9.addAgentMount` call.
+ */
+import { Namespace } from '../fs/namespace.js';
+import type { FileService } from '../fs/types.js';
+import { mountWithAccess, ReadOnly, ReadWrite, SignOnly, type AccessLevel, type GuardOptions } from './access.js';
+import type { AgentRuntime } from '../runtime/runtime.js';
+import { memoryTree } from '../runtime/agents.js';
+import { ctlService } from '../services/ctl.js';
+import { statusService } from '../services/status.js';
+import { InboxDirFs, inboxPolicyService, inboxService } from '../services/inbox.js';
+import { DeadletterFs } from '../services/deadletter.js';
+import { outboxService } from '../services/outbox.js';
+import { GoalsFs } from '../services/goals.js';
+import { identityService } from '../services/identity.js';
+import { logsQueryService, logsService } from '../services/logs.js';
+import { metricsService } from '../services/metrics.js';
+import { configService, exportService } from '../services/config.js';
+
+export interface AgentMountContext {
+  rt: AgentRuntime;
+  /** The agent id: also the event scope of its namespace. */
+  id: string;
+}
+
+export interface AgentMount {
+  path: string;
+  build(ctx: AgentMountContext): FileService;
+  access: AccessLevel | ((ctx: AgentMountContext) => AccessLevel);
+  options?: GuardOptions;
+}
+
+const ADMIN_ONLY: GuardOptions = { adminWrite: ['/'] };
+
+/** The standard services of DESIGN.md section 3. */
+export function standardAgentMounts(): AgentMount[] {
+  return [
+    { path: '/ctl', build: ({ rt, id }) => ctlService(rt, id), access: ReadWrite, options: ADMIN_ONLY },
+    { path: '/status', build: ({ rt, id }) => statusService(rt, id), access: ReadOnly },
+    { path: '/inbox', build: ({ rt, id }) => inboxService(rt, id), access: ReadWrite },
+    { path: '/inbox.d', build: ({ rt, id }) => new InboxDirFs(rt, id), access: ReadWrite },
+    { path: '/inbox.policy', build: ({ rt, id }) => inboxPolicyService(rt, id), access: ReadWrite, options: ADMIN_ONLY },
+    { path: '/deadletter', build: ({ rt, id }) => new DeadletterFs(rt, id), access: ReadWrite },
+    { path: '/outbox', build: ({ rt, id }) => outboxService(rt, id), access: ReadOnly },
+    { path: '/goals', build: ({ rt, id }) => new GoalsFs(rt, id), access: ReadWrite },
+    {
+      path: '/memory',
+      build: ({ rt, id }) => rt.storage.dataTree(memoryTree(id), { scope: id, prefix: '/memory' }, { serviceName: 'memory' }),
+      access: ReadWrite,
+    },
+    { path: '/identity', build: ({ rt, id }) => identityService(rt, id), access: SignOnly },
+    { path: '/logs', build: ({ rt, id }) => logsService(rt, id), access: ReadOnly },
+    { path: '/logs/query', build: ({ rt, id }) => logsQueryService(rt, id), access: ReadWrite },
+    { path: '/metrics', build: ({ rt, id }) => metricsService(rt, id), access: ReadOnly },
+    { path: '/config', build: ({ rt, id }) => configService(rt, id), access: ReadWrite, options: ADMIN_ONLY },
+    { path: '/export', build: ({ rt, id }) => exportService(rt, id), access: ReadOnly },
+  ];
+}
+
+export function buildAgentView(rt: AgentRuntime, id: string, mounts: readonly AgentMount[]): Namespace {
+  const ns = new Namespace({ scope: id, events: rt.storage.events, name: `agent:${id}` });
+  const ctx: AgentMountContext = { rt, id };
+  for (const m of mounts) {
+    const access = typeof m.access === 'function' ? m.access(ctx) : m.access;
+    mountWithAccess(ns, m.path, m.build(ctx), access, m.options ?? {});
+  }
+  return ns;
+}

@@ -1,0 +1,283 @@
+/**
+ * The server's namespace (the global view): `/agents` lists the agents and nests each agent's local
+ * namespace at `/agents/<id>`; `/agents/new` and `/agents/import` create agents; removing `/agents/<id>`
+ * deletes one; `/runtime/status` describes the server. Agent namespaces are built on first access and a
+ * bounded number are cached (LRU), so idle agents cost no objects.
+ */
+import { FsError, rebaseError } from '../fs/errors.js';
+import { SERVER_SCOPE, prefixMatcher, unionMatcher, type Matcher } from '../fs/events.js';
+import { Namespace, RebasedHandle, type WatchSource } from '../fs/namespace.js';
+import { SyntheticHandle } from '../fs/handles.js';
+import { SyntheticFs, dir, jsonView, parseJson } from '../fs/synthetic.js';
+import { isUnder, relativeTo, segmentsOf } from '../fs/paths.js';
+import { jsonText } from '../fs/bytes.js';
+import type { Cx, DirEntry, FileService, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from '../fs/types.js';
+import { MODE } from '../fs/types.js';
+import { mountWithAccess, ReadOnly, ReadWrite } from './access.js';
+import { buildAgentView, type AgentMount } from './agent-view.js';
+import type { AgentRuntime } from '../runtime/runtime.js';
+import { statusOf } from '../services/status.js';
+import { importBundle } from '../runtime/bundle.js';
+
+const CREATE_FILES = ['new', 'import'] as const;
+const MAX_BUNDLE_BYTES = 512 * 1024 * 1024;
+const READ_ALL = 1 << 30;
+
+/** Agent namespaces, built on demand; the `capacity` most recently used are kept. */
+export class AgentViews {
+  private readonly cache = new Map<string, Namespace>();
+
+  constructor(
+    private readonly rt: AgentRuntime,
+    private readonly mounts: () => readonly AgentMount[],
+    readonly capacity = 256,
+  ) {}
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  /** The agent's namespace, or ENOENT naming `path`. */
+  get(id: string, path = '/'): Namespace {
+    const hit = this.cache.get(id);
+    if (hit) {
+      this.cache.delete(id);
+      this.cache.set(id, hit);
+      return hit;
+    }
+    if (!this.rt.agents.has(id)) throw new FsError('ENOENT', path, `no agent '${id}'`);
+    const ns = buildAgentView(this.rt, id, this.mounts());
+    this.cache.set(id, ns);
+    if (this.cache.size > this.capacity) this.cache.delete(this.cache.keys().next().value as string);
+    return ns;
+  }
+
+  evict(id: string): void {
+    this.cache.delete(id);
+  }
+
+  clear(): void {
+    this.cache.clear();
+  }
+}
+
+function dirStat(t: number, version = 0): Stat {
+  return { type: 'dir', kind: 'dir', size: 0, mode: MODE.dir, mtime: t, ctime: t, version };
+}
+
+/** `/agents`: one directory per agent (its local namespace), plus the `new` and `import` call files. */
+export class AgentsFs implements FileService, WatchSource {
+  readonly serviceName = 'agents';
+  private readonly bootTime = Date.now();
+
+  constructor(
+    private readonly rt: AgentRuntime,
+    private readonly views: AgentViews,
+  ) {}
+
+  /** Splits `/<id>/rest` into the agent and the path inside its namespace. */
+  private split(path: string): { id: string; rest: string } | undefined {
+    const [id, ...more] = segmentsOf(path);
+    if (id === undefined || (CREATE_FILES as readonly string[]).includes(id)) return undefined;
+    return { id, rest: '/' + more.join('/') };
+  }
+
+  private async inAgent<T>(path: string, fn: (ns: Namespace, rest: string, id: string) => Promise<T>): Promise<T> {
+    const target = this.split(path)!;
+    const ns = this.views.get(target.id, path);
+    try {
+      return await fn(ns, target.rest, target.id);
+    } catch (err) {
+      throw rebaseError(err, `/${target.id}`, target.rest);
+    }
+  }
+
+  private callStat(): Stat {
+    return { type: 'file', kind: 'call', size: 0, mode: MODE.call, mtime: this.bootTime, ctime: this.bootTime, version: 0 };
+  }
+
+  private agentDirStat(id: string, path: string): Stat {
+    const row = this.rt.store.getAgent(id);
+    if (!row) throw new FsError('ENOENT', path, `no agent '${id}'`);
+    return dirStat(row.updated_at, row.inbox_version + row.tick_count);
+  }
+
+  async stat(path: string, cx: Cx): Promise<Stat> {
+    if (path === '/') return dirStat(this.bootTime, this.rt.agents.count);
+    const target = this.split(path);
+    if (!target) {
+      if (segmentsOf(path).length === 1) return this.callStat();
+      throw new FsError('ENOTDIR', path, 'not a directory');
+    }
+    if (target.rest === '/') return this.agentDirStat(target.id, path);
+    return this.inAgent(path, (ns, rest) => ns.stat(rest, cx));
+  }
+
+  async readdir(path: string, cx: Cx): Promise<DirEntry[]> {
+    if (path === '/') {
+      const entries: DirEntry[] = CREATE_FILES.map((name) => ({ name, stat: this.callStat() }));
+      for (const a of this.rt.store.listAgents()) entries.push({ name: a.id, stat: dirStat(a.updated_at) });
+      return entries;
+    }
+    const target = this.split(path);
+    if (!target) throw new FsError('ENOTDIR', path, 'not a directory');
+    return this.inAgent(path, (ns, rest) => ns.readdir(rest, cx));
+  }
+
+  async open(path: string, flags: OpenFlags, cx: Cx): Promise<Handle> {
+    if (path === '/') throw new FsError('EISDIR', path, 'is a directory');
+    const target = this.split(path);
+    if (!target) {
+      const name = segmentsOf(path)[0]!;
+      if (segmentsOf(path).length > 1) throw new FsError('ENOTDIR', path, 'not a directory');
+      const canRead = flags.read ?? !flags.write;
+      const canWrite = !!flags.write;
+      if (name === 'new') {
+        return new SyntheticHandle({ path, kind: 'call', canRead, canWrite, call: async (req) => this.create(req, path), stat: async () => this.callStat() });
+      }
+      return new SyntheticHandle({
+        path,
+        kind: 'call',
+        canRead,
+        canWrite,
+        maxBytes: MAX_BUNDLE_BYTES,
+        call: async (req) => this.import(req, path),
+        stat: async () => this.callStat(),
+      });
+    }
+    if (target.rest === '/') throw new FsError('EISDIR', path, 'is a directory');
+    return this.inAgent(path, async (ns, rest, id) => new RebasedHandle(await ns.open(rest, flags, cx), `/${id}`, rest));
+  }
+
+  private create(req: Uint8Array, path: string): string {
+    if (req.length === 0) throw new FsError('EINVAL', path, 'write an agent spec: {"name": ..., "program": ...}');
+    const agent = this.rt.agents.create(parseJson(req, path), path);
+    return jsonText(statusOf(this.rt, agent.id, path));
+  }
+
+  private import(req: Uint8Array, path: string): string {
+    if (req.length === 0) throw new FsError('EINVAL', path, 'write an export bundle');
+    const id = importBundle(this.rt, parseJson(req, path), path);
+    return jsonText(statusOf(this.rt, id, path));
+  }
+
+  async mkdir(path: string, _mode: number, cx: Cx): Promise<void> {
+    const target = this.split(path);
+    if (!target || target.rest === '/') {
+      if (target && this.rt.agents.has(target.id)) throw new FsError('EEXIST', path, 'agent exists');
+      throw new FsError('EPERM', path, 'create agents by writing a spec to /agents/new');
+    }
+    return this.inAgent(path, (ns, rest) => ns.mkdir(rest, _mode, cx));
+  }
+
+  async remove(path: string, cx: Cx, opts?: { dir?: boolean }): Promise<void> {
+    const target = this.split(path);
+    if (!target) throw new FsError('EBUSY', path, 'cannot remove this');
+    if (target.rest === '/') return this.rt.agents.delete(target.id, path);
+    return this.inAgent(path, (ns, rest) => ns.remove(rest, cx, opts));
+  }
+
+  async rename(from: string, to: string, cx: Cx): Promise<void> {
+    const a = this.split(from);
+    const b = this.split(to);
+    if (!a || !b || a.rest === '/' || b.rest === '/') throw new FsError('EPERM', from, 'agents cannot be renamed (export and import under the new name)');
+    if (a.id !== b.id) throw new FsError('EXDEV', from, `cannot rename across agents to ${to}`);
+    return this.inAgent(from, (ns, rest) => ns.rename(rest, b.rest, cx));
+  }
+
+  async truncate(path: string, size: number, cx: Cx): Promise<void> {
+    if (!this.split(path)) {
+      // `echo spec > /agents/new` opens with O_TRUNC: call files start empty.
+      if (size !== 0) throw new FsError('EINVAL', path, 'only truncation to 0 is supported');
+      return;
+    }
+    return this.inAgent(path, (ns, rest) => ns.truncate(rest, size, cx));
+  }
+
+  async setattr(path: string, attrs: SetAttr, cx: Cx): Promise<Stat> {
+    if (!this.split(path)) throw new FsError('EPERM', path, 'cannot change attributes here');
+    return this.inAgent(path, (ns, rest) => ns.setattr(rest, attrs, cx));
+  }
+
+  async readFile(path: string, cx: Cx): Promise<Uint8Array> {
+    const target = this.split(path);
+    if (!target) {
+      // Reading a call file without a request gives its usage error, as any call file does.
+      const handle = await this.open(path, { read: true }, cx);
+      try {
+        return await handle.read(READ_ALL, 0);
+      } finally {
+        await handle.close();
+      }
+    }
+    if (target.rest === '/') throw new FsError('EISDIR', path, 'is a directory');
+    return this.inAgent(path, (ns, rest) => ns.readFile(rest, cx));
+  }
+
+  async writeFile(path: string, data: Uint8Array, opts: WriteFileOptions, cx: Cx): Promise<Stat> {
+    const target = this.split(path);
+    if (!target || target.rest === '/') {
+      throw new FsError('EINVAL', path, 'call file: write a request and read the answer on one handle (HTTP POST)');
+    }
+    return this.inAgent(path, (ns, rest) => ns.writeFile(rest, data, opts, cx));
+  }
+
+  async watchMatcher(path: string, cx: Cx): Promise<Matcher | undefined> {
+    const agents = this.rt.agents;
+    const serverUnder = (prefix: string): Matcher => ({
+      scopes: [SERVER_SCOPE],
+      map: (rec) => (rec.scope === SERVER_SCOPE && isUnder(rec.path, prefix) ? relativeTo(rec.path, '/agents') : undefined),
+    });
+    if (path === '/') {
+      return unionMatcher([
+        serverUnder('/agents'),
+        { scopes: '*', map: (rec) => (rec.scope !== SERVER_SCOPE && agents.has(rec.scope) ? `/${rec.scope}${rec.path === '/' ? '' : rec.path}` : undefined) },
+      ]);
+    }
+    const target = this.split(path);
+    if (!target) return undefined;
+    const parts: Matcher[] = [serverUnder(`/agents${path}`)];
+    if (agents.has(target.id)) {
+      const inner = await this.inAgent(path, (ns, rest) => ns.watchMatcher(rest, cx));
+      if (inner) parts.push(prefixMatcher(inner, `/${target.id}`));
+    } else {
+      // Not created yet: its events will be in its own scope.
+      parts.push({
+        scopes: [target.id],
+        map: (rec) => (rec.scope === target.id && isUnder(rec.path, target.rest) ? `/${target.id}${rec.path === '/' ? '' : rec.path}` : undefined),
+      });
+    }
+    return unionMatcher(parts);
+  }
+}
+
+/** `/runtime`: server-level files. */
+export function runtimeService(rt: AgentRuntime, views: AgentViews): SyntheticFs {
+  return new SyntheticFs(
+    dir({
+      status: jsonView(() => ({
+        started_at: rt.startedAt,
+        uptime_ms: Date.now() - rt.startedAt,
+        agents: { total: rt.agents.count, by_state: rt.store.countByState() },
+        ticks_running: rt.engine.locks.size,
+        enqueue_commits: rt.queues.commitStats,
+        tick_commits: rt.engine.commits.stats,
+        scheduler: rt.scheduler.isRunning ? rt.scheduler.stats() : null,
+        namespaces_cached: views.size,
+        watchers: rt.storage.events.subscriberCount,
+        programs: rt.programs.names(),
+        budgets: rt.engine.budgets ? 'ledger' : 'none',
+        database: rt.storage.file,
+      })),
+    }),
+    'runtime',
+  );
+}
+
+/** The global view: `/agents` and `/runtime`, plus the `/mounts` every namespace has. */
+export function buildGlobalView(rt: AgentRuntime, views: AgentViews): Namespace {
+  const ns = new Namespace({ scope: SERVER_SCOPE, events: rt.storage.events, name: 'server' });
+  mountWithAccess(ns, '/agents', new AgentsFs(rt, views), ReadWrite);
+  mountWithAccess(ns, '/runtime', runtimeService(rt, views), ReadOnly);
+  return ns;
+}

@@ -1,0 +1,103 @@
+/**
+ * The agent runtime: registry, queues, tick engine and scheduler over one Storage, wired together.
+ * Services and the server assembly reach everything through it.
+ */
+import type { Storage } from './storage/index.js';
+import { RuntimeStore } from './store/index.js';
+import { KeyStore, loadServerKey } from './keys.js';
+import { Tracer } from './trace.js';
+import { ProgramRegistry, type Program } from './programs/index.js';
+import { echoProgram } from './programs/echo.js';
+import { execProgram } from './programs/exec.js';
+import { Queues } from './queues.js';
+import { TickEngine, type BudgetView, type TickReport } from './engine.js';
+import { Scheduler, type SchedulerOptions } from './scheduler.js';
+import { AgentRegistry } from './agents.js';
+import type { TickCause } from './spec.js';
+
+/** Extra environment for an exec program's process (AGENT_ROOT, or AGENT9_URL + an agent-scoped token). */
+export type ExecEnvHook = (agentId: string) => Promise<Record<string, string>>;
+
+export interface RuntimeOptions {
+  home: string;
+  storage: Storage;
+  execEnv?: ExecEnvHook;
+  /** Programs besides the built-in echo and exec. */
+  programs?: Program[];
+  budgets?: BudgetView;
+  /** false: no automatic ticks (tests drive ticks by hand). */
+  scheduler?: SchedulerOptions | false;
+}
+
+export class AgentRuntime {
+  readonly store: RuntimeStore;
+  readonly keys: KeyStore;
+  readonly tracer: Tracer;
+  readonly programs = new ProgramRegistry();
+  readonly queues: Queues;
+  readonly engine: TickEngine;
+  readonly scheduler: Scheduler;
+  readonly agents: AgentRegistry;
+  readonly startedAt = Date.now();
+  private execEnvHook: ExecEnvHook | undefined;
+  /** Called when an agent is deleted (views drop what they cached). */
+  onDeleted: (agentId: string) => void = () => undefined;
+
+  constructor(
+    readonly home: string,
+    readonly storage: Storage,
+    options: Omit<RuntimeOptions, 'home' | 'storage'> = {},
+  ) {
+    this.store = new RuntimeStore(storage.db);
+    this.keys = new KeyStore(loadServerKey(home), this.store);
+    this.tracer = new Tracer(storage.events);
+    this.programs.register(echoProgram).register(execProgram);
+    for (const p of options.programs ?? []) this.programs.register(p);
+    this.execEnvHook = options.execEnv;
+    this.queues = new Queues(storage, this.store, this.tracer);
+    this.engine = new TickEngine(storage, this.store, this.tracer, this.programs, this.queues, {
+      home,
+      execEnv: (id) => this.execEnv(id),
+      budgets: options.budgets,
+    });
+    this.scheduler = new Scheduler(storage, this.store, this.engine, this.queues, options.scheduler || {});
+    this.agents = new AgentRegistry(storage, this.store, this.keys, this.tracer, this.programs, {
+      changed: (id) => {
+        this.scheduler.poke(id);
+        this.scheduler.rearm();
+      },
+      deleted: (id) => {
+        this.scheduler.forget(id);
+        this.engine.budgets?.forget?.(id);
+        this.onDeleted(id);
+      },
+      exclusive: (id, fn) => this.engine.locks.run(id, fn),
+    });
+    this.queues.onEnqueue = (id) => this.scheduler.poke(id);
+    this.engine.onTick = (report: TickReport) => this.scheduler.tickDone(report.agent);
+    if (options.scheduler !== false) this.scheduler.start();
+  }
+
+  /** Sets the hook that gives exec programs their extra environment (the HTTP and FUSE layers plug in here). */
+  setExecEnv(hook: ExecEnvHook | undefined): void {
+    this.execEnvHook = hook;
+  }
+
+  private async execEnv(agentId: string): Promise<Record<string, string>> {
+    return this.execEnvHook ? this.execEnvHook(agentId) : {};
+  }
+
+  setBudgets(budgets: BudgetView | undefined): void {
+    this.engine.setBudgets(budgets);
+  }
+
+  tick(agentId: string, cause: TickCause, path?: string): Promise<TickReport> {
+    return this.engine.tick(agentId, cause, path);
+  }
+
+  /** Stops the scheduler and lets running ticks finish. */
+  async close(): Promise<void> {
+    this.scheduler.stop();
+    await this.engine.close();
+  }
+}

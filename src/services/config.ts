@@ -1,0 +1,24 @@
+/**
+ * /config: `{name, program, env, limits, schedule}`; writing it (admin) edits the agent, keeping all its
+ * state; each top-level field given replaces that field. /export: the agent as one JSON bundle.
+ */
+import { SyntheticFs, jsonView, parseJson } from '../fs/synthetic.js';
+import type { AgentRuntime } from '../runtime/runtime.js';
+import { configOf } from '../runtime/agents.js';
+import { exportBundle } from '../runtime/bundle.js';
+
+export function configService(rt: AgentRuntime, id: string): SyntheticFs {
+  return new SyntheticFs(
+    jsonView(() => configOf(rt.agents.require(id, '/')), {
+      write: (data) => void rt.agents.editConfig(id, parseJson(data, '/'), '/'),
+      mtime: () => rt.store.getAgent(id)?.updated_at ?? Date.now(),
+      maxBytes: 1024 * 1024,
+    }),
+    'config',
+  );
+}
+
+export function exportService(rt: AgentRuntime, id: string): SyntheticFs {
+  // The bundle can be large: computed at open only, not for stat.
+  return new SyntheticFs(jsonView(() => exportBundle(rt, id, '/'), { sizeAtStat: false }), 'export');
+}

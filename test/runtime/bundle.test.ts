@@ -1,0 +1,133 @@
+/** Export and import of an agent as one bundle. */
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createAgent, files, openServer, testProgram } from './support.js';
+import { admin, expectCode, tempDir } from '../helpers.js';
+import { SERVER_KEY_FILE } from '../../src/runtime/keys.js';
+import type { Agent9 } from '../../src/runtime/server.js';
+
+const stateful = testProgram('stateful', (ctx) => {
+  const n = ((ctx.state as { n?: number } | undefined)?.n ?? 0) + 1;
+  if (ctx.triggers.some((t) => t.type === 'message' && (t.envelope.payload as { text?: string }).text === 'poison')) throw new Error('poisoned');
+  return { state: { n }, kv: { set: { [`k${n}`]: { n } } }, outbox: [`reply ${n}`], alarm_in_ms: 3_600_000 };
+});
+
+/** An agent with something in every part of the bundle. */
+async function richAgent(a9: Agent9): Promise<void> {
+  await createAgent(a9, {
+    name: 'bob',
+    program: 'stateful',
+    env: { K: 'v' },
+    limits: { max_attempts: 1 },
+    schedule: { on_message: false },
+    inbox: { max_depth: 50, overflow: 'drop-oldest' },
+    goals: [{ id: 'main', description: 'be exported', priority: 3 }],
+  });
+  const f = files(a9.namespace);
+  await f.write('/agents/bob/inbox', JSON.stringify({ id: 'first', payload: { text: 'hi' } }));
+  await f.write('/agents/bob/ctl', 'tick');
+  await f.write('/agents/bob/inbox', JSON.stringify({ id: 'bad', payload: { text: 'poison' } }));
+  await expectCode(f.write('/agents/bob/ctl', 'tick'), 'EIO');
+  await f.write('/agents/bob/inbox', JSON.stringify({ id: 'waiting', payload: { text: 'later' } }));
+  await a9.namespace.mkdir('/agents/bob/memory/notes', 0o755, admin);
+  await f.write('/agents/bob/memory/notes/a.md', 'note A\n');
+  await f.write('/agents/bob/memory/bin', new Uint8Array([0, 1, 2, 255, 254]));
+}
+
+async function snapshot(a9: Agent9, id: string) {
+  const f = files(a9.namespace);
+  const status = await f.json<Record<string, unknown>>(`/agents/${id}/status`);
+  const { id: _id, name: _name, ...rest } = status;
+  return {
+    status: rest,
+    config: await f.json<Record<string, unknown>>(`/agents/${id}/config`).then(({ name: _n, ...c }) => c),
+    policy: await f.json(`/agents/${id}/inbox.policy`),
+    inbox: await f.json(`/agents/${id}/inbox`),
+    deadletter: await Promise.all((await f.list(`/agents/${id}/deadletter`)).filter((n) => n !== 'ctl').map((n) => f.json(`/agents/${id}/deadletter/${n}`))),
+    outbox: await Promise.all((await f.list(`/agents/${id}/outbox`)).map((n) => f.json<Record<string, unknown>>(`/agents/${id}/outbox/${n}`).then(({ from: _f, ...o }) => o))),
+    goals: await f.json(`/agents/${id}/goals/main.json`),
+    memory: [
+      await f.read(`/agents/${id}/memory/notes/a.md`),
+      Array.from(new TextEncoder().encode(await f.read(`/agents/${id}/memory/bin`))),
+      (await f.stat(`/agents/${id}/memory/notes/a.md`)).mtime,
+      (await f.stat(`/agents/${id}/memory/notes`)).mtime,
+    ],
+    state: JSON.parse(a9.runtime.store.getState(id)!.data) as unknown,
+    kv: a9.runtime.store.kvList(id),
+    seen: a9.runtime.store.seenIds(id),
+    pubkey: (await f.read(`/agents/${id}/identity/pubkey`)).trim(),
+    trace: (await f.read(`/agents/${id}/logs/trajectory`))
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const { id: _i, ...rest } = JSON.parse(l) as Record<string, unknown>;
+        return rest;
+      }),
+  };
+}
+
+describe('export and import', () => {
+  it('test_export_import_roundtrip: delete and import gives back everything, including a working identity', async () => {
+    const a9 = await openServer({ programs: [stateful], scheduler: false });
+    await richAgent(a9);
+    const f = files(a9.namespace);
+    const before = await snapshot(a9, 'bob');
+    expect(before.deadletter).toHaveLength(1);
+    expect(before.inbox).toHaveLength(1);
+    const bundleText = await f.read('/agents/bob/export');
+    const bundle = JSON.parse(bundleText) as { format: string; identity: { sealed: string } };
+    expect(bundle.format).toBe('agent9.agent');
+    await f.remove('/agents/bob', true);
+
+    const imported = JSON.parse(await f.call('/agents/import', bundleText)) as { id: string };
+    expect(imported.id).toBe('bob');
+    const after = await snapshot(a9, 'bob');
+    // The trace gains one `imported` event; everything else is identical.
+    expect(after.trace.at(-1)).toMatchObject({ type: 'imported', from: 'bob' });
+    expect({ ...after, trace: after.trace.slice(0, -1) }).toEqual(before);
+    // The identity key works: a signature verifies under the same pubkey.
+    const sig = (await f.call('/agents/bob/identity/sign', 'proof')).trim();
+    expect(await f.call('/agents/bob/identity/verify', JSON.stringify({ pubkey: before.pubkey, signature: sig, message: 'proof' }))).toBe('true\n');
+    // And the agent carries on where it was.
+    await f.write('/agents/bob/ctl', 'tick');
+    expect(JSON.parse(a9.runtime.store.getState('bob')!.data)).toEqual({ n: 2 });
+    // Importing again under the same name is EEXIST; under another name it is a copy.
+    await expectCode(f.call('/agents/import', bundleText), 'EEXIST', '/agents/import');
+    const copy = JSON.parse(await f.call('/agents/import', JSON.stringify({ id: 'bob2', bundle }))) as { id: string; pubkey: string };
+    expect(copy).toMatchObject({ id: 'bob2', pubkey: before.pubkey });
+    expect((await files(a9.namespace).json<unknown[]>('/agents/bob2/inbox')).length).toBe(1);
+  });
+
+  it('a bundle from another server key cannot bring its identity; new_identity imports the rest', async () => {
+    const a9 = await openServer({ programs: [stateful], scheduler: false });
+    await richAgent(a9);
+    const bundle = await files(a9.namespace).read('/agents/bob/export');
+    const other = await openServer({ programs: [stateful], scheduler: false, home: tempDir() });
+    const g = files(other.namespace);
+    const e = await expectCode(g.call('/agents/import', bundle), 'EACCES', '/agents/import');
+    expect(e.message).toContain('another server key');
+    expect(await g.list('/agents')).toEqual(['new', 'import']);
+    const fresh = JSON.parse(await g.call('/agents/import', JSON.stringify({ new_identity: true, bundle: JSON.parse(bundle) }))) as { pubkey: string; tick_count: number };
+    expect(fresh.tick_count).toBe(1);
+    expect(fresh.pubkey).not.toBe((await files(a9.namespace).read('/agents/bob/identity/pubkey')).trim());
+    // With the same server key (copied, as when moving a whole server), the identity comes along.
+    const home3 = tempDir();
+    copyFileSync(join(a9.home, SERVER_KEY_FILE), join(home3, SERVER_KEY_FILE));
+    const third = await openServer({ programs: [stateful], scheduler: false, home: home3 });
+    const moved = JSON.parse(await files(third.namespace).call('/agents/import', bundle)) as { pubkey: string };
+    expect(moved.pubkey).toBe((await files(a9.namespace).read('/agents/bob/identity/pubkey')).trim());
+  });
+
+  it('malformed bundles are EINVAL and import nothing', async () => {
+    const a9 = await openServer({ scheduler: false });
+    const f = files(a9.namespace);
+    await expectCode(f.call('/agents/import', '{"format": "zip"}'), 'EINVAL', 'format');
+    await expectCode(f.call('/agents/import', 'nope'), 'EINVAL', 'malformed JSON');
+    await createAgent(a9, { name: 'bob', program: 'echo' });
+    const bundle = JSON.parse(await f.read('/agents/bob/export')) as Record<string, unknown>;
+    await expectCode(f.call('/agents/import', JSON.stringify({ id: 'Bad Name', bundle })), 'EINVAL', 'invalid agent name');
+    await expectCode(f.call('/agents/import', JSON.stringify({ id: 'x', bundle: { ...bundle, agent: { ...(bundle['agent'] as object), program: '{"type":"cobol"}' } } })), 'EINVAL', 'cobol');
+    expect(await f.list('/agents')).toEqual(['new', 'import', 'bob']);
+  });
+});
