@@ -232,6 +232,12 @@ export class BudgetLedger {
       open: db.prepare("SELECT * FROM budget_reservations WHERE agent_id = ? AND state = 'open' ORDER BY id"),
       allOpen: db.prepare("SELECT * FROM budget_reservations WHERE state = 'open' ORDER BY id"),
       pruneSettled: db.prepare("DELETE FROM budget_reservations WHERE state <> 'open' AND settled_at < ?"),
+      forget: [
+        db.prepare('DELETE FROM budget_limits WHERE agent_id = ?'),
+        db.prepare('DELETE FROM budget_ticks WHERE agent_id = ?'),
+        db.prepare('DELETE FROM budget_counters WHERE agent_id = ?'),
+        db.prepare('DELETE FROM budget_reservations WHERE agent_id = ?'),
+      ],
       pruneDay: db.prepare("DELETE FROM budget_counters WHERE win = 'day' AND slot <= ? AND reserved = 0"),
       pruneTicks: db.prepare(`DELETE FROM budget_counters WHERE win = 'tick' AND reserved = 0
         AND slot < coalesce((SELECT tick FROM budget_ticks t WHERE t.agent_id = budget_counters.agent_id), 0)`),
@@ -366,7 +372,8 @@ export class BudgetLedger {
     const id = typeof reservation === 'number' ? reservation : reservation.id;
     return this.immediate(() => {
       const row = this.q.reservation.get(id) as ReservationRow | undefined;
-      if (!row) throw new FsError('ENOENT', '/budget', `no reservation ${id}`);
+      // Its agent was deleted (forget): there is nothing left to settle.
+      if (!row) return { state, charged: 0, refunded: 0, overrun: 0, changed: false };
       if (row.state !== 'open') {
         // Settling twice (a cancel racing a completion, a retry after a crash) changes nothing.
         const charged = row.actual ?? 0;
@@ -424,6 +431,13 @@ export class BudgetLedger {
   openReservations(agentId?: string): Reservation[] {
     const rows = (agentId === undefined ? this.q.allOpen.all() : this.q.open.all(agentId)) as ReservationRow[];
     return rows.map(toReservation);
+  }
+
+  /** Drops everything the ledger holds for a deleted agent: limits, windows, reservations. */
+  forget(agentId: string): void {
+    this.immediate(() => {
+      for (const stmt of this.q.forget) stmt.run(agentId);
+    });
   }
 
   /** Drops counters and settled reservations no window can see any more. */

@@ -16,6 +16,8 @@ import { AgentViews, buildGlobalView } from '../mounts/global-view.js';
 import { standardAgentMounts, type AgentMount } from '../mounts/agent-view.js';
 import { statusOf, type AgentStatus } from '../services/status.js';
 import { FsError } from '../fs/errors.js';
+import { computeMount, openComputeEngine } from '../services/compute/mount.js';
+import type { ComputeEngine } from '../services/compute/engine.js';
 
 export interface Agent9Options {
   /** The data directory (AGENT9_HOME): agent9.db and server.key live here. */
@@ -28,8 +30,10 @@ export interface Agent9Options {
   programs?: Program[];
   /** The budget ledger (status shows its usage; each tick resets the tick window); default: a BudgetLedger on this storage. */
   budgets?: BudgetLedger;
-  /** Mounts added to every agent's namespace after the standard ones (e.g. /compute, /containers). */
+  /** Mounts added to every agent's namespace after the standard ones and /compute (e.g. /containers). */
   agentMounts?: AgentMount[];
+  /** The /compute engine; default: one from `$AGENT9_HOME/config.json` on this storage and ledger; false: no /compute. */
+  compute?: ComputeEngine | false;
   /** false: no automatic ticks. */
   scheduler?: SchedulerOptions | false;
   /** Agent namespaces kept built (default 256). */
@@ -44,6 +48,8 @@ export class Agent9 {
   readonly home: string;
   /** Budgets of every agent (micro-USD): /status shows them, ticks reset the tick window, /compute and /containers reserve from it. */
   readonly budgets: BudgetLedger;
+  /** Model jobs of every agent (mounted at /compute in each agent's namespace). */
+  readonly compute: ComputeEngine | undefined;
   private readonly views: AgentViews;
   private readonly mounts: AgentMount[];
   private closed = false;
@@ -51,16 +57,20 @@ export class Agent9 {
   private constructor(home: string, storage: Storage, options: Agent9Options) {
     this.home = home;
     this.storage = storage;
-    this.mounts = [...standardAgentMounts(), ...(options.agentMounts ?? [])];
     const runtimeOptions: ConstructorParameters<typeof AgentRuntime>[2] = {};
     if (options.execEnv) runtimeOptions.execEnv = options.execEnv;
     if (options.programs) runtimeOptions.programs = options.programs;
     this.budgets = options.budgets ?? new BudgetLedger(storage);
+    this.compute = options.compute === false ? undefined : (options.compute ?? openComputeEngine({ storage, home, ledger: this.budgets }));
+    this.mounts = [...standardAgentMounts(), ...(this.compute ? [computeMount(this.compute)] : []), ...(options.agentMounts ?? [])];
     runtimeOptions.budgets = this.budgets;
     if (options.scheduler !== undefined) runtimeOptions.scheduler = options.scheduler;
     this.runtime = new AgentRuntime(home, storage, runtimeOptions);
     this.views = new AgentViews(this.runtime, () => this.mounts, options.namespaceCache ?? 256);
-    this.runtime.onDeleted = (id) => this.views.evict(id);
+    this.runtime.onDeleted = (id) => {
+      this.views.evict(id);
+      void this.compute?.forget(id).catch((err: unknown) => process.emitWarning(`compute: forgetting ${id}: ${(err as Error).message}`));
+    };
     this.namespace = buildGlobalView(this.runtime, this.views);
   }
 
@@ -97,6 +107,7 @@ export class Agent9 {
     if (this.closed) return;
     this.closed = true;
     await this.runtime.close();
+    await this.compute?.close();
     this.storage.close();
   }
 }

@@ -567,6 +567,25 @@ export class ComputeEngine {
 
   // --- lifecycle ---
 
+  /**
+   * Drops everything /compute holds for a deleted agent: its running and waiting jobs stop, its jobs,
+   * policy and idempotency keys go (a new agent with the same name starts clean).
+   */
+  async forget(agentId: string): Promise<void> {
+    const s = this.slots.get(agentId);
+    if (s) s.waiting = [];
+    const mine = [...this.running.entries()].filter(([id]) => this.jobs.getFor(agentId, id));
+    for (const [id, r] of mine) r.controller.abort(new FsError('ECANCELED', `/jobs/${id}`, 'the agent was deleted'));
+    await Promise.all(mine.map(([, r]) => r.done));
+    this.storage.tx(() => {
+      this.jobs.forget(agentId);
+      this.policies.remove(agentId);
+      this.journal.deletePrefix(`${agentId}:${COMPUTE_SERVICE}:`);
+    });
+    this.capsApplied.delete(agentId);
+    this.channels.delete(agentId);
+  }
+
   /** Fails the jobs a previous run left in flight and releases their reservations. */
   recover(): number {
     const stale = this.jobs.active().filter((j) => !this.running.has(j.id));

@@ -122,6 +122,7 @@ export class JobStore {
       fail: db.prepare(`UPDATE compute_jobs SET status = ?, error_code = ?, error_message = ?, cost = 0, chunks = ?, finished_at = ?,
           updated_at = ?, version = version + 1 WHERE id = ? AND status IN ('pending', 'running', 'streaming') RETURNING version`).pluck(),
       pruneBefore: db.prepare('DELETE FROM compute_jobs WHERE finished_at IS NOT NULL AND finished_at < ?'),
+      forget: db.prepare('DELETE FROM compute_jobs WHERE agent_id = ?'),
     };
   }
 
@@ -199,6 +200,11 @@ export class JobStore {
 
   fail(id: string, status: 'failed' | 'cancelled', code: string, message: string, chunks: number, now: number): number | undefined {
     return this.q.fail.get(status, code, message, chunks, now, now, id) as number | undefined;
+  }
+
+  /** Drops every job of an agent (the agent was deleted). */
+  forget(agentId: string): number {
+    return this.q.forget.run(agentId).changes;
   }
 
   /** Drops finished jobs older than `before`; returns how many. */

@@ -100,6 +100,12 @@ export class PolicyStore {
     return { policy, version };
   }
 
+  /** Drops the agent's policy (the agent was deleted). */
+  remove(agentId: string): void {
+    this.storage.db.prepare('DELETE FROM compute_policies WHERE agent_id = ?').run(agentId);
+    this.cache.delete(agentId);
+  }
+
   /** Forgets cached policies (after a rollback). */
   invalidate(agentId: string): void {
     this.cache.delete(agentId);
