@@ -103,6 +103,14 @@ async function* jobStream(engine: ComputeEngine, agentId: string, id: string, si
     yield { id: 0, type: 'end', path, time, data: { status: job.status } };
     return;
   }
+  if (TERMINAL.has(job.status)) {
+    // A finished job's stream is its stored events: read them by path instead of following the log.
+    for (const rec of engine.storage.eventStore.query(agentId, path, { afterId: job.streamFrom })) {
+      yield { id: rec.id, type: rec.type, path, time: rec.time, ...(rec.data !== undefined ? { data: rec.data } : {}) };
+      if (rec.type === 'end') return;
+    }
+    return;
+  }
   yield* engine.channel(agentId).subscribe(`/jobs/${id}/stream`, job.streamFrom, signal, { endsWithStream: true });
 }
 
