@@ -10,6 +10,7 @@ import { FsError } from '../fs/errors.js';
 import { SyntheticFs, dir, jsonView } from '../fs/synthetic.js';
 import type { AgentRuntime } from '../runtime/runtime.js';
 import type { AgentRow } from '../runtime/store/index.js';
+import { queueCounters } from './status.js';
 
 export function metricsService(rt: AgentRuntime, id: string): SyntheticFs {
   const row = (path: string): AgentRow => {
@@ -38,14 +39,7 @@ export function metricsService(rt: AgentRuntime, id: string): SyntheticFs {
           max_depth: rt.queues.policy(id, '/queue').max_depth,
           oldest_age_ms: oldest ? Math.max(0, Date.now() - oldest.created_at) : null,
           deadletter_depth: r.deadletter_depth,
-          enqueued: r.enqueued,
-          delivered: r.delivered,
-          duplicates: r.duplicates,
-          dropped: r.dropped,
-          deadlettered: r.deadlettered,
-          discarded: r.discarded,
-          rejected: r.rejected,
-          replayed: r.replayed,
+          ...queueCounters(r),
         };
       }),
       outbox: jsonView(() => ({ messages_out: row('/outbox').messages_out })),

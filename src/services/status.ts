@@ -3,6 +3,7 @@ import { SyntheticFs, jsonView } from '../fs/synthetic.js';
 import type { AgentRuntime } from '../runtime/runtime.js';
 import { npubOf } from '../runtime/keys.js';
 import type { LifecycleState } from '../runtime/spec.js';
+import type { AgentRow } from '../runtime/store/index.js';
 
 export interface AgentStatus {
   id: string;
@@ -27,6 +28,20 @@ export interface AgentStatus {
   retry_at: number | null;
   counters: Record<string, number>;
   budget?: unknown;
+}
+
+/** What happened to an agent's inbox envelopes, counted since it was created. */
+export function queueCounters(r: AgentRow): Record<string, number> {
+  return {
+    enqueued: r.enqueued,
+    delivered: r.delivered,
+    duplicates: r.duplicates,
+    dropped: r.dropped,
+    deadlettered: r.deadlettered,
+    discarded: r.discarded,
+    rejected: r.rejected,
+    replayed: r.replayed,
+  };
 }
 
 export function statusOf(rt: AgentRuntime, id: string, path = '/status'): AgentStatus {
@@ -54,17 +69,7 @@ export function statusOf(rt: AgentRuntime, id: string, path = '/status'): AgentS
     next_alarm: r.next_alarm,
     next_run: r.next_run,
     retry_at: r.retry_at,
-    counters: {
-      enqueued: r.enqueued,
-      delivered: r.delivered,
-      duplicates: r.duplicates,
-      dropped: r.dropped,
-      deadlettered: r.deadlettered,
-      discarded: r.discarded,
-      rejected: r.rejected,
-      replayed: r.replayed,
-      messages_out: r.messages_out,
-    },
+    counters: { ...queueCounters(r), messages_out: r.messages_out },
   };
   const budgets = rt.engine.budgets;
   if (budgets) status.budget = budgets.usage(id);

@@ -33,19 +33,8 @@ export const dataFileMigrations = [
   },
 ];
 
-interface NodeRow {
-  id: number;
-  path: string;
-  type: 'file' | 'dir';
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  ctime: number;
-  atime: number;
-  version: number;
-}
+/** A row of data_nodes, without its head chunk. */
+type NodeRow = DataNode;
 
 const COLS = 'id, path, type, mode, uid, gid, size, mtime, ctime, atime, version';
 
