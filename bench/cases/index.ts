@@ -2,6 +2,7 @@
 import type { BenchCase } from '../harness.js';
 import { storageCase } from './storage.js';
 import { runtimeCase } from './runtime.js';
+import { httpCase } from './http.js';
 import { computeCase } from './compute.js';
 
-export const cases: BenchCase[] = [storageCase, runtimeCase, computeCase];
+export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase, computeCase];

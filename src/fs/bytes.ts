@@ -31,6 +31,16 @@ export function jsonText(value: unknown): string {
 
 export const EMPTY = new Uint8Array(0);
 
+/**
+ * A copy that shares no memory with `bytes`. (`bytes.slice()` does not do it when `bytes` is a Node
+ * Buffer, whose slice is a view, and FUSE and SQLite hand us Buffers.)
+ */
+export function copyBytes(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(bytes.length);
+  out.set(bytes);
+  return out;
+}
+
 /** A growable byte buffer for message and call files. */
 export class ByteBuffer {
   private parts: Uint8Array[] = [];
@@ -38,7 +48,7 @@ export class ByteBuffer {
 
   append(data: Uint8Array): void {
     // Copy: the caller may reuse its buffer (FUSE does).
-    this.parts.push(data.slice());
+    this.parts.push(copyBytes(data));
     this.length += data.length;
   }
 

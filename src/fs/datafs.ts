@@ -6,7 +6,7 @@
 import { EMPTY } from './bytes.js';
 import { FsError } from './errors.js';
 import { baseName, isUnder, validateName } from './paths.js';
-import type { Cx, DirEntry, FileService, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from './types.js';
+import type { Cx, DirEntry, FileService, Handle, OpenFlags, SetAttr, Stat, StatAndData, WriteFileOptions } from './types.js';
 
 export interface DataNode {
   id: number;
@@ -151,6 +151,13 @@ export class DataFs implements FileService {
     const node = this.store.get(this.tree, id);
     if (!node) throw new FsError('ENOENT', path, 'file was removed');
     return node;
+  }
+
+  async readStat(path: string, _cx?: Cx): Promise<StatAndData> {
+    const whole = this.store.readWhole?.(this.tree, path);
+    const node = whole?.node ?? this.need(path);
+    if (node.type === 'dir') return { stat: nodeStat(node) };
+    return { stat: nodeStat(node), data: whole ? whole.data : this.store.read(this.tree, node.id, 0, node.size) };
   }
 
   async readFile(path: string, _cx?: Cx): Promise<Uint8Array> {

@@ -17,6 +17,7 @@ import type {
   OpenFlags,
   SetAttr,
   Stat,
+  StatAndData,
   WriteFileOptions,
 } from './types.js';
 import { MODE } from './types.js';
@@ -136,6 +137,25 @@ export class Namespace implements FileService, WatchSource {
     } catch (err) {
       if (err instanceof FsError && (err.code === 'ENOENT' || err.code === 'ENOTDIR') && this.leadsToMount(p)) {
         return synthDirStat();
+      }
+      throw rebaseError(err, target.mount.path, target.rel);
+    }
+  }
+
+  /** Stat plus content in one step where the serving service can (data files); else the stat alone. */
+  async readStat(path: string, cx: Cx): Promise<StatAndData> {
+    const p = normalizePath(path);
+    const target = this.resolve(p);
+    if (!target) {
+      if (this.leadsToMount(p)) return { stat: synthDirStat() };
+      throw new FsError('ENOENT', p, 'no such file or directory');
+    }
+    const service = target.mount.service;
+    try {
+      return service.readStat ? await service.readStat(target.rel, cx) : { stat: await service.stat(target.rel, cx) };
+    } catch (err) {
+      if (err instanceof FsError && (err.code === 'ENOENT' || err.code === 'ENOTDIR') && this.leadsToMount(p)) {
+        return { stat: synthDirStat() };
       }
       throw rebaseError(err, target.mount.path, target.rel);
     }

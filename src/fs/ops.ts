@@ -1,7 +1,7 @@
 /** Whole-file operations over any FileService: what HTTP, the CLI and tests do in one call. */
-import { concatBytes, EMPTY, toBytes, type Content } from './bytes.js';
+import { concatBytes, copyBytes, EMPTY, toBytes, type Content } from './bytes.js';
 import { FsError } from './errors.js';
-import type { Cx, FileService, OpenFlags, Stat, WriteFileOptions } from './types.js';
+import type { Cx, FileService, OpenFlags, Stat, StatAndData, WriteFileOptions } from './types.js';
 
 const READ_CHUNK = 128 * 1024;
 
@@ -22,7 +22,7 @@ async function drain(handle: { read(len: number, off: number): Promise<Uint8Arra
   for (;;) {
     const chunk = await handle.read(READ_CHUNK, offset);
     if (chunk.length === 0) break;
-    parts.push(chunk.slice());
+    parts.push(copyBytes(chunk));
     offset += chunk.length;
     if (offset >= limit) break;
   }
@@ -56,6 +56,11 @@ export async function writeAll(
     await handle.close();
   }
   return fs.stat(path, cx).catch(() => undefined);
+}
+
+/** Stat plus, where the service has it at hand (data files), the whole content, in one step. */
+export function readStat(fs: FileService, path: string, cx: Cx): Promise<StatAndData> {
+  return fs.readStat ? fs.readStat(path, cx) : fs.stat(path, cx).then((stat) => ({ stat }));
 }
 
 /** The call pattern: write a request, then read the answer on the same handle. */

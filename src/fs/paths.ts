@@ -10,10 +10,33 @@ function byteLength(s: string): number {
 }
 
 /**
+ * True when `input` needs no work: absolute, no empty, `.` or `..` segment, no NUL, no trailing `/`,
+ * and short enough that its byte length cannot be over a limit. Every namespace operation normalises
+ * its path, and almost every path is already normal, so this is checked first, in one pass.
+ */
+function alreadyNormal(input: string): boolean {
+  const n = input.length;
+  if (n === 1) return input === '/';
+  if (n === 0 || n > MAX_PATH_BYTES / 4 || input.charCodeAt(0) !== 47 || input.charCodeAt(n - 1) === 47) return false;
+  let start = 1;
+  for (let i = 1; i <= n; i++) {
+    const ch = i === n ? 47 : input.charCodeAt(i);
+    if (ch === 0) return false;
+    if (ch !== 47) continue;
+    const len = i - start;
+    if (len === 0 || len > MAX_NAME_BYTES / 4) return false;
+    if (input.charCodeAt(start) === 46 && (len === 1 || (len === 2 && input.charCodeAt(start + 1) === 46))) return false;
+    start = i + 1;
+  }
+  return true;
+}
+
+/**
  * Normalises an absolute path: collapses `//`, drops a trailing `/`.
  * Rejects NUL, `.`/`..` segments and relative paths (EINVAL), and over-long names or paths (ENAMETOOLONG).
  */
 export function normalizePath(input: string): string {
+  if (typeof input === 'string' && alreadyNormal(input)) return input;
   if (typeof input !== 'string' || !input.startsWith('/')) {
     throw new FsError('EINVAL', String(input), 'path must be absolute (start with /)');
   }

@@ -26,6 +26,11 @@ export interface Stat {
   gid?: number;
 }
 
+export interface StatAndData {
+  stat: Stat;
+  data?: Uint8Array;
+}
+
 export interface DirEntry {
   name: string;
   stat: Stat;
@@ -119,6 +124,12 @@ export interface FileService {
   setattr?(path: string, attrs: SetAttr, cx: Cx): Promise<Stat>;
   /** Whole-file read in one step (data files); readAll falls back to open/read/close. */
   readFile?(path: string, cx: Cx): Promise<Uint8Array>;
+  /**
+   * The stat and, when the service keeps the content at hand (data files), the whole content, in one
+   * step and from one snapshot: what an HTTP GET needs. `data` is absent for directories and for files
+   * whose content is computed or streamed. Without it, callers use stat (see ops.ts `readStat`).
+   */
+  readStat?(path: string, cx: Cx): Promise<StatAndData>;
   /** Whole-file write in one step (HTTP PUT); the namespace falls back to open/write/close. */
   writeFile?(path: string, data: Uint8Array, opts: WriteFileOptions, cx: Cx): Promise<Stat>;
   /**

@@ -22,6 +22,7 @@ import type {
   OpenFlags,
   SetAttr,
   Stat,
+  StatAndData,
   WriteFileOptions,
 } from '../fs/types.js';
 
@@ -145,6 +146,15 @@ export class GuardedService implements FileService, WatchSource {
   async readFile(path: string, cx: Cx): Promise<Uint8Array> {
     this.checkRead(path);
     return readAll(this.inner, path, cx);
+  }
+
+  async readStat(path: string, cx: Cx): Promise<StatAndData> {
+    this.checkRead(path);
+    if (!this.inner.readStat) return { stat: this.mask(path, await this.inner.stat(path, cx), cx) };
+    const r = await this.inner.readStat(path, cx);
+    const stat = this.mask(path, r.stat, cx);
+    if (stat === r.stat) return r;
+    return r.data === undefined ? { stat } : { stat, data: r.data };
   }
 
   private need<K extends keyof FileService>(name: K, path: string): NonNullable<FileService[K]> {

@@ -116,3 +116,17 @@ describe('file kinds', () => {
     expect(storage.events.subscriberCount).toBe(before - 1);
   });
 });
+
+describe('bytes handed in are copied', () => {
+  it('a message written from a Buffer the writer reuses keeps what was written', async () => {
+    const got: string[] = [];
+    const fs = new SyntheticFs(dir({ box: message((d) => void got.push(new TextDecoder().decode(d))) }));
+    const h = await fs.open('/box', { write: true }, admin);
+    const reused = Buffer.from('first ');
+    await h.write(reused, 0);
+    reused.write('XXXXXX');
+    await h.write(Buffer.from('second'), 6);
+    await h.close();
+    expect(got).toEqual(['first second']);
+  });
+});

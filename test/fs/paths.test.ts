@@ -16,6 +16,17 @@ describe('paths', () => {
     expect(normalizePath('/')).toBe('/');
     expect(normalizePath('//a///b/')).toBe('/a/b');
     expect(normalizePath('/a/b/')).toBe('/a/b');
+    expect(normalizePath('//')).toBe('/');
+    expect(normalizePath('/a//b')).toBe('/a/b');
+    expect(normalizePath('/.hidden/..x/x..')).toBe('/.hidden/..x/x..');
+    expect(normalizePath('/a/b.c/d')).toBe('/a/b.c/d');
+  });
+
+  it('the fast path for normal paths rejects what the full check rejects', () => {
+    for (const bad of ['/.', '/..', '/a/.', '/a/..', '/./a', '/../a', '/a\0', '', 'a', '/a/' + '\0']) {
+      expect(codeOf(() => normalizePath(bad)), JSON.stringify(bad)).toBe('EINVAL');
+    }
+    expect(codeOf(() => normalizePath('/' + 'x'.repeat(64) + 'é'.repeat(100)))).toBe('ENAMETOOLONG');
   });
 
   it('rejects bad paths with EINVAL or ENAMETOOLONG, naming the path', () => {

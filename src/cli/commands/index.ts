@@ -1,6 +1,15 @@
 /** Registers every agentctl command; each area adds its module here. */
 import type { Command } from 'commander';
+import { registerServeCommand } from './serve.js';
+import { registerFileCommands } from './files.js';
+import { registerAgentCommands } from './agents.js';
+import { registerLogCommands } from './logs.js';
+import { registerTokenCommands } from './tokens.js';
 
-export function registerCommands(_program: Command): void {
-  // Commands are added by each area: serve, file verbs, agents, tokens, mount, compute, containers.
+export function registerCommands(program: Command): void {
+  registerServeCommand(program);
+  registerFileCommands(program);
+  registerAgentCommands(program);
+  registerLogCommands(program);
+  registerTokenCommands(program);
 }

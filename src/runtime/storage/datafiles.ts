@@ -43,6 +43,18 @@ function subtreeEnd(dir: string): string {
   return dir === '/' ? '0' : dir + '0';
 }
 
+/** Files up to this size are kept by the hot-read cache (with their node); larger ones only by node. */
+const HOT_FILE_BYTES = 16 * 1024;
+const HOT_MAX_ENTRIES = 4096;
+const HOT_MAX_BYTES = 8 * 1024 * 1024;
+
+/** A copy that shares no memory (Buffer#slice would share it); small ones come from Node's buffer pool. */
+function copyOf(bytes: Uint8Array): Uint8Array {
+  const out = Buffer.allocUnsafe(bytes.length);
+  out.set(bytes);
+  return out;
+}
+
 /** Maps a tree to the event scope and path prefix its changes are reported under. */
 export type TreeEvents = (tree: string) => { scope: string; prefix: string } | undefined;
 
@@ -50,6 +62,20 @@ export class SqliteDataFileStore implements DataFileStore {
   private readonly q;
   private readonly roots = new Set<string>();
   private readonly inTx: <T>(fn: () => T) => T;
+  /**
+   * Hot reads: nodes (and the bytes of small files) by tree and path, so that reading the same file
+   * again costs no query (and no file lock: each SQLite read takes and drops a POSIX lock, which under
+   * load costs more than the query). Every mutation through this store empties it, whatever it
+   * touched. A commit by another connection to the database is noticed through PRAGMA data_version,
+   * checked once per turn of the event loop: a read is never older than the start of the current turn.
+   */
+  private readonly hot = new Map<string, { node: NodeRow; data: Uint8Array | undefined }>();
+  private hotBytes = 0;
+  private seenDataVersion = -1;
+  private checkedThisTurn = false;
+  private readonly endTurn = () => {
+    this.checkedThisTurn = false;
+  };
 
   constructor(
     private readonly db: Db,
@@ -58,7 +84,13 @@ export class SqliteDataFileStore implements DataFileStore {
     readonly chunkSize = CHUNK_SIZE,
   ) {
     const runner = db.transaction((fn: () => unknown) => fn());
-    this.inTx = <T>(fn: () => T) => runner(fn) as T;
+    this.inTx = <T>(fn: () => T) => {
+      try {
+        return runner(fn) as T;
+      } finally {
+        this.forget();
+      }
+    };
     this.q = {
       byPath: db.prepare(`SELECT ${COLS} FROM data_nodes WHERE tree = ? AND path = ?`),
       byPathWithHead: db.prepare(`SELECT ${COLS}, head FROM data_nodes WHERE tree = ? AND path = ?`),
@@ -81,6 +113,7 @@ export class SqliteDataFileStore implements DataFileStore {
       putChunk: db.prepare('INSERT OR REPLACE INTO data_chunks (node, idx, data) VALUES (?, ?, ?)'),
       dropChunksFrom: db.prepare('DELETE FROM data_chunks WHERE node = ? AND idx >= ?'),
       dropNode: db.prepare('DELETE FROM data_nodes WHERE id = ?'),
+      dataVersion: db.prepare('PRAGMA data_version').pluck(),
       movePaths: db.prepare(`UPDATE data_nodes SET path = ? || substr(path, ?), ctime = ?
         WHERE tree = ? AND (path = ? OR (path > ? AND path < ?))`),
     };
@@ -122,9 +155,66 @@ export class SqliteDataFileStore implements DataFileStore {
     this.q.dropChunksFrom.run(id, Math.max(1, idx));
   }
 
+  // --- the hot-read cache ---
+
+  private forget(): void {
+    if (this.hot.size === 0) return;
+    this.hot.clear();
+    this.hotBytes = 0;
+  }
+
+  private hotGet(tree: string, path: string): { node: NodeRow; data: Uint8Array | undefined } | undefined {
+    if (this.hot.size === 0) return undefined;
+    if (!this.checkedThisTurn) {
+      this.checkedThisTurn = true;
+      setImmediate(this.endTurn);
+      const version = this.q.dataVersion.get() as number;
+      if (version !== this.seenDataVersion) {
+        // Another connection committed: anything may have changed.
+        this.seenDataVersion = version;
+        this.forget();
+        return undefined;
+      }
+    }
+    const key = tree + '\0' + path;
+    const hit = this.hot.get(key);
+    return hit;
+  }
+
+  private hotPut(tree: string, path: string, node: NodeRow, data: Uint8Array | undefined): void {
+    // Inside a transaction a read may see what a rollback will undo: never cache it.
+    if (this.db.inTransaction) return;
+    if (this.hot.size === 0) {
+      // What is cached from now on is as of this version.
+      this.seenDataVersion = this.q.dataVersion.get() as number;
+      this.checkedThisTurn = true;
+      setImmediate(this.endTurn);
+    }
+    const key = tree + '\0' + path;
+    const old = this.hot.get(key);
+    if (old) {
+      this.hotBytes -= old.data?.length ?? 0;
+      this.hot.delete(key);
+      data ??= old.node.version === node.version ? old.data : undefined;
+    }
+    const kept = data !== undefined && data.length <= HOT_FILE_BYTES ? data : undefined;
+    this.hot.set(key, { node: Object.freeze(node), data: kept });
+    this.hotBytes += kept?.length ?? 0;
+    // Oldest first: Map iteration follows insertion order, and a hit is re-inserted.
+    for (const [k, v] of this.hot) {
+      if (this.hot.size <= HOT_MAX_ENTRIES && this.hotBytes <= HOT_MAX_BYTES) break;
+      this.hot.delete(k);
+      this.hotBytes -= v.data?.length ?? 0;
+    }
+  }
+
   lookup(tree: string, path: string): DataNode | undefined {
+    const hit = this.hotGet(tree, path);
+    if (hit) return hit.node;
     this.ensureRoot(tree);
-    return this.q.byPath.get(tree, path) as NodeRow | undefined;
+    const row = this.q.byPath.get(tree, path) as NodeRow | undefined;
+    if (row) this.hotPut(tree, path, row, undefined);
+    return row;
   }
 
   get(tree: string, id: number): DataNode | undefined {
@@ -211,13 +301,20 @@ export class SqliteDataFileStore implements DataFileStore {
 
   /** The whole content of a file by path in one step (HTTP GET, readAll). */
   readWhole(tree: string, path: string): { node: DataNode; data: Uint8Array } | undefined {
+    const hit = this.hotGet(tree, path);
+    // Callers get their own bytes: the cached ones must not change under the next reader. (Nodes are
+    // frozen: shared safely.)
+    if (hit?.data) return { node: hit.node, data: copyOf(hit.data) };
     this.ensureRoot(tree);
     const row = this.q.byPathWithHead.get(tree, path) as (NodeRow & { head: Uint8Array | null }) | undefined;
     if (!row) return undefined;
     const { head, ...node } = row;
     if (node.type === 'dir') return { node, data: EMPTY };
-    if (node.size <= this.chunkSize && (head?.length ?? 0) >= node.size) return { node, data: head ? head.subarray(0, node.size) : EMPTY };
-    return { node, data: this.readRange(node, 0, node.size) };
+    let data: Uint8Array;
+    if (node.size <= this.chunkSize && (head?.length ?? 0) >= node.size) data = head ? head.subarray(0, node.size) : EMPTY;
+    else data = this.readRange(node, 0, node.size);
+    if (node.size <= HOT_FILE_BYTES) this.hotPut(tree, path, node, copyOf(data));
+    return { node, data };
   }
 
   private readRange(node: NodeRow, offset: number, length: number): Uint8Array {
@@ -421,6 +518,7 @@ export class SqliteDataFileStore implements DataFileStore {
 
   /** Chunks whose node is gone (left by an interrupted removal). */
   collectGarbage(): number {
+    this.forget();
     return this.db.prepare('DELETE FROM data_chunks WHERE node NOT IN (SELECT id FROM data_nodes)').run().changes;
   }
 }

@@ -8,6 +8,7 @@ import { dataFileMigrations } from './datafiles.js';
 import { runtimeMigrations } from '../store/schema.js';
 import { budgetMigrations } from '../budgets.js';
 import { journalMigrations } from '../journal.js';
+import { tokenMigrations } from '../tokens.js';
 import { computeMigrations } from '../../services/compute/migrations.js';
 
 const core: Migration[] = [
@@ -25,5 +26,6 @@ export const migrations: Migration[] = [
   ...runtimeMigrations,
   ...budgetMigrations,
   ...journalMigrations,
+  ...tokenMigrations,
   ...computeMigrations,
 ];

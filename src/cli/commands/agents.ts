@@ -1,0 +1,286 @@
+/**
+ * Agent verbs: each is a file operation on the global view (CONTRACT section 8) through the HTTP client.
+ *   agents list|create|edit|delete|export|import, status, send, tick, hibernate, wake
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { utf8 } from '../../fs/bytes.js';
+import { FsError } from '../../fs/errors.js';
+import { action, bodyFrom, commandOf, contextOf, readStdin, usage, type CliContext } from '../context.js';
+import { c, printJson, table, timeString, write } from '../output.js';
+
+export interface AgentStatusJson {
+  id: string;
+  state: string;
+  program: string;
+  tick_count: number;
+  ticks_failed: number;
+  queue_depth: number;
+  deadletter_depth: number;
+  last_tick_at: number | null;
+  last_tick_cause: string | null;
+  last_tick_ms: number | null;
+  last_error: string | null;
+  next_alarm: number | null;
+  pubkey: string | null;
+  npub: string | null;
+  budget?: unknown;
+  [key: string]: unknown;
+}
+
+const AGENT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export function agentPath(id: string, ...rest: string[]): string {
+  if (!AGENT_ID.test(id)) throw usage(`'${id}' is not an agent id ([a-z0-9][a-z0-9_-]{0,62})`);
+  return ['/agents', id, ...rest].join('/');
+}
+
+async function readJson<T>(ctx: CliContext, path: string): Promise<T> {
+  return JSON.parse(utf8(await ctx.client.readFile(path, ctx.cx))) as T;
+}
+
+async function callJson<T>(ctx: CliContext, path: string, body: unknown): Promise<T> {
+  const bytes = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
+  const answer = await ctx.client.post(path, typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes, ctx.cx);
+  return JSON.parse(utf8(answer)) as T;
+}
+
+export function stateColour(state: string): string {
+  switch (state) {
+    case 'active':
+      return c.green(state);
+    case 'dormant':
+      return c.blue(state);
+    case 'failed':
+      return c.red(state);
+    case 'terminated':
+      return c.dim(state);
+    default:
+      return c.yellow(state);
+  }
+}
+
+function printStatus(s: AgentStatusJson): void {
+  const rows: [string, string][] = [
+    ['state', stateColour(s.state)],
+    ['program', s.program],
+    ['ticks', `${s.tick_count} (${s.ticks_failed} failed)`],
+    ['inbox', `${s.queue_depth} queued, ${s.deadletter_depth} dead-lettered`],
+    ['last tick', s.last_tick_at ? `${timeString(s.last_tick_at)} (${s.last_tick_cause ?? '?'}, ${s.last_tick_ms ?? '?'} ms)` : '-'],
+  ];
+  if (s.last_error) rows.push(['last error', c.red(s.last_error)]);
+  if (s.next_alarm) rows.push(['next alarm', timeString(s.next_alarm)]);
+  if (s.npub) rows.push(['npub', s.npub]);
+  if (s.budget !== undefined) rows.push(['budget', JSON.stringify(s.budget)]);
+  write(`${c.bold(s.id)}\n` + rows.map(([k, v]) => `  ${k.padEnd(10)} ${v}\n`).join(''));
+}
+
+/** `--env A=1 --env B=2` as an object. */
+function envOf(pairs: string[]): Record<string, string> | undefined {
+  if (pairs.length === 0) return undefined;
+  const env: Record<string, string> = {};
+  for (const p of pairs) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw usage(`--env takes NAME=value, not '${p}'`);
+    env[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  return env;
+}
+
+function programOf(program: string | undefined, command: string | undefined): unknown {
+  if (command !== undefined) {
+    if (program !== undefined && program !== 'exec') throw usage('--command goes with the exec program');
+    return { type: 'exec', command };
+  }
+  return program;
+}
+
+async function jsonFrom(file: string): Promise<Record<string, unknown>> {
+  const text = file === '-' ? utf8(await readStdin()) : readFileSync(file, 'utf8');
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new FsError('EINVAL', file, `not a JSON object: ${(err as Error).message}`);
+  }
+}
+
+const collect = (v: string, acc: string[]) => [...acc, v];
+
+export function registerAgentCommands(program: Command): void {
+  const agents = program.command('agents').description('list, create, edit, delete, export and import agents');
+
+  agents
+    .command('list')
+    .description('every agent with its state, ticks and queues')
+    .action(
+      action(async (...rest: unknown[]) => {
+        const ctx = contextOf(commandOf(rest));
+        const ids = (await ctx.client.readdir('/agents', ctx.cx)).filter((e) => e.stat.type === 'dir').map((e) => e.name).sort();
+        const rows: AgentStatusJson[] = [];
+        for (const id of ids) {
+          try {
+            rows.push(await readJson<AgentStatusJson>(ctx, agentPath(id, 'status')));
+          } catch (err) {
+            // Deleted between the listing and the read: it is simply gone.
+            if (!(err instanceof FsError && err.code === 'ENOENT')) throw err;
+          }
+        }
+        if (ctx.json) return printJson(rows);
+        if (rows.length === 0) return void process.stderr.write('no agents (create one: agentctl agents create NAME)\n');
+        write(
+          table(rows, [
+            { header: 'ID', value: (r) => r.id },
+            { header: 'STATE', value: (r) => stateColour(r.state) },
+            { header: 'PROGRAM', value: (r) => r.program },
+            { header: 'TICKS', value: (r) => String(r.tick_count), align: 'right' },
+            { header: 'FAILED', value: (r) => String(r.ticks_failed), align: 'right' },
+            { header: 'QUEUE', value: (r) => String(r.queue_depth), align: 'right' },
+            { header: 'DEAD', value: (r) => String(r.deadletter_depth), align: 'right' },
+            { header: 'LAST TICK', value: (r) => timeString(r.last_tick_at) },
+          ]),
+        );
+      }),
+    );
+
+  agents
+    .command('create')
+    .description('create an agent (the echo program unless told otherwise)')
+    .argument('<name>', 'agent id: [a-z0-9][a-z0-9_-]{0,62}')
+    .option('--program <type>', 'echo or exec', undefined)
+    .option('--command <line>', 'for exec: the command run once per tick (sh -c)')
+    .option('--env <NAME=value>', 'environment for exec programs (repeatable)', collect, [] as string[])
+    .option('--spec <file>', 'a JSON agent spec to start from (- for stdin); the flags override it')
+    .action(
+      action(async (name: string, opts: { program?: string; command?: string; env: string[]; spec?: string }, ...rest: unknown[]) => {
+        const ctx = contextOf(commandOf(rest));
+        const spec: Record<string, unknown> = opts.spec ? await jsonFrom(opts.spec) : {};
+        spec['name'] = name;
+        spec['program'] = programOf(opts.program, opts.command) ?? spec['program'] ?? 'echo';
+        const env = envOf(opts.env);
+        if (env) spec['env'] = env;
+        const status = await callJson<AgentStatusJson>(ctx, '/agents/new', spec);
+        if (ctx.json) return printJson(status);
+        printStatus(status);
+      }),
+    );
+
+  agents
+    .command('edit')
+    .description("change an agent's program, env, limits or schedule, keeping all its state")
+    .argument('<id>', 'agent id')
+    .option('--program <type>', 'echo or exec')
+    .option('--command <line>', 'for exec: the command')
+    .option('--env <NAME=value>', 'replace the environment with these (repeatable)', collect, [] as string[])
+    .option('--set <file>', 'a JSON object of config fields to replace (- for stdin)')
+    .action(
+      action(async (id: string, opts: { program?: string; command?: string; env: string[]; set?: string }, ...rest: unknown[]) => {
+        const ctx = contextOf(commandOf(rest));
+        const edit: Record<string, unknown> = opts.set ? await jsonFrom(opts.set) : {};
+        const prog = programOf(opts.program, opts.command);
+        if (prog !== undefined) edit['program'] = prog;
+        const env = envOf(opts.env);
+        if (env) edit['env'] = env;
+        if (Object.keys(edit).length === 0) throw usage('nothing to change: give --program, --command, --env or --set');
+        const path = agentPath(id, 'config');
+        await ctx.client.writeFile(path, new TextEncoder().encode(JSON.stringify(edit)), {}, ctx.cx);
+        const config = await readJson<Record<string, unknown>>(ctx, path);
+        if (ctx.json) return printJson(config);
+        write(JSON.stringify(config, null, 2) + '\n');
+      }),
+    );
+
+  agents
+    .command('delete')
+    .description('delete agents and everything they have')
+    .argument('<ids...>', 'agent ids')
+    .action(
+      action(async (ids: string[], ...rest: unknown[]) => {
+        const ctx = contextOf(commandOf(rest));
+        for (const id of ids) await ctx.client.remove(agentPath(id), ctx.cx);
+      }),
+    );
+
+  agents
+    .command('export')
+    .description('an agent as one JSON bundle (identity key sealed)')
+    .argument('<id>', 'agent id')
+    .option('-o, --output <file>', 'write the bundle here instead of stdout')
+    .action(
+      action(async (id: string, opts: { output?: string }, ...rest: unknown[]) => {
+        const ctx = contextOf(commandOf(rest));
+        const bundle = await ctx.client.readFile(agentPath(id, 'export'), ctx.cx);
+        if (opts.output) writeFileSync(opts.output, bundle, { mode: 0o600 });
+        else process.stdout.write(bundle);
+      }),
+    );
+
+  agents
+    .command('import')
+    .description('import an exported bundle (file or stdin)')
+    .argument('[file]', 'the bundle (default: stdin)')
+    .option('--as <id>', 'import under another name (a copy)')
+    .option('--new-identity', 'give the agent a fresh key (for bundles from another server)')
+    .action(
+      action(async (file: string | undefined, opts: { as?: string; newIdentity?: boolean }, ...rest: unknown[]) => {
+        const ctx = contextOf(commandOf(rest));
+        const raw = file && file !== '-' ? new Uint8Array(readFileSync(file)) : await readStdin();
+        let body: Uint8Array | Record<string, unknown> = raw;
+        if (opts.as !== undefined || opts.newIdentity) {
+          let bundle: unknown;
+          try {
+            bundle = JSON.parse(utf8(raw));
+          } catch (err) {
+            throw new FsError('EINVAL', file ?? '-', `not a JSON bundle: ${(err as Error).message}`);
+          }
+          body = { bundle, ...(opts.as !== undefined ? { id: opts.as } : {}), ...(opts.newIdentity ? { new_identity: true } : {}) };
+        }
+        const status = await callJson<AgentStatusJson>(ctx, '/agents/import', body);
+        if (ctx.json) return printJson(status);
+        printStatus(status);
+      }),
+    );
+
+  program
+    .command('status')
+    .description("an agent's state, ticks, queues and budget")
+    .argument('<id>', 'agent id')
+    .action(
+      action(async (id: string, ...rest: unknown[]) => {
+        const ctx = contextOf(commandOf(rest));
+        const status = await readJson<AgentStatusJson>(ctx, agentPath(id, 'status'));
+        if (ctx.json) return printJson(status);
+        printStatus(status);
+      }),
+    );
+
+  program
+    .command('send')
+    .description("put one message in an agent's inbox (the words given, or stdin)")
+    .argument('<id>', 'agent id')
+    .argument('[words...]', 'the message (default: stdin)')
+    .action(
+      action(async (id: string, words: string[], ...rest: unknown[]) => {
+        const ctx = contextOf(commandOf(rest));
+        const body = await bodyFrom(words);
+        if (body.length === 0) throw usage('nothing to send');
+        await ctx.client.writeFile(agentPath(id, 'inbox'), body, { append: true }, ctx.cx);
+      }),
+    );
+
+  const ctlVerb = (verb: 'tick' | 'hibernate' | 'wake', description: string, withReason = false) => {
+    const cmd = program.command(verb).description(description).argument('<id>', 'agent id');
+    if (withReason) cmd.argument('[reason]', 'a word for the trace');
+    cmd.action(
+      action(async (id: string, ...rest: unknown[]) => {
+        const reason = withReason && typeof rest[0] === 'string' ? ` ${rest[0]}` : '';
+        const ctx = contextOf(commandOf(rest));
+        await ctx.client.writeFile(agentPath(id, 'ctl'), new TextEncoder().encode(`${verb}${reason}\n`), {}, ctx.cx);
+      }),
+    );
+  };
+  ctlVerb('tick', 'tick an agent now', true);
+  ctlVerb('hibernate', 'put an agent to sleep (dormant)');
+  ctlVerb('wake', 'wake a hibernated agent');
+}

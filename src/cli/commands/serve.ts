@@ -1,0 +1,144 @@
+/**
+ * `agentctl serve`: the agent9 server. Opens the data directory (AGENT9_HOME), the runtime and its
+ * global view, and serves it over HTTP; logs JSON lines with pino; on SIGINT/SIGTERM it stops taking
+ * requests, lets those in flight finish, ends watches cleanly, and closes the database.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { FsError } from '../../fs/errors.js';
+import { DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE } from '../../http/defaults.js';
+import { agent9Home } from '../../runtime/config.js';
+import { action, usage } from '../context.js';
+
+interface ServeOptions {
+  host: string;
+  port: string;
+  allowRemote?: boolean;
+  demo?: boolean;
+  maxBody?: string;
+  logLevel?: string;
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** EBUSY when a live server already serves this data directory (two would fight over one database). */
+function refuseSecondServer(home: string): void {
+  let other: { pid?: unknown; url?: unknown };
+  try {
+    other = JSON.parse(readFileSync(join(home, SERVER_FILE), 'utf8')) as { pid?: unknown; url?: unknown };
+  } catch {
+    return;
+  }
+  if (typeof other.pid !== 'number' || other.pid === process.pid) return;
+  try {
+    process.kill(other.pid, 0);
+  } catch {
+    return; // gone: a stale file from a crash
+  }
+  throw new FsError('EBUSY', '/', `another agent9 server (pid ${other.pid}) is serving ${home} at ${String(other.url)}`);
+}
+
+async function serve(opts: ServeOptions): Promise<void> {
+  const home = agent9Home();
+  if (!/^\d{1,5}$/.test(opts.port) || Number(opts.port) > 65535) throw usage(`--port takes a port number, not '${opts.port}'`);
+  const bodyLimit = opts.maxBody === undefined ? undefined : Number(opts.maxBody);
+  if (bodyLimit !== undefined && !(Number.isInteger(bodyLimit) && bodyLimit > 0)) throw usage(`--max-body takes a number of bytes, not '${opts.maxBody}'`);
+  const level = opts.logLevel ?? process.env['AGENT9_LOG'] ?? 'info';
+  if (!LEVELS.includes(level)) throw usage(`--log-level is one of ${LEVELS.join(', ')}`);
+
+  // The heavy parts load only here, so every other verb starts fast.
+  const [{ pino }, { Agent9, createDemoAgent, DEMO_AGENT }, { startServer, checkHost, isLoopback, execTokens }, prom] = await Promise.all([
+    import('pino'),
+    import('../../runtime/server.js'),
+    import('../../http/server.js'),
+    import('../../runtime/prometheus.js'),
+  ]);
+  checkHost(opts.host, !!opts.allowRemote);
+  if (!isLoopback(opts.host)) {
+    process.stderr.write(`agentctl: warning: listening on ${opts.host}: other machines can reach this server; every request still needs a token\n`);
+  }
+  refuseSecondServer(home);
+
+  const logger = pino({ level, base: { pid: process.pid } });
+  // Exec programs get AGENT9_URL and an agent-scoped token; a tick that starts before the server
+  // listens waits for them.
+  let tokensReady: (t: ReturnType<typeof execTokens>) => void = () => undefined;
+  const exec = new Promise<ReturnType<typeof execTokens>>((resolve) => (tokensReady = resolve));
+  const a9 = await Agent9.open({ home, execEnv: async (agentId) => (await exec).env(agentId) });
+  if (opts.demo) createDemoAgent(a9);
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    const registry = prom.createRegistry();
+    prom.registerRuntimeMetrics(registry, {
+      storage: a9.storage,
+      agentsByState: () => a9.runtime.store.countByState(),
+      ticksRunning: () => a9.runtime.engine.locks.size,
+    });
+    server = await startServer({
+      home,
+      storage: a9.storage,
+      namespace: a9.namespace,
+      host: opts.host,
+      port: Number(opts.port),
+      allowRemote: !!opts.allowRemote,
+      logger,
+      registry,
+      ...(bodyLimit !== undefined ? { bodyLimit } : {}),
+    });
+  } catch (err) {
+    await a9.close();
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') throw new FsError('EBUSY', '/', `${opts.host}:${opts.port} is already in use (another server? try --port)`);
+    if (e.code === 'EADDRNOTAVAIL') throw new FsError('EINVAL', '/', `cannot listen on ${opts.host}: no such local address`);
+    throw err;
+  }
+  const issued = execTokens(server.tokens, server.url);
+  tokensReady(issued);
+
+  logger.info({ url: server.url, home }, 'agent9 serving');
+  const tokenFile = join(home, 'admin.token');
+  process.stderr.write(
+    `agent9 serving ${server.url} (data in ${home})\n` +
+      (opts.demo
+        ? `try: curl -H "Authorization: Bearer $(cat ${tokenFile})" ${server.url}/agents/${DEMO_AGENT}/status\n`
+        : `admin token: ${tokenFile}\n`),
+  );
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting at once');
+      process.exit(130);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing requests in flight, ending watches');
+    void (async () => {
+      try {
+        await server.close();
+        issued.revokeAll();
+        await a9.close();
+        logger.info('stopped');
+        process.exit(0);
+      } catch (err) {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      }
+    })();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the agent9 server: the global view over HTTP (data in AGENT9_HOME, default ~/.agent9)')
+    .option('--host <host>', 'address to listen on', DEFAULT_HOST)
+    .option('--port <port>', 'port to listen on (0 picks a free one)', String(DEFAULT_PORT))
+    .option('--allow-remote', 'allow an address other machines can reach (prints a warning)')
+    .option('--demo', 'create the demo agent (the echo program) when it is missing')
+    .option('--max-body <bytes>', 'largest request body (default 64 MiB)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (env AGENT9_LOG)')
+    .action(action(async (opts: ServeOptions) => serve(opts)));
+}

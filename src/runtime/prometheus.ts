@@ -1,0 +1,79 @@
+/**
+ * The server's Prometheus registry (prom-client). Every part registers its own metrics here: the HTTP
+ * layer counts requests, latency and watchers; the event log reports its size and live subscribers;
+ * the runtime adds ticks and queue depths. `/runtime/metrics` serves `registry.metrics()`.
+ */
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Storage } from './storage/index.js';
+
+export function createRegistry(options: { processMetrics?: boolean } = {}): Registry {
+  const registry = new Registry();
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'agent9_' });
+  return registry;
+}
+
+/** A gauge whose value is read at scrape time. */
+export function gaugeOf(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => number | Promise<number>,
+): Gauge {
+  return new Gauge({
+    name,
+    help,
+    registers: [registry],
+    async collect() {
+      this.set(await read());
+    },
+  });
+}
+
+/** Event-log figures: the newest event id and how many live subscriptions are open. */
+export function registerStorageMetrics(registry: Registry, storage: Storage): void {
+  gaugeOf(registry, 'agent9_events_last_id', 'Id of the newest event in the event log', () => storage.eventStore.lastId());
+  gaugeOf(registry, 'agent9_event_subscribers', 'Live event-log subscriptions (watches, stream readers)', () => storage.events.subscriberCount);
+}
+
+/** What the runtime exposes to the metrics, without the registry depending on the whole runtime. */
+export interface RuntimeFigures {
+  storage: Storage;
+  agentsByState(): Record<string, number>;
+  ticksRunning(): number;
+}
+
+/**
+ * Agents by state, ticks (done, failed, running) and queue depths (total, deepest, dead-lettered), read
+ * at scrape time: one aggregate query over the agents table.
+ */
+export function registerRuntimeMetrics(registry: Registry, rt: RuntimeFigures): void {
+  const totals = rt.storage.db.prepare(
+    `SELECT coalesce(sum(tick_count), 0) AS ticks, coalesce(sum(ticks_failed), 0) AS failed,
+            coalesce(sum(queue_depth), 0) AS queued, coalesce(max(queue_depth), 0) AS deepest,
+            coalesce(sum(deadletter_depth), 0) AS dead
+     FROM agents`,
+  );
+  let cached: { at: number; row: Record<string, number> } | undefined;
+  // One query per scrape, shared by the gauges below.
+  const row = (): Record<string, number> => {
+    const now = Date.now();
+    if (!cached || now - cached.at > 100) cached = { at: now, row: totals.get() as Record<string, number> };
+    return cached.row;
+  };
+  new Gauge({
+    name: 'agent9_agents',
+    help: 'Agents by lifecycle state',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [state, n] of Object.entries(rt.agentsByState())) this.set({ state }, n);
+    },
+  });
+  gaugeOf(registry, 'agent9_ticks_total', 'Ticks completed, all agents (as stored)', () => row()['ticks']!);
+  gaugeOf(registry, 'agent9_ticks_failed_total', 'Ticks that failed, all agents', () => row()['failed']!);
+  gaugeOf(registry, 'agent9_ticks_running', 'Ticks running now', () => rt.ticksRunning());
+  gaugeOf(registry, 'agent9_inbox_queued', 'Envelopes waiting in inboxes, all agents', () => row()['queued']!);
+  gaugeOf(registry, 'agent9_inbox_queue_depth_max', 'The deepest inbox', () => row()['deepest']!);
+  gaugeOf(registry, 'agent9_deadletter_envelopes', 'Envelopes in deadletters, all agents', () => row()['dead']!);
+}

@@ -1,0 +1,64 @@
+/** Servers for HTTP tests: the conformance fixture served on a real loopback socket (port 0). */
+import { buildFixture } from '../conformance/fixture.js';
+import { Storage, type StorageOptions } from '../../src/runtime/storage/index.js';
+import { startServer, type RunningServer } from '../../src/http/server.js';
+import type { Namespace } from '../../src/fs/namespace.js';
+import { tempDir } from '../helpers.js';
+
+export interface FixtureServer {
+  home: string;
+  storage: Storage;
+  ns: Namespace;
+  server: RunningServer;
+  url: string;
+  token: string;
+  /** fetch against the server with the admin token (or `token: null` for none). */
+  req(path: string, init?: RequestInit & { token?: string | null }): Promise<Response>;
+  close(): Promise<void>;
+}
+
+export interface FixtureServerOptions {
+  home?: string;
+  port?: number;
+  heartbeatMs?: number;
+  bodyLimit?: number;
+  retryMs?: number;
+  storage?: StorageOptions;
+}
+
+export async function startFixtureServer(options: FixtureServerOptions = {}): Promise<FixtureServer> {
+  const home = options.home ?? tempDir('agent9-http-');
+  const storage = Storage.open(home, options.storage ?? {});
+  const ns = buildFixture(storage);
+  const server = await startServer({
+    home,
+    storage,
+    namespace: ns,
+    port: options.port ?? 0,
+    ...(options.heartbeatMs !== undefined ? { heartbeatMs: options.heartbeatMs } : {}),
+    ...(options.bodyLimit !== undefined ? { bodyLimit: options.bodyLimit } : {}),
+    ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}),
+  });
+  let closed = false;
+  return {
+    home,
+    storage,
+    ns,
+    server,
+    url: server.url,
+    token: server.adminToken,
+    req(path, init = {}) {
+      const { token, ...rest } = init;
+      const headers = new Headers(rest.headers);
+      const t = token === undefined ? server.adminToken : token;
+      if (t !== null && !headers.has('authorization')) headers.set('authorization', `Bearer ${t}`);
+      return fetch(server.url + path, { ...rest, headers });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await server.close();
+      storage.close();
+    },
+  };
+}
