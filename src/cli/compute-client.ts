@@ -142,21 +142,3 @@ export async function computeBase(fs: FileService, agent: string | undefined, cx
   }
   throw new FsError('ENOENT', '/compute', 'this server has no /compute');
 }
-
-/** A job list as a table for people. */
-export function jobsTable(jobs: JobLine[]): string {
-  const rows = [['JOB', 'STATUS', 'PROVIDER', 'MODEL', 'RESERVED', 'COST', 'CREATED']];
-  for (const j of jobs) {
-    rows.push([
-      j.job_id,
-      j.error ? `${j.status} (${j.error.code})` : j.status,
-      j.provider,
-      j.model,
-      String(j.reserved),
-      j.cost === null ? '-' : String(j.cost),
-      new Date(j.created_at).toISOString().replace('T', ' ').slice(0, 19),
-    ]);
-  }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
-}

@@ -17,6 +17,8 @@ import { standardAgentMounts, type AgentMount } from '../mounts/agent-view.js';
 import { statusOf, type AgentStatus } from '../services/status.js';
 import { FsError } from '../fs/errors.js';
 import { computeMount, openComputeEngine } from '../services/compute/mount.js';
+import { budgetService } from '../services/budget.js';
+import { ReadWrite } from '../mounts/access.js';
 import type { ComputeEngine } from '../services/compute/engine.js';
 
 export interface Agent9Options {
@@ -62,7 +64,14 @@ export class Agent9 {
     if (options.programs) runtimeOptions.programs = options.programs;
     this.budgets = options.budgets ?? new BudgetLedger(storage);
     this.compute = options.compute === false ? undefined : (options.compute ?? openComputeEngine({ storage, home, ledger: this.budgets }));
-    this.mounts = [...standardAgentMounts(), ...(this.compute ? [computeMount(this.compute)] : []), ...(options.agentMounts ?? [])];
+    const budgets = this.budgets;
+    const budgetMount: AgentMount = { path: '/budget', build: ({ id }) => budgetService(budgets, id), access: ReadWrite, options: { adminWrite: ['/'] } };
+    this.mounts = [
+      ...standardAgentMounts(),
+      budgetMount,
+      ...(this.compute ? [computeMount(this.compute)] : []),
+      ...(options.agentMounts ?? []),
+    ];
     runtimeOptions.budgets = this.budgets;
     if (options.scheduler !== undefined) runtimeOptions.scheduler = options.scheduler;
     this.runtime = new AgentRuntime(home, storage, runtimeOptions);

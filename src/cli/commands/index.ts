@@ -5,6 +5,7 @@ import { registerFileCommands } from './files.js';
 import { registerAgentCommands } from './agents.js';
 import { registerLogCommands } from './logs.js';
 import { registerTokenCommands } from './tokens.js';
+import { registerComputeCommands } from './compute.js';
 
 export function registerCommands(program: Command): void {
   registerServeCommand(program);
@@ -12,4 +13,5 @@ export function registerCommands(program: Command): void {
   registerAgentCommands(program);
   registerLogCommands(program);
   registerTokenCommands(program);
+  registerComputeCommands(program);
 }
