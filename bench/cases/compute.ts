@@ -1,11 +1,15 @@
 /**
  * /compute with local-echo: the latency of submit -> result through the files (write `new`, read the
- * stream to its end, read `result`) beside a direct call of the same provider in the same run, and the
- * rate of 1,000 jobs beside the same direct calls and beside raw better-sqlite3 doing the minimum
- * durable work of a job (insert it with its event, then record its result with its events).
+ * stream to its end, read `result`), in process and over HTTP (a server in a child process: POST new,
+ * GET stream, GET result), beside a direct call of the same provider in the same run (and, over HTTP,
+ * beside three round trips to a bare fastify route); and the rate of 1,000 jobs beside the same direct
+ * calls and beside raw better-sqlite3 doing the minimum durable work of a job (insert it with its
+ * event, then record its result with its events).
  */
 import Database from 'better-sqlite3';
-import { join } from 'node:path';
+import { fork } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Storage } from '../../src/runtime/storage/index.js';
 import { Namespace } from '../../src/fs/namespace.js';
 import { callFile, readAll } from '../../src/fs/ops.js';
@@ -15,6 +19,7 @@ import type { ComputeRequest } from '../../src/services/compute/types.js';
 import type { Cx } from '../../src/fs/types.js';
 import { median, timeAsync, timeIt, type BenchCase, type Figure } from '../harness.js';
 
+const here = dirname(fileURLToPath(import.meta.url));
 const cx: Cx = { principal: { id: 'bench', admin: false, agentId: 'bench' } };
 const PROMPT = 'the quick brown fox jumps over the lazy dog';
 const request = JSON.stringify({ model: 'echo', prompt: PROMPT });
@@ -126,9 +131,81 @@ async function throughput(tmp: string, n: number): Promise<Figure[]> {
   ];
 }
 
+interface Child {
+  url: string;
+  token: string;
+  stop(): Promise<void>;
+}
+
+function startChild(script: string): Promise<Child> {
+  return new Promise((resolve, reject) => {
+    const proc = fork(join(here, '..', 'servers', script), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    proc.once('error', reject);
+    proc.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
+    proc.once('message', (msg: { url: string; token?: string }) =>
+      resolve({
+        url: msg.url,
+        token: msg.token ?? '',
+        stop: () =>
+          new Promise((res) => {
+            proc.removeAllListeners('exit');
+            proc.once('exit', () => res());
+            proc.kill('SIGTERM');
+          }),
+      }),
+    );
+  });
+}
+
+/** One job over HTTP, the way curl would run it: POST new, GET the stream to its end, GET the result. */
+async function oneHttpJob(server: Child): Promise<void> {
+  const headers = { authorization: `Bearer ${server.token}` };
+  const base = `${server.url}/agents/bench/compute`;
+  const submitted = await fetch(`${base}/new`, { method: 'POST', headers, body: request });
+  const { job_id } = (await submitted.json()) as { job_id: string };
+  await (await fetch(`${base}/jobs/${job_id}/stream`, { headers })).text();
+  const result = (await (await fetch(`${base}/jobs/${job_id}/result`, { headers })).json()) as { output: { text: string } };
+  if (result.output.text !== PROMPT) throw new Error('wrong result over HTTP');
+}
+
+async function threeBareRoundTrips(bare: Child): Promise<void> {
+  for (let i = 0; i < 3; i++) await (await fetch(`${bare.url}/hundred`)).text();
+}
+
+async function httpLatency(runs: number): Promise<Figure[]> {
+  const ours = await startChild('agent9-compute.js');
+  const bare = await startChild('bare-fastify.js');
+  const provider = new LocalEchoProvider();
+  try {
+    for (let i = 0; i < 30; i++) {
+      await oneHttpJob(ours);
+      await threeBareRoundTrips(bare);
+    }
+    const http = await median(runs, async () => (await timeAsync(() => oneHttpJob(ours))).ms);
+    const bareMs = await median(runs, async () => (await timeAsync(() => threeBareRoundTrips(bare))).ms);
+    const direct = await median(runs, async () => (await timeAsync(() => directCall(provider))).ms);
+    const name = 'submit -> result latency, local-echo, over HTTP (median)';
+    return [
+      { name, unit: 'ms', value: http, baselineName: 'direct LocalEchoProvider.run()', baseline: direct, higherIsBetter: false },
+      {
+        name,
+        unit: 'ms',
+        value: http,
+        baselineName: '3 GETs of 100 B from bare fastify',
+        baseline: bareMs,
+        higherIsBetter: false,
+        note: 'the same three HTTP round trips (POST new, GET stream, GET result) with nothing behind them',
+      },
+    ];
+  } finally {
+    await ours.stop();
+    await bare.stop();
+  }
+}
+
 export const computeCase: BenchCase = {
   name: 'compute',
   async run({ tmp, quick }) {
-    return [...(await latency(tmp, quick ? 50 : 200)), ...(await throughput(tmp, 1000))];
+    return [...(await latency(tmp, quick ? 50 : 200)), ...(await httpLatency(quick ? 50 : 200)), ...(await throughput(tmp, 1000))];
   },
 };
