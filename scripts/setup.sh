@@ -26,7 +26,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- npm dependencies ------------------------------------------------------------------------
-lock_hash=$(sha256sum package-lock.json package.json | sha256sum | cut -d' ' -f1)
+# The lock file names every dependency: reinstall only when it changes.
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 stamp=node_modules/.agent9-setup
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
   log "installing npm dependencies (npm ci)"

@@ -3,6 +3,7 @@ import type { BenchCase } from '../harness.js';
 import { storageCase } from './storage.js';
 import { runtimeCase } from './runtime.js';
 import { httpCase } from './http.js';
+import { fuseCase } from './fuse.js';
 import { computeCase } from './compute.js';
 
-export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase, computeCase];
+export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase, fuseCase, computeCase];

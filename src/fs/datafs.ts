@@ -74,11 +74,19 @@ export interface DataFsOptions {
   /** Largest file this tree accepts (EFBIG beyond). */
   maxFileBytes?: number;
   serviceName?: string;
+  /**
+   * Runs work soon, after the answer to the current request has gone out (Node: setImmediate). With it,
+   * a handle read sequentially reads its next block ahead, while the caller asks for it (a FUSE read is
+   * one 128 KiB request at a time); the block is served only if the file's version has not changed.
+   */
+  readAhead?: (work: () => void) => void;
 }
 
 export class DataFs implements FileService {
   readonly serviceName: string;
   readonly maxFileBytes: number;
+  /** @internal used by DataHandle */
+  readonly readAhead: ((work: () => void) => void) | undefined;
 
   constructor(
     private readonly store: DataFileStore,
@@ -87,6 +95,7 @@ export class DataFs implements FileService {
   ) {
     this.serviceName = options.serviceName ?? 'data';
     this.maxFileBytes = options.maxFileBytes ?? 1024 * 1024 * 1024;
+    this.readAhead = options.readAhead;
   }
 
   private need(path: string): DataNode {
@@ -144,6 +153,12 @@ export class DataFs implements FileService {
   truncateId(id: number, path: string, size: number): void {
     if (size > this.maxFileBytes) throw new FsError('EFBIG', path, `file larger than ${this.maxFileBytes} bytes`);
     this.store.truncate(this.tree, id, size);
+  }
+
+  /** @internal The node's current version and size, or undefined once it is removed. */
+  versionOf(id: number): { version: number; size: number } | undefined {
+    const node = this.store.get(this.tree, id);
+    return node && { version: node.version, size: node.size };
   }
 
   /** @internal */
@@ -216,9 +231,20 @@ export class DataFs implements FileService {
   }
 }
 
+/** A block read ahead, valid while the file is at `version`. */
+interface Ahead {
+  offset: number;
+  length: number;
+  version: number;
+  data: Uint8Array;
+}
+
 class DataHandle implements Handle {
   readonly kind = 'data' as const;
   private closed = false;
+  /** Where the last read ended: a read starting there is sequential. */
+  private lastEnd = -1;
+  private ahead: Ahead | undefined;
 
   constructor(
     private readonly fs: DataFs,
@@ -235,7 +261,26 @@ class DataHandle implements Handle {
     this.check();
     if (this.flags.write && this.flags.read === false) throw new FsError('EBADF', this.path, 'file not open for reading');
     if (length <= 0) return EMPTY;
-    return this.fs.readAt(this.id, offset, length);
+    const ahead = this.ahead;
+    this.ahead = undefined;
+    const data =
+      ahead && ahead.offset === offset && ahead.length === length && this.fs.versionOf(this.id)?.version === ahead.version
+        ? ahead.data
+        : this.fs.readAt(this.id, offset, length);
+    const sequential = offset === this.lastEnd;
+    this.lastEnd = offset + data.length;
+    if (sequential && data.length === length && this.fs.readAhead) this.readNext(offset + length, length);
+    return data;
+  }
+
+  /** Reads the next block once this answer is out; version and bytes come from one synchronous step. */
+  private readNext(offset: number, length: number): void {
+    this.fs.readAhead!(() => {
+      if (this.closed || this.lastEnd !== offset) return;
+      const now = this.fs.versionOf(this.id);
+      if (!now || offset >= now.size) return;
+      this.ahead = { offset, length, version: now.version, data: this.fs.readAt(this.id, offset, length) };
+    });
   }
 
   async write(data: Uint8Array, offset: number): Promise<number> {
@@ -250,6 +295,7 @@ class DataHandle implements Handle {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.ahead = undefined;
   }
 
   async truncate(size: number): Promise<void> {

@@ -61,7 +61,12 @@ export class FsError extends Error {
   readonly retryAfterMs: number | undefined;
 
   constructor(code: ErrorCode, path: string, detail?: string, options: FsErrorOptions = {}) {
+    // An FsError is an answer, not a crash: skip the stack trace, which costs more than most lookups
+    // that fail with ENOENT. (An unexpected failure keeps its own stack as `cause`.)
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super('', options.cause === undefined ? undefined : { cause: options.cause });
+    Error.stackTraceLimit = limit;
     this.name = 'FsError';
     this.code = code;
     this.path = path;

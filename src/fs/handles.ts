@@ -37,6 +37,7 @@ export class SyntheticHandle implements Handle {
   private readonly buffer = new ByteBuffer();
   private response: Uint8Array | undefined;
   private callError: unknown;
+  private pendingCall: Promise<void> | undefined;
   private committed = false;
   private closed = false;
   private streamIter: AsyncIterator<Uint8Array> | undefined;
@@ -113,15 +114,21 @@ export class SyntheticHandle implements Handle {
   private async callResponse(): Promise<Uint8Array> {
     if (!this.committed) {
       this.committed = true;
-      try {
-        const answer = await this.spec.call!(this.buffer.take());
-        this.response = answer === undefined ? EMPTY : toBytes(answer);
-      } catch (err) {
-        this.callError = err;
-      }
+      this.pendingCall = this.runCall();
     }
+    // Every reader, also one that arrives while the call is still running, waits for the same answer.
+    await this.pendingCall;
     if (this.callError !== undefined) throw this.callError;
     return this.response!;
+  }
+
+  private async runCall(): Promise<void> {
+    try {
+      const answer = await this.spec.call!(this.buffer.take());
+      this.response = answer === undefined ? EMPTY : toBytes(answer);
+    } catch (err) {
+      this.callError = err;
+    }
   }
 
   private async readStream(length: number): Promise<Uint8Array> {

@@ -30,6 +30,12 @@ export interface ViewNode extends NodeMeta {
 export interface MessageNode extends NodeMeta {
   kind: 'message';
   commit: (data: Uint8Array, cx: Cx) => Promise<void> | void;
+  /**
+   * Checked when the file is opened for writing, to refuse early what the commit would refuse (a full
+   * queue): a shell's `echo x > inbox` then reports it, while an error of the commit on close(2) is
+   * ignored by bash's builtin echo. The commit still decides.
+   */
+  admit?: (cx: Cx) => Promise<void> | void;
   /** Optional read side: a view of what was sent (the inbox reads as a JSON array). */
   read?: (cx: Cx) => Promise<Content> | Content;
   maxBytes?: number;
@@ -196,6 +202,7 @@ export class SyntheticFs implements FileService {
       case 'message': {
         const read = node.read;
         if (canRead && !read) throw new FsError('EACCES', path, 'write-only file');
+        if (canWrite && node.admit) await node.admit(cx);
         return new SyntheticHandle({
           path,
           kind: 'message',

@@ -44,6 +44,8 @@ export const SignOnly: AccessLevel = { level: 'SignOnly' };
 export const Disabled: AccessLevel = { level: 'Disabled' };
 export const Budgeted = (budget: BudgetHook, costPerWrite = 1): AccessLevel => ({ level: 'Budgeted', budget, costPerWrite });
 
+const DISABLED_ROOT: Stat = { type: 'dir', kind: 'dir', size: 0, mode: 0, mtime: 0, ctime: 0, version: 0 };
+
 export const SIGN_ONLY_FILES = ['/pubkey', '/npub', '/sign', '/verify', '/encrypt', '/decrypt'] as const;
 
 export interface GuardOptions {
@@ -122,6 +124,8 @@ export class GuardedService implements FileService, WatchSource {
   }
 
   async stat(path: string, cx: Cx): Promise<Stat> {
+    // The mount point of a disabled mount still shows in listings, as a directory nobody may enter.
+    if (path === '/' && this.access.level === 'Disabled') return { ...DISABLED_ROOT, mtime: Date.now(), ctime: Date.now() };
     this.checkRead(path);
     return this.mask(path, await this.inner.stat(path, cx), cx);
   }

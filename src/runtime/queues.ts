@@ -213,6 +213,19 @@ export class Queues {
     this.tracer.emit(agentId, trace);
   }
 
+  /**
+   * Fails with EAGAIN when a write now would be rejected (a full inbox under the `reject` policy), so a
+   * writer can learn it when it opens the file. The enqueue still decides: this is only an early answer.
+   */
+  admit(agentId: string, path: string): void {
+    const meta = this.store.inboxMeta(agentId);
+    if (!meta) throw new FsError('ENOENT', path, `no agent '${agentId}'`);
+    const policy = this.policyOf(meta, agentId);
+    if (policy.overflow === 'reject' && meta.queue_depth >= policy.max_depth) {
+      throw new FsError('EAGAIN', path, `inbox full (${policy.max_depth} envelopes); retry later`, { retryAfterMs: FULL_RETRY_MS });
+    }
+  }
+
   policy(agentId: string, path: string): InboxPolicy {
     const row = this.store.getAgent(agentId);
     if (!row) throw new FsError('ENOENT', path, `no agent '${agentId}'`);

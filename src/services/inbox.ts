@@ -33,6 +33,8 @@ export class InboxFs extends SyntheticFs {
           await rt.queues.enqueue(id, envelopeFromWrite(data, cx.principal, '/'), '/');
         },
         {
+          // bash's builtin echo ignores errors of close(2): refuse at open what the enqueue would refuse.
+          admit: () => rt.queues.admit(id, '/'),
           read: () => queuedJson(rt, id),
           version: () => rt.store.inboxMeta(id)?.inbox_version ?? 0,
           mtime: () => rt.store.inboxMeta(id)?.inbox_mtime || Date.now(),

@@ -37,6 +37,7 @@ describe('access levels at the mount layer', () => {
     mountWithAccess(ns, '/off', tree('off'), Disabled);
     await expectCode(ns.readdir('/off', admin), 'EACCES', '/off');
     await expectCode(ns.stat('/off/x', admin), 'EACCES');
+    expect((await ns.stat('/off', admin)).mode).toBe(0);
     await expectCode(readAll(ns, '/off/x', admin), 'EACCES');
     await expectCode(writeAll(ns, '/off/x', 'x', admin), 'EACCES');
     expect((await ns.readdir('/', admin)).map((e) => e.name)).toContain('off');

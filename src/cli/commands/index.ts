@@ -5,6 +5,7 @@ import { registerFileCommands } from './files.js';
 import { registerAgentCommands } from './agents.js';
 import { registerLogCommands } from './logs.js';
 import { registerTokenCommands } from './tokens.js';
+import { registerMountCommand } from './mount.js';
 import { registerComputeCommands } from './compute.js';
 
 export function registerCommands(program: Command): void {
@@ -13,5 +14,6 @@ export function registerCommands(program: Command): void {
   registerAgentCommands(program);
   registerLogCommands(program);
   registerTokenCommands(program);
+  registerMountCommand(program);
   registerComputeCommands(program);
 }

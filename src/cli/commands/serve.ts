@@ -1,7 +1,9 @@
 /**
  * `agentctl serve`: the agent9 server. Opens the data directory (AGENT9_HOME), the runtime and its
- * global view, and serves it over HTTP; logs JSON lines with pino; on SIGINT/SIGTERM it stops taking
- * requests, lets those in flight finish, ends watches cleanly, and closes the database.
+ * global view, and serves it over HTTP (and, with --mount DIR, as a FUSE filesystem at DIR; without
+ * FUSE on the machine it says why and serves HTTP only); logs JSON lines with pino; on SIGINT/SIGTERM
+ * it unmounts, stops taking requests, lets those in flight finish, ends watches cleanly, and closes the
+ * database.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,8 +12,10 @@ import { FsError } from '../../fs/errors.js';
 import { DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE } from '../../http/defaults.js';
 import { agent9Home } from '../../runtime/config.js';
 import { action, usage } from '../context.js';
+import { addFuseOptions, fuseOptionsOf, type FuseCliOptions } from './mount.js';
 
-interface ServeOptions {
+interface ServeOptions extends FuseCliOptions {
+  mount?: string;
   host: string;
   port: string;
   allowRemote?: boolean;
@@ -65,7 +69,9 @@ async function serve(opts: ServeOptions): Promise<void> {
   // listens waits for them.
   let tokensReady: (t: ReturnType<typeof execTokens>) => void = () => undefined;
   const exec = new Promise<ReturnType<typeof execTokens>>((resolve) => (tokensReady = resolve));
-  const a9 = await Agent9.open({ home, execEnv: async (agentId) => (await exec).env(agentId) });
+  // With a mount they also get AGENT_ROOT, their directory on it.
+  let mountEnv: (agentId: string) => Record<string, string> = () => ({});
+  const a9 = await Agent9.open({ home, execEnv: async (agentId) => ({ ...(await (await exec).env(agentId)), ...mountEnv(agentId) }) });
   if (opts.demo) createDemoAgent(a9);
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
@@ -96,10 +102,27 @@ async function serve(opts: ServeOptions): Promise<void> {
   const issued = execTokens(server.tokens, server.url);
   tokensReady(issued);
 
+  let mounted: { dir: string; unmount(): Promise<void> } | undefined;
+  if (opts.mount !== undefined) {
+    const fuse = await import('../../fuse/index.js');
+    try {
+      const m = await fuse.mountServer(a9, opts.mount, fuseOptionsOf(opts));
+      mountEnv = fuse.agentRootEnv(m);
+      mounted = m;
+      logger.info({ dir: m.dir }, 'mounted');
+    } catch (err) {
+      // HTTP keeps serving: the mount is a convenience, the server is not.
+      const why = err instanceof fuse.FuseUnavailableError ? err.message : `cannot mount ${opts.mount}: ${(err as Error).message}`;
+      logger.warn({ dir: opts.mount, err: (err as Error).message }, 'not mounted');
+      process.stderr.write(`agentctl: warning: ${why}; serving HTTP only\n`);
+    }
+  }
+
   logger.info({ url: server.url, home }, 'agent9 serving');
   const tokenFile = join(home, 'admin.token');
   process.stderr.write(
     `agent9 serving ${server.url} (data in ${home})\n` +
+      (mounted ? `mounted at ${mounted.dir}: try ls ${mounted.dir}/agents\n` : '') +
       (opts.demo
         ? `try: curl -H "Authorization: Bearer $(cat ${tokenFile})" ${server.url}/agents/${DEMO_AGENT}/status\n`
         : `admin token: ${tokenFile}\n`),
@@ -115,6 +138,7 @@ async function serve(opts: ServeOptions): Promise<void> {
     logger.info({ signal }, 'shutting down: finishing requests in flight, ending watches');
     void (async () => {
       try {
+        await mounted?.unmount();
         await server.close();
         issued.revokeAll();
         await a9.close();
@@ -131,7 +155,7 @@ async function serve(opts: ServeOptions): Promise<void> {
 }
 
 export function registerServeCommand(program: Command): void {
-  program
+  const cmd = program
     .command('serve')
     .description('run the agent9 server: the global view over HTTP (data in AGENT9_HOME, default ~/.agent9)')
     .option('--host <host>', 'address to listen on', DEFAULT_HOST)
@@ -140,5 +164,6 @@ export function registerServeCommand(program: Command): void {
     .option('--demo', 'create the demo agent (the echo program) when it is missing')
     .option('--max-body <bytes>', 'largest request body (default 64 MiB)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (env AGENT9_LOG)')
-    .action(action(async (opts: ServeOptions) => serve(opts)));
+    .option('--mount <dir>', 'also serve the global view as a FUSE filesystem at DIR (skipped, with a warning, where FUSE is missing)');
+  addFuseOptions(cmd).action(action(async (opts: ServeOptions) => serve(opts)));
 }

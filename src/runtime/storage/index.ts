@@ -56,7 +56,7 @@ export class Storage {
   /** A data-file tree whose changes are reported in `scope` under `prefix`. */
   dataTree(tree: string, events: { scope: string; prefix: string }, options?: DataFsOptions): DataFs {
     this.treeEvents.set(tree, events);
-    return new DataFs(this.dataFiles, tree, options);
+    return new DataFs(this.dataFiles, tree, { readAhead: (work) => setImmediate(work), ...options });
   }
 
   metaGet(key: string): string | undefined {

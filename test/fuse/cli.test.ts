@@ -1,0 +1,140 @@
+/**
+ * agentctl and FUSE, as users run them: `agentctl serve --mount DIR` (in the server process), the same
+ * on a machine without libfuse2 (it says so and serves HTTP), and `agentctl mount DIR [--agent ID]`
+ * against a running server (through its HTTP API).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { mountedType } from '../../src/fuse/mount.js';
+import { AGENTCTL, agentctl, agentctlBackground, ensureBuilt, startServe } from '../cli/helpers.js';
+import { cleanup, tempDir } from '../helpers.js';
+import { mountPoint, ok, q, sh, until } from './helpers.js';
+
+const dirs: string[] = [];
+const stops: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  await ensureBuilt();
+}, 180_000);
+
+afterAll(async () => {
+  for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  for (const d of dirs) {
+    if ((await mountedType(d))?.startsWith('fuse')) await sh(`fusermount -u -z ${q(d)}`);
+    await rmdir(d).catch(() => undefined);
+  }
+  cleanup();
+});
+
+async function dir(): Promise<string> {
+  const d = await mountPoint();
+  dirs.push(d);
+  return d;
+}
+
+const outboxTexts = async (base: string) => {
+  const names = (await ok(`ls ${q(base)}/outbox`)).split('\n').filter(Boolean);
+  const out: { text?: string; to?: string }[] = [];
+  for (const n of names) {
+    const e = JSON.parse(await ok(`cat ${q(base)}/outbox/${n}`)) as { payload: { text?: string }; to?: string };
+    out.push({ ...e.payload, ...(e.to ? { to: e.to } : {}) });
+  }
+  return out;
+};
+
+describe('agentctl serve --mount', () => {
+  it('serves HTTP and the mount; the demo agent answers through it; SIGTERM unmounts', async () => {
+    const home = tempDir();
+    const d = await dir();
+    const server = await startServe(home, ['--demo', '--mount', d]);
+    stops.push(() => server.stop());
+    expect(server.stderr()).toContain(`mounted at ${d}`);
+    expect((JSON.parse(await ok(`cat ${q(d)}/agents/demo/status`)) as { id: string }).id).toBe('demo');
+    await ok(`echo "hello demo" > ${q(d)}/agents/demo/inbox`);
+    await until(async () => (await outboxTexts(`${d}/agents/demo`)).some((e) => e.text === 'hello demo'), 10_000, 'the answer');
+    // The same files over HTTP.
+    const viaHttp = await agentctl(['cat', '/agents/demo/status'], { env: { AGENT9_HOME: home } });
+    expect(viaHttp.code).toBe(0);
+    expect(await server.stop('SIGTERM')).toBe(0);
+    expect(await mountedType(d)).toBeUndefined();
+  });
+
+  it('without libfuse2 it says why and serves HTTP only', async () => {
+    const home = tempDir();
+    const d = await dir();
+    const lib = (await ok('readlink -f /lib/x86_64-linux-gnu/libfuse.so.2')).trim();
+    const script = `mount --bind /dev/null ${q(lib)} && exec ${q(process.execPath)} ${q(AGENTCTL)} serve --port 0 --log-level warn --mount ${q(d)}`;
+    const child = spawn('unshare', ['-m', 'sh', '-c', script], {
+      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', AGENT9_HOME: home },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const exited = new Promise((r) => child.on('close', r));
+    stops.push(async () => {
+      child.kill('SIGTERM');
+      await exited;
+    });
+    await until(() => stderr.includes('agent9 serving'), 30_000, 'the server to start');
+    expect(stderr).toMatch(/warning: FUSE is not available: libfuse2 cannot be loaded .*; serving HTTP only/);
+    const info = JSON.parse(readFileSync(join(home, 'server.json'), 'utf8')) as { url: string };
+    const r = await agentctl(['ls', '/agents'], { env: { AGENT9_HOME: home, AGENT9_URL: info.url } });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('new');
+  });
+});
+
+describe('agentctl mount', () => {
+  let home: string;
+  let server: Awaited<ReturnType<typeof startServe>>;
+
+  beforeAll(async () => {
+    home = tempDir();
+    server = await startServe(home, ['--demo']);
+    stops.push(() => server.stop());
+  });
+
+  it('mounts a running server’s global view through HTTP; Ctrl-C unmounts', async () => {
+    const d = await dir();
+    const m = agentctlBackground(['mount', d], { AGENT9_HOME: home });
+    await until(async () => (await mountedType(d)) === 'fuse.agent9', 20_000, 'the mount');
+    expect((await ok(`ls ${q(d)}/agents`)).split('\n')).toEqual(expect.arrayContaining(['demo', 'new']));
+    await ok(`echo "over http" > ${q(d)}/agents/demo/inbox`);
+    await until(async () => (await outboxTexts(`${d}/agents/demo`)).some((e) => e.text === 'over http'), 10_000, 'the answer');
+    const r = await m.stop('SIGINT');
+    expect(r.code).toBe(130);
+    expect(r.stderr).toContain(`mounted at ${d}`);
+    expect(await mountedType(d)).toBeUndefined();
+  });
+
+  it('--agent mounts the agent’s own view, acting as the agent; its token is revoked at unmount', async () => {
+    const d = await dir();
+    const tokensBefore = (await agentctl(['ls', '/runtime/tokens'], { env: { AGENT9_HOME: home } })).stdout;
+    const m = agentctlBackground(['mount', d, '--agent', 'demo'], { AGENT9_HOME: home });
+    await until(async () => (await mountedType(d)) === 'fuse.agent9', 20_000, 'the mount');
+    expect((await ok(`ls ${q(d)}`)).split('\n')).toEqual(expect.arrayContaining(['inbox', 'outbox', 'status', 'ctl']));
+    const denied = await sh(`printf 'tick\\n' | cat > ${q(d)}/ctl`);
+    expect(denied.stderr).toMatch(/Permission denied/);
+    await ok(`echo "as myself" > ${q(d)}/inbox`);
+    await until(async () => (await outboxTexts(d)).some((e) => e.text === 'as myself'), 10_000, 'the answer');
+    expect((await outboxTexts(d)).find((e) => e.text === 'as myself')!.to).toBe('demo');
+    expect((await m.stop('SIGTERM')).code).toBe(143);
+    expect(await mountedType(d)).toBeUndefined();
+    const tokensAfter = (await agentctl(['ls', '/runtime/tokens'], { env: { AGENT9_HOME: home } })).stdout;
+    expect(tokensAfter.split('\n').length).toBe(tokensBefore.split('\n').length);
+  });
+
+  it('an unknown agent or an unreachable server is a clear error, and nothing is mounted', async () => {
+    const d = await dir();
+    const unknown = await agentctl(['mount', d, '--agent', 'nobody'], { env: { AGENT9_HOME: home } });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/ENOENT/);
+    const away = await agentctl(['mount', d], { env: { AGENT9_HOME: tempDir(), AGENT9_URL: 'http://127.0.0.1:9' } });
+    expect(away.code).toBe(14);
+    expect(away.stderr).toMatch(/cannot reach the agent9 server/);
+    expect(await mountedType(d)).toBeUndefined();
+  });
+});
