@@ -14,7 +14,7 @@
 import { jsonText, utf8 } from '../../fs/bytes.js';
 import { FsError } from '../../fs/errors.js';
 import type { FsEvent, FileService } from '../../fs/types.js';
-import { SyntheticFs, call, dir, jsonView, message, parseJson, stream, type DirNode, type Node } from '../../fs/synthetic.js';
+import { SyntheticFs, call, completeJsonObject, dir, jsonView, message, parseJson, stream, type DirNode, type Node } from '../../fs/synthetic.js';
 import type { ComputeEngine } from './engine.js';
 import { TERMINAL, type ComputeChunk } from './types.js';
 
@@ -27,7 +27,8 @@ export interface ComputeServiceOptions {
 export function createComputeService({ engine, agentId }: ComputeServiceOptions): FileService {
   engine.applyCaps(agentId);
   const root = dir({
-    new: call(async (request) => jsonText(await engine.submit(agentId, request, '/new'))),
+    // Sent by the write that completes the JSON object: `echo '{...}' > new` then reports a refusal.
+    new: call(async (request) => jsonText(await engine.submit(agentId, request, '/new')), { complete: completeJsonObject }),
     jobs: jobsDir(engine, agentId),
     providers: providersDir(engine),
     policy: jsonView(() => engine.policy(agentId), {
