@@ -82,6 +82,11 @@ describe('/compute with local-echo', () => {
     // The same key for another request is a mistake worth saying.
     const e = await expectCode(submit(ns, { ...req, prompt: 'something else' }), 'EEXIST', '/compute/new');
     expect(e.message).toContain(`idempotency key 'k1' was used for a different request (job ${first.job_id})`);
+    // A repeat answers with its job whatever changed since: key order, the policy, the budget.
+    await writeJson(ns, '/compute/policy', { blocked_models: ['echo'] }, admin);
+    engine.ledger.setLimits(AGENT, { tick: 0 });
+    const reordered = `{"max_cost":100,"idempotency_key":"k1","prompt":"hello world","model":"echo"}`;
+    expect(await submit(ns, reordered)).toMatchObject({ job_id: first.job_id, replayed: true });
   });
 
   it('concurrent submits with one idempotency key make one job and one reservation', async () => {

@@ -16,7 +16,7 @@ import { JobStore, newJobId, type Job } from './jobs.js';
 import { PolicyStore, route, type ComputePolicy, type PolicyInput } from './policy.js';
 import { costOf } from './pricing.js';
 import { ProviderRegistry } from './providers/index.js';
-import { parseRequest } from './request.js';
+import { parseJsonObject, parseRequestValue } from './request.js';
 import type { ComputeChunk, ComputeProvider, ComputeRequest, ComputeResponse, JobStatus, Pricing, ProviderResult } from './types.js';
 
 export const COMPUTE_SERVICE = 'compute';
@@ -75,9 +75,20 @@ interface AgentSlots {
   waiting: Job[];
 }
 
-function hashRequest(req: ComputeRequest): string {
-  const { idempotency_key: _k, ...rest } = req;
-  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 32);
+/** JSON with object keys sorted, so the same request always hashes the same. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** What an idempotency key stands for: the request as written, without the key. */
+function hashRequest(raw: Record<string, unknown>): string {
+  const { idempotency_key: _k, ...rest } = raw;
+  return createHash('sha256').update(canonical(rest)).digest('hex').slice(0, 32);
 }
 
 export class ComputeEngine {
@@ -178,8 +189,17 @@ export class ComputeEngine {
    */
   async submit(agentId: string, data: Uint8Array, path = '/new'): Promise<SubmitAnswer> {
     if (this.closed) throw new FsError('EAGAIN', path, 'the server is shutting down', { retryAfterMs: 1000 });
+    const raw = parseJsonObject(data, path);
+    const hash = hashRequest(raw);
+    const key = typeof raw['idempotency_key'] === 'string' && raw['idempotency_key'] ? raw['idempotency_key'] : undefined;
+    const journalKey = key === undefined ? undefined : `${agentId}:${COMPUTE_SERVICE}:${key}`;
+    // A repeated key answers with its job first, whatever changed since (policy, budget, providers).
+    if (journalKey) {
+      const earlier = this.journal.get(journalKey);
+      if (earlier !== undefined) return this.replay(earlier, hash, key!, path);
+    }
     const policy = this.policy(agentId);
-    const req = parseRequest(data, policy, path);
+    const req = parseRequestValue(raw, policy, path);
     if (policy.require_idempotency && req.idempotency_key === undefined) {
       throw new FsError('EINVAL', path, "missing field 'idempotency_key' (required by /compute/policy)");
     }
@@ -195,7 +215,6 @@ export class ComputeEngine {
     }
     this.applyCaps(agentId, policy);
     const reserve = maxCost;
-    const hash = hashRequest(req);
 
     let fresh: Job | undefined;
     const create = (): string => {
@@ -244,25 +263,30 @@ export class ComputeEngine {
 
     // The reservation and the record commit with other submits of this turn (group commit): one commit
     // for many jobs. Each runs in its own savepoint, so a refused reservation refuses only its job.
-    let replay: { job_id: string; hash: string } | undefined;
+    let replayed: string | undefined;
     await this.commits.run(() => {
-      if (req.idempotency_key === undefined) {
+      if (journalKey === undefined) {
         create();
         return;
       }
-      const entry = this.journal.remember(`${agentId}:${COMPUTE_SERVICE}:${req.idempotency_key}`, create);
-      if (!entry.created) replay = JSON.parse(entry.value) as { job_id: string; hash: string };
+      const entry = this.journal.remember(journalKey, create);
+      if (!entry.created) replayed = entry.value;
     });
-    if (replay) {
-      if (replay.hash !== hash) {
-        throw new FsError('EEXIST', path, `idempotency key '${req.idempotency_key}' was used for a different request (job ${replay.job_id})`);
-      }
-      const earlier = this.jobs.get(replay.job_id);
-      return { job_id: replay.job_id, status: earlier?.status ?? 'complete', replayed: true, paths: this.paths(replay.job_id) };
-    }
+    // The same key arrived in the same turn: the first of them made the job.
+    if (replayed !== undefined) return this.replay(replayed, hash, key!, path);
     const job = fresh!;
     this.schedule(job);
     return { job_id: job.id, status: 'pending', paths: this.paths(job.id) };
+  }
+
+  /** The answer to a repeated idempotency key: the first job, as it is now; EEXIST for another request. */
+  private replay(entry: string, hash: string, key: string, path: string): SubmitAnswer {
+    const recorded = JSON.parse(entry) as { job_id: string; hash: string };
+    if (recorded.hash !== hash) {
+      throw new FsError('EEXIST', path, `idempotency key '${key}' was used for a different request (job ${recorded.job_id})`);
+    }
+    const earlier = this.jobs.status(recorded.job_id);
+    return { job_id: recorded.job_id, status: earlier ?? 'complete', replayed: true, paths: this.paths(recorded.job_id) };
   }
 
   // --- running jobs ---

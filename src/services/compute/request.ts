@@ -77,7 +77,19 @@ function pick<T>(...values: (T | undefined)[]): T | undefined {
 
 /** The request as providers see it, with the policy's defaults applied. */
 export function parseRequest(data: Uint8Array, policy: ComputePolicy, path: string): ComputeRequest {
+  return parseRequestValue(parseJsonObject(data, path), policy, path);
+}
+
+/** The request body as a JSON object (EINVAL otherwise). */
+export function parseJsonObject(data: Uint8Array, path: string): Record<string, unknown> {
   const json = parseJson(data, path);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new FsError('EINVAL', path, 'the request must be a JSON object, e.g. {"model":"echo","prompt":"hi"}');
+  }
+  return json as Record<string, unknown>;
+}
+
+export function parseRequestValue(json: Record<string, unknown>, policy: ComputePolicy, path: string): ComputeRequest {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new FsError('EINVAL', path, 'the request must be a JSON object, e.g. {"model":"echo","prompt":"hi"}');
   }
