@@ -101,6 +101,28 @@ describe('/compute over HTTP', () => {
     expect(await huge.json()).toMatchObject({ error: { code: 'EFBIG' } });
   });
 
+  it('a hundred concurrent POSTs against a small budget: 200 or 402 each, never overspent', async () => {
+    expect((await req('/agents/demo/budget', { method: 'PUT', body: '{"tick": null, "day": 500}' })).status).toBeLessThan(300);
+    try {
+      const before = ((await (await req('/agents/demo/budget')).json()) as { day: { spent: number; reserved: number } }).day;
+      const room = Math.max(0, 500 - before.spent - before.reserved);
+      const statuses = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => post(`${base}/new`, { model: 'echo', prompt: `n${i}`, max_cost: 20 }).then(async (r) => (await r.text(), r.status))),
+      );
+      expect(statuses.every((st) => st === 200 || st === 402)).toBe(true);
+      expect(statuses.filter((st) => st === 200).length).toBeGreaterThanOrEqual(Math.floor(room / 20));
+      let day = { spent: 0, reserved: 1 };
+      for (let i = 0; i < 100 && day.reserved > 0; i++) {
+        day = ((await (await req('/agents/demo/budget')).json()) as { day: { spent: number; reserved: number } }).day;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(day.reserved).toBe(0);
+      expect(day.spent).toBeLessThanOrEqual(500);
+    } finally {
+      await req('/agents/demo/budget', { method: 'PUT', body: '{"tick": null, "day": null}' });
+    }
+  });
+
   it('an agent-scoped token sees /compute at its root and cannot write the policy', async () => {
     const made = await run(['token', 'create', '--agent', 'demo']);
     expect(made.code).toBe(0);
