@@ -341,6 +341,21 @@ describe('/compute with local-echo', () => {
     storage.close();
   });
 
+  it('finished jobs are kept for job_retention_ms (7 days by default), then dropped at start', async () => {
+    const dir = tempDir();
+    const first = setupCompute({ dir });
+    const job = await submit(first.ns, { model: 'echo', prompt: 'old news' });
+    await waitStatus(first.ns, job.job_id);
+    const storage = Storage.open(dir);
+    const sixDays = new ComputeEngine({ storage, providers: new ProviderRegistry([new LocalEchoProvider()]), now: () => Date.now() + 6 * 86_400_000 });
+    expect(sixDays.jobs.ids(AGENT)).toEqual([job.job_id]);
+    await sixDays.close();
+    const eightDays = new ComputeEngine({ storage, providers: new ProviderRegistry([new LocalEchoProvider()]), now: () => Date.now() + 8 * 86_400_000 });
+    expect(eightDays.jobs.ids(AGENT)).toEqual([]);
+    await eightDays.close();
+    storage.close();
+  });
+
   it('a timeout fails the job with ETIMEDOUT and releases its reservation', async () => {
     const { ns, engine } = setupCompute({ providers: [new HangingProvider()] });
     const job = await submit(ns, { model: 'hang', prompt: 'x', timeout_ms: 100, max_cost: 5 });

@@ -135,6 +135,7 @@ export class ComputeEngine {
       options.onError ??
       ((err, job) => process.emitWarning(`compute job ${job.id} of ${job.agentId}: ${(err as Error)?.message ?? String(err)}`, 'ComputeWarning'));
     this.recover();
+    this.jobs.prune(this.now() - this.retentionMs);
   }
 
   /** The event channel of an agent's /compute. */
