@@ -4,6 +4,7 @@ import { storageCase } from './storage.js';
 import { runtimeCase } from './runtime.js';
 import { httpCase } from './http.js';
 import { fuseCase } from './fuse.js';
+import { computeCase } from './compute.js';
 import { containersCase } from './containers.js';
 
-export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase, fuseCase, containersCase];
+export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase, fuseCase, computeCase, containersCase];

@@ -52,6 +52,12 @@ export class ByteBuffer {
     this.length += data.length;
   }
 
+  /** The bytes so far, without taking them (the parts are joined once, so peeking again is cheap). */
+  peek(): Uint8Array {
+    if (this.parts.length > 1) this.parts = [concatBytes(this.parts, this.length)];
+    return this.parts[0] ?? EMPTY;
+  }
+
   take(): Uint8Array {
     const out = concatBytes(this.parts, this.length);
     this.parts = [];

@@ -37,6 +37,8 @@ export const ERROR_TABLE = {
   EPERM: { errno: 1, http: 403, exit: 22, summary: 'operation not permitted' },
   /** Upstream provider (model endpoint, container engine) failed or is unreachable. */
   EREMOTEIO: { errno: 121, http: 502, exit: 23, summary: 'provider failure' },
+  /** The job or session was cancelled before it finished (its result says so). */
+  ECANCELED: { errno: 125, http: 409, exit: 24, summary: 'cancelled' },
 } as const satisfies Record<string, ErrorMapping>;
 
 export type ErrorCode = keyof typeof ERROR_TABLE;

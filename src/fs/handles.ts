@@ -20,6 +20,8 @@ export interface SyntheticHandleSpec {
   commit?: (data: Uint8Array) => Promise<void>;
   /** Call semantics: the request, answered on the same handle. */
   call?: (request: Uint8Array) => Promise<Content | undefined>;
+  /** Call semantics: true when the bytes written so far are a whole request (sent by that write). */
+  complete?: (request: Uint8Array) => boolean;
   /** Stream semantics: the data, as bytes, until the iterable ends. */
   stream?: (signal: AbortSignal) => AsyncIterable<Uint8Array>;
   canRead: boolean;
@@ -39,6 +41,7 @@ export class SyntheticHandle implements Handle {
   private callError: unknown;
   private pendingCall: Promise<void> | undefined;
   private committed = false;
+  private sentWhenComplete = false;
   private closed = false;
   private streamIter: AsyncIterator<Uint8Array> | undefined;
   private streamLeft: Uint8Array = EMPTY;
@@ -67,12 +70,18 @@ export class SyntheticHandle implements Handle {
   async write(data: Uint8Array, _offset: number): Promise<number> {
     if (!this.spec.canWrite) throw new FsError('EBADF', this.spec.path, 'file not open for writing');
     if (this.spec.call && this.committed) {
+      // A request sent as soon as it was whole: trailing whitespace (echo's newline) belongs to it.
+      if (this.sentWhenComplete && isWhitespace(data)) return data.length;
       throw new FsError('EBUSY', this.spec.path, 'request already sent on this handle; open the file again');
     }
     if (this.buffer.length + data.length > this.maxBytes) {
       throw new FsError('EFBIG', this.spec.path, `message larger than ${this.maxBytes} bytes`);
     }
     this.buffer.append(data);
+    if (this.spec.call && this.spec.complete && this.spec.complete(this.buffer.peek())) {
+      this.sentWhenComplete = true;
+      await this.callResponse();
+    }
     return data.length;
   }
 
@@ -147,6 +156,11 @@ export class SyntheticHandle implements Handle {
     this.streamLeft = this.streamLeft.subarray(out.length);
     return out;
   }
+}
+
+function isWhitespace(data: Uint8Array): boolean {
+  for (const b of data) if (b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09) return false;
+  return true;
 }
 
 /**

@@ -45,6 +45,25 @@ export interface CallNode extends NodeMeta {
   kind: 'call';
   call: (request: Uint8Array, cx: Cx) => Promise<Content | undefined> | Content | undefined;
   maxBytes?: number;
+  /**
+   * Says when the bytes written so far are a whole request: the call is then sent by the write that
+   * completed it, so that the write itself fails when the call does (bash's builtin echo ignores errors
+   * of close(2)). Whitespace written after it is ignored. See completeJsonObject.
+   */
+  complete?: (request: Uint8Array) => boolean;
+}
+
+/** A whole request when the bytes are one JSON object (a prefix of an object never is one). */
+export function completeJsonObject(request: Uint8Array): boolean {
+  let end = request.length - 1;
+  while (end >= 0 && (request[end] === 0x20 || request[end] === 0x0a || request[end] === 0x0d || request[end] === 0x09)) end--;
+  if (end < 0 || request[end] !== 0x7d /* } */) return false;
+  try {
+    const v: unknown = JSON.parse(new TextDecoder().decode(request));
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+  } catch {
+    return false;
+  }
 }
 
 export interface StreamNode extends NodeMeta {
@@ -223,6 +242,7 @@ export class SyntheticFs implements FileService {
           stat,
           maxBytes: node.maxBytes ?? DEFAULT_MESSAGE_CAP,
           call: async (req) => node.call(req, cx),
+          ...(node.complete ? { complete: node.complete } : {}),
         });
       case 'stream': {
         if (canWrite) throw new FsError('EACCES', path, 'stream files are read-only');

@@ -2,7 +2,7 @@
  * The budget ledger: money in integer micro-USD (1 = $0.000001), reserved before work starts and
  * settled after. Every agent has a tick window (reset by the runtime at each tick start) and a rolling
  * 24 h day window, at its own level and at each scope level a request names (`org:<id>` ⊇ `repo:<id>` ⊇
- * `issue:<id>`). A reservation is checked against every level that has a limit, broad to narrow, and
+ * `issue:<id>`, and a service's own caps at `service:<name>`, checked right after the agent's level). A reservation is checked against every level that has a limit, broad to narrow, and
  * recorded at every level, in one SQLite transaction: concurrent reservations can never overspend.
  *
  * Arithmetic (see CONTRACT.md, "Budgets"):
@@ -46,14 +46,18 @@ export const budgetMigrations: Migration[] = [
   },
 ];
 
-/** Scopes a request may charge, broad to narrow. Null or missing = not scoped at that level. */
+/**
+ * Scopes a request may charge, broad to narrow. Null or missing = not scoped at that level. `service`
+ * is set by a service for its own caps (`service:compute`), the others come from the request.
+ */
 export interface BudgetScope {
+  service?: string | null | undefined;
   org?: string | null | undefined;
   repo?: string | null | undefined;
   issue?: string | null | undefined;
 }
 
-/** `''` is the agent's own level; the others are `org:<id>`, `repo:<id>`, `issue:<id>`. */
+/** `''` is the agent's own level; the others are `service:<name>`, `org:<id>`, `repo:<id>`, `issue:<id>`. */
 export type BudgetLevel = string;
 export const AGENT_LEVEL: BudgetLevel = '';
 
@@ -118,7 +122,7 @@ const UNLIMITED: Limits = { tick: null, day: null };
 export function scopeLevels(scope: BudgetScope | undefined, path = '/'): BudgetLevel[] {
   if (!scope) return [];
   const levels: BudgetLevel[] = [];
-  for (const kind of ['org', 'repo', 'issue'] as const) {
+  for (const kind of ['service', 'org', 'repo', 'issue'] as const) {
     const id = scope[kind];
     if (id === undefined || id === null) continue;
     if (typeof id !== 'string' || !SCOPE_ID.test(id)) {
@@ -129,11 +133,13 @@ export function scopeLevels(scope: BudgetScope | undefined, path = '/'): BudgetL
   return levels;
 }
 
-/** Validates a level key given by a caller (`''`, `org:<id>`, `repo:<id>`, `issue:<id>`). */
+/** Validates a level key given by a caller (`''`, `service:<name>`, `org:<id>`, `repo:<id>`, `issue:<id>`). */
 export function parseLevel(level: string, path = '/'): BudgetLevel {
   if (level === AGENT_LEVEL) return level;
-  const m = /^(org|repo|issue):(.*)$/.exec(level);
-  if (!m || !SCOPE_ID.test(m[2]!)) throw new FsError('EINVAL', path, `invalid budget scope '${level}' (want org:<id>, repo:<id> or issue:<id>)`);
+  const m = /^(service|org|repo|issue):(.*)$/.exec(level);
+  if (!m || !SCOPE_ID.test(m[2]!)) {
+    throw new FsError('EINVAL', path, `invalid budget scope '${level}' (want org:<id>, repo:<id>, issue:<id> or service:<name>)`);
+  }
   return level;
 }
 
@@ -226,6 +232,12 @@ export class BudgetLedger {
       open: db.prepare("SELECT * FROM budget_reservations WHERE agent_id = ? AND state = 'open' ORDER BY id"),
       allOpen: db.prepare("SELECT * FROM budget_reservations WHERE state = 'open' ORDER BY id"),
       pruneSettled: db.prepare("DELETE FROM budget_reservations WHERE state <> 'open' AND settled_at < ?"),
+      forget: [
+        db.prepare('DELETE FROM budget_limits WHERE agent_id = ?'),
+        db.prepare('DELETE FROM budget_ticks WHERE agent_id = ?'),
+        db.prepare('DELETE FROM budget_counters WHERE agent_id = ?'),
+        db.prepare('DELETE FROM budget_reservations WHERE agent_id = ?'),
+      ],
       pruneDay: db.prepare("DELETE FROM budget_counters WHERE win = 'day' AND slot <= ? AND reserved = 0"),
       pruneTicks: db.prepare(`DELETE FROM budget_counters WHERE win = 'tick' AND reserved = 0
         AND slot < coalesce((SELECT tick FROM budget_ticks t WHERE t.agent_id = budget_counters.agent_id), 0)`),
@@ -360,7 +372,8 @@ export class BudgetLedger {
     const id = typeof reservation === 'number' ? reservation : reservation.id;
     return this.immediate(() => {
       const row = this.q.reservation.get(id) as ReservationRow | undefined;
-      if (!row) throw new FsError('ENOENT', '/budget', `no reservation ${id}`);
+      // Its agent was deleted (forget): there is nothing left to settle.
+      if (!row) return { state, charged: 0, refunded: 0, overrun: 0, changed: false };
       if (row.state !== 'open') {
         // Settling twice (a cancel racing a completion, a retry after a crash) changes nothing.
         const charged = row.actual ?? 0;
@@ -418,6 +431,13 @@ export class BudgetLedger {
   openReservations(agentId?: string): Reservation[] {
     const rows = (agentId === undefined ? this.q.allOpen.all() : this.q.open.all(agentId)) as ReservationRow[];
     return rows.map(toReservation);
+  }
+
+  /** Drops everything the ledger holds for a deleted agent: limits, windows, reservations. */
+  forget(agentId: string): void {
+    this.immediate(() => {
+      for (const stmt of this.q.forget) stmt.run(agentId);
+    });
   }
 
   /** Drops counters and settled reservations no window can see any more. */

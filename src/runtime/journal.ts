@@ -69,6 +69,7 @@ export class IdempotencyJournal {
       put: db.prepare(`INSERT INTO idempotency_journal (key, value, created_at, expires_at) VALUES (?, ?, ?, ?)
         ON CONFLICT (key) DO UPDATE SET value = excluded.value, created_at = excluded.created_at, expires_at = excluded.expires_at`),
       delete: db.prepare('DELETE FROM idempotency_journal WHERE key = ?'),
+      deletePrefix: db.prepare('DELETE FROM idempotency_journal WHERE key >= ? AND key < ?'),
       sweep: db.prepare('DELETE FROM idempotency_journal WHERE expires_at <= ?'),
       count: db.prepare('SELECT count(*) FROM idempotency_journal WHERE expires_at > ?').pluck(),
     };
@@ -133,6 +134,12 @@ export class IdempotencyJournal {
 
   delete(key: string): boolean {
     return this.q.delete.run(key).changes > 0;
+  }
+
+  /** Removes every entry whose key starts with `prefix` (a deleted agent's); returns how many. */
+  deletePrefix(prefix: string): number {
+    if (!prefix) throw new FsError('EINVAL', '/', 'an empty prefix would remove every entry');
+    return this.q.deletePrefix.run(prefix, prefix + '\uffff').changes;
   }
 
   /** Removes expired entries; returns how many. */

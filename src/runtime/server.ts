@@ -16,6 +16,10 @@ import { AgentViews, buildGlobalView } from '../mounts/global-view.js';
 import { standardAgentMounts, type AgentMount } from '../mounts/agent-view.js';
 import { statusOf, type AgentStatus } from '../services/status.js';
 import { FsError } from '../fs/errors.js';
+import { computeMount, openComputeEngine } from '../services/compute/mount.js';
+import { budgetService } from '../services/budget.js';
+import { ReadWrite } from '../mounts/access.js';
+import type { ComputeEngine } from '../services/compute/engine.js';
 import { ContainerEngine, containersAgentMount, openContainerEngine } from '../services/containers/index.js';
 
 export interface Agent9Options {
@@ -29,8 +33,10 @@ export interface Agent9Options {
   programs?: Program[];
   /** The budget ledger (status shows its usage; each tick resets the tick window); default: a BudgetLedger on this storage. */
   budgets?: BudgetLedger;
-  /** Mounts added to every agent's namespace after the standard ones (e.g. /compute, /containers). */
+  /** Mounts added to every agent's namespace after the standard ones and /compute (e.g. /containers). */
   agentMounts?: AgentMount[];
+  /** The /compute engine; default: one from `$AGENT9_HOME/config.json` on this storage and ledger; false: no /compute. */
+  compute?: ComputeEngine | false;
   /** false: no automatic ticks. */
   scheduler?: SchedulerOptions | false;
   /** Agent namespaces kept built (default 256). */
@@ -47,6 +53,8 @@ export class Agent9 {
   readonly home: string;
   /** Budgets of every agent (micro-USD): /status shows them, ticks reset the tick window, /compute and /containers reserve from it. */
   readonly budgets: BudgetLedger;
+  /** Model jobs of every agent (mounted at /compute in each agent's namespace). */
+  readonly compute: ComputeEngine | undefined;
   /** The container engine behind every agent's /containers (undefined when turned off). */
   readonly containers: ContainerEngine | undefined;
   private readonly views: AgentViews;
@@ -61,8 +69,13 @@ export class Agent9 {
     if (options.programs) runtimeOptions.programs = options.programs;
     this.budgets = options.budgets ?? new BudgetLedger(storage);
     this.containers = options.containers === false ? undefined : (options.containers ?? openContainerEngine({ storage, home, ledger: this.budgets }));
+    this.compute = options.compute === false ? undefined : (options.compute ?? openComputeEngine({ storage, home, ledger: this.budgets }));
+    const budgets = this.budgets;
+    const budgetMount: AgentMount = { path: '/budget', build: ({ id }) => budgetService(budgets, id), access: ReadWrite, options: { adminWrite: ['/'] } };
     this.mounts = [
       ...standardAgentMounts(),
+      budgetMount,
+      ...(this.compute ? [computeMount(this.compute)] : []),
       ...(this.containers ? [containersAgentMount(this.containers)] : []),
       ...(options.agentMounts ?? []),
     ];
@@ -72,6 +85,7 @@ export class Agent9 {
     this.views = new AgentViews(this.runtime, () => this.mounts, options.namespaceCache ?? 256);
     this.runtime.onDeleted = (id) => {
       this.views.evict(id);
+      void this.compute?.forget(id).catch((err: unknown) => process.emitWarning(`compute: forgetting ${id}: ${(err as Error).message}`));
       void this.containers?.dropAgent(id).catch(() => undefined);
     };
     this.namespace = buildGlobalView(this.runtime, this.views);
@@ -115,6 +129,7 @@ export class Agent9 {
     this.closed = true;
     await this.containers?.close();
     await this.runtime.close();
+    await this.compute?.close();
     this.storage.close();
   }
 }

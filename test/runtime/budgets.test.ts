@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { BudgetLedger, budgetHook, formatUsd, MINUTE_MS, scopeLevels } from '../../src/runtime/budgets.js';
 import { Storage } from '../../src/runtime/storage/index.js';
 import { Namespace } from '../../src/fs/namespace.js';
@@ -149,6 +150,18 @@ describe('BudgetLedger', () => {
     expect(l.usage('a').day.reserved).toBe(0);
   });
 
+  it('a service level (its own caps) is checked after the agent level and before the scopes', () => {
+    const { ledger: l } = ledger();
+    l.setLimits('a', { day: 100 });
+    l.setLimits('a', { tick: 4 }, 'service:compute');
+    l.setLimits('a', { tick: 1 }, 'org:acme');
+    expect(() => l.reserve('a', 5, { service: 'compute', org: 'acme' })).toThrow(/service:compute tick window has 4/);
+    l.reserve('a', 3, { service: 'compute' });
+    l.reserve('a', 50, { service: 'containers' });
+    expect(l.usage('a', 'service:compute').tick).toEqual({ limit: 4, reserved: 3, spent: 0, remaining: 1 });
+    expect(l.usage('a').day.reserved).toBe(53);
+  });
+
   it('rejects bad amounts, limits and scope ids with EINVAL', () => {
     const { ledger: l } = ledger();
     for (const bad of [-1, 1.5, Number.NaN, 2 ** 60]) expect(() => l.reserve('a', bad)).toThrow(/non-negative integer/);
@@ -243,5 +256,87 @@ describe('budgetHook (the Budgeted access level)', () => {
     await writeAll(ns, '/memory/c', 'x', user);
     await expectCode(writeAll(ns, '/memory/d', 'x', user), 'EDQUOT', 'day window');
     expect(l.usage('bob').day).toEqual({ limit: 3, reserved: 0, spent: 3, remaining: 0 });
+  });
+});
+
+describe('BudgetLedger against a model (property)', () => {
+  it('usage, acceptance and refusal match a plain model over random operation sequences', () => {
+    type Op =
+      | { op: 'reserve'; amount: number; scoped: boolean }
+      | { op: 'reconcile'; pick: number; frac: number }
+      | { op: 'release'; pick: number }
+      | { op: 'tick' }
+      | { op: 'advance'; minutes: number };
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ op: fc.constant('reserve' as const), amount: fc.integer({ min: 0, max: 40 }), scoped: fc.boolean() }),
+      fc.record({ op: fc.constant('reconcile' as const), pick: fc.nat(), frac: fc.double({ min: 0, max: 1.5, noNaN: true }) }),
+      fc.record({ op: fc.constant('release' as const), pick: fc.nat() }),
+      fc.record({ op: fc.constant('tick' as const) }),
+      fc.record({ op: fc.constant('advance' as const), minutes: fc.integer({ min: 0, max: 900 }) }),
+    );
+    const storage = openStorage();
+    let run = 0;
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 60 }), (ops) => {
+        const agent = `p${run++}`;
+        const c = clock();
+        const l = new BudgetLedger(storage, { now: c.now });
+        const limits = { tick: 60, day: 150, scopeDay: 50 };
+        l.setLimits(agent, { tick: limits.tick, day: limits.day });
+        l.setLimits(agent, { day: limits.scopeDay }, 'org:o');
+        interface M { id: number; amount: number; tick: number; minute: number; scoped: boolean; state: 'open' | 'done'; actual: number }
+        const model: M[] = [];
+        let tick = 0;
+        const minute = () => Math.floor(c.t / MINUTE_MS);
+        const sums = (pred: (m: M) => boolean) => {
+          let reserved = 0;
+          let spent = 0;
+          for (const m of model.filter(pred)) {
+            if (m.state === 'open') reserved += m.amount;
+            else spent += m.actual;
+          }
+          return { reserved, spent };
+        };
+        const inDay = (m: M) => m.minute > minute() - 1440;
+        for (const o of ops) {
+          if (o.op === 'reserve') {
+            const t = sums((m) => m.tick === tick);
+            const d = sums(inDay);
+            const s = sums((m) => m.scoped && inDay(m));
+            const ok =
+              o.amount <= Math.max(0, limits.tick - t.reserved - t.spent) &&
+              o.amount <= Math.max(0, limits.day - d.reserved - d.spent) &&
+              (!o.scoped || o.amount <= Math.max(0, limits.scopeDay - s.reserved - s.spent));
+            let got: number | undefined;
+            try {
+              got = l.reserve(agent, o.amount, o.scoped ? { org: 'o' } : undefined).id;
+            } catch (err) {
+              if ((err as { code?: string }).code !== 'EDQUOT') throw err;
+            }
+            expect(got !== undefined).toBe(ok);
+            if (got !== undefined) model.push({ id: got, amount: o.amount, tick, minute: minute(), scoped: o.scoped, state: 'open', actual: 0 });
+          } else if (o.op === 'reconcile' || o.op === 'release') {
+            const open = model.filter((m) => m.state === 'open');
+            if (open.length === 0) continue;
+            const m = open[o.pick % open.length]!;
+            const actual = o.op === 'reconcile' ? Math.floor(m.amount * o.frac) : 0;
+            if (o.op === 'reconcile') l.reconcile(m.id, actual);
+            else l.release(m.id);
+            m.state = 'done';
+            m.actual = actual;
+          } else if (o.op === 'tick') {
+            tick = l.resetTick(agent);
+          } else {
+            c.advance(o.minutes * MINUTE_MS);
+          }
+          const u = l.usage(agent);
+          expect({ reserved: u.tick.reserved, spent: u.tick.spent }).toEqual(sums((m) => m.tick === tick));
+          expect({ reserved: u.day.reserved, spent: u.day.spent }).toEqual(sums(inDay));
+          const su = l.usage(agent, 'org:o').day;
+          expect({ reserved: su.reserved, spent: su.spent }).toEqual(sums((m) => m.scoped && inDay(m)));
+        }
+      }),
+      { numRuns: 150 },
+    );
   });
 });

@@ -6,6 +6,7 @@ import { registerAgentCommands } from './agents.js';
 import { registerLogCommands } from './logs.js';
 import { registerTokenCommands } from './tokens.js';
 import { registerMountCommand } from './mount.js';
+import { registerComputeCommands } from './compute.js';
 import { registerContainerCommands } from './containers.js';
 
 export function registerCommands(program: Command): void {
@@ -15,5 +16,6 @@ export function registerCommands(program: Command): void {
   registerLogCommands(program);
   registerTokenCommands(program);
   registerMountCommand(program);
+  registerComputeCommands(program);
   registerContainerCommands(program);
 }

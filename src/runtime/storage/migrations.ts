@@ -9,6 +9,7 @@ import { runtimeMigrations } from '../store/schema.js';
 import { budgetMigrations } from '../budgets.js';
 import { journalMigrations } from '../journal.js';
 import { tokenMigrations } from '../tokens.js';
+import { computeMigrations } from '../../services/compute/migrations.js';
 import { containerMigrations } from '../../services/containers/migrations.js';
 
 const core: Migration[] = [
@@ -27,5 +28,6 @@ export const migrations: Migration[] = [
   ...budgetMigrations,
   ...journalMigrations,
   ...tokenMigrations,
+  ...computeMigrations,
   ...containerMigrations,
 ];

@@ -1,0 +1,647 @@
+/**
+ * The compute engine: one per server, shared by every agent's /compute. It submits jobs (policy,
+ * routing, idempotency, budget reservation and the job record in one transaction), runs them on their
+ * providers, streams their output into the event log, settles their budget and records the outcome.
+ * Jobs in flight when the server stopped are failed at start ("server restarted") and their
+ * reservations released; finished results are never lost.
+ */
+import { createHash } from 'node:crypto';
+import { FsError, toFsError } from '../../fs/errors.js';
+import type { EventChannel } from '../../fs/events.js';
+import { BudgetLedger, type BudgetScope } from '../../runtime/budgets.js';
+import { IdempotencyJournal } from '../../runtime/journal.js';
+import { GroupCommit } from '../../runtime/group-commit.js';
+import type { Storage } from '../../runtime/storage/index.js';
+import { JobStore, newJobId, type Job } from './jobs.js';
+import { PolicyStore, route, type ComputePolicy, type PolicyInput } from './policy.js';
+import { costOf } from './pricing.js';
+import { ProviderRegistry } from './providers/index.js';
+import { parseJsonObject, parseRequestValue } from './request.js';
+import type { ComputeChunk, ComputeProvider, ComputeRequest, ComputeResponse, JobStatus, Pricing, ProviderResult } from './types.js';
+
+export const COMPUTE_SERVICE = 'compute';
+export const DEFAULT_JOB_RETENTION_MS = 7 * 24 * 3600 * 1000;
+const RESULT_RETRY_AFTER_MS = 500;
+
+/** What a trace event carries; `type` names it (compute_submit, compute_complete, compute_failed, ...). */
+export interface TraceEvent {
+  type: string;
+  [field: string]: unknown;
+}
+
+/** Records a trace event for an agent; called inside the transaction of the change it reports. */
+export type TraceSink = (agentId: string, event: TraceEvent) => void;
+
+/** The default sink: a data event at /logs/trace in the agent's scope (what the logs service streams). */
+export function eventLogTrace(storage: Storage): TraceSink {
+  return (agentId, event) => {
+    storage.events.emit(agentId, '/logs/trace', 'data', { data: { ...event, source: COMPUTE_SERVICE, agent_id: agentId, at: Date.now() } });
+  };
+}
+
+export interface ComputeEngineOptions {
+  storage: Storage;
+  ledger?: BudgetLedger;
+  journal?: IdempotencyJournal;
+  providers: ProviderRegistry;
+  /** The server's default policy (config.json compute.policy). */
+  policy?: PolicyInput;
+  policies?: PolicyStore;
+  trace?: TraceSink;
+  /** Where /compute is mounted in an agent's namespace (its events are recorded there). */
+  mountPath?: string;
+  /** Finished jobs are kept this long (default 7 days). */
+  jobRetentionMs?: number;
+  /** Failures to record a job's progress (storage errors); default: a process warning. */
+  onError?: (err: unknown, job: Job) => void;
+  now?: () => number;
+}
+
+export interface SubmitAnswer {
+  job_id: string;
+  status: JobStatus;
+  /** True when the idempotency key matched an earlier request: this is that request's job. */
+  replayed?: true;
+  paths: { status: string; result: string; stream: string; ctl: string };
+}
+
+interface Running {
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+interface AgentSlots {
+  running: number;
+  waiting: Job[];
+}
+
+/** JSON with object keys sorted, so the same request always hashes the same. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** What an idempotency key stands for: the request as written, without the key. */
+function hashRequest(raw: Record<string, unknown>): string {
+  const { idempotency_key: _k, ...rest } = raw;
+  return createHash('sha256').update(canonical(rest)).digest('hex').slice(0, 32);
+}
+
+export class ComputeEngine {
+  readonly storage: Storage;
+  readonly ledger: BudgetLedger;
+  readonly journal: IdempotencyJournal;
+  readonly providers: ProviderRegistry;
+  readonly policies: PolicyStore;
+  readonly jobs: JobStore;
+  readonly mountPath: string;
+  private readonly trace: TraceSink;
+  private readonly now: () => number;
+  private readonly retentionMs: number;
+  private readonly running = new Map<string, Running>();
+  private readonly slots = new Map<string, AgentSlots>();
+  private readonly channels = new Map<string, EventChannel>();
+  private readonly idle = new Set<() => void>();
+  private finishedSincePrune = 0;
+  private ownJournal = false;
+  private closed = false;
+  private readonly commits: GroupCommit;
+  private readonly capsApplied = new Map<string, ComputePolicy>();
+  private readonly onError: (err: unknown, job: Job) => void;
+
+  constructor(options: ComputeEngineOptions) {
+    this.storage = options.storage;
+    this.ledger = options.ledger ?? new BudgetLedger(options.storage);
+    if (options.journal) {
+      this.journal = options.journal;
+    } else {
+      this.journal = new IdempotencyJournal(options.storage);
+      this.ownJournal = true;
+      this.journal.start();
+    }
+    this.providers = options.providers;
+    this.policies = options.policies ?? new PolicyStore(options.storage, options.policy);
+    this.jobs = new JobStore(options.storage);
+    this.mountPath = options.mountPath ?? '/compute';
+    this.trace = options.trace ?? eventLogTrace(options.storage);
+    this.now = options.now ?? (() => Date.now());
+    this.retentionMs = options.jobRetentionMs ?? DEFAULT_JOB_RETENTION_MS;
+    this.commits = new GroupCommit(this.storage);
+    this.onError =
+      options.onError ??
+      ((err, job) => process.emitWarning(`compute job ${job.id} of ${job.agentId}: ${(err as Error)?.message ?? String(err)}`, 'ComputeWarning'));
+    this.recover();
+    this.jobs.prune(this.now() - this.retentionMs);
+  }
+
+  /** The event channel of an agent's /compute. */
+  channel(agentId: string): EventChannel {
+    let ch = this.channels.get(agentId);
+    if (!ch) {
+      ch = this.storage.events.channel(agentId, this.mountPath);
+      this.channels.set(agentId, ch);
+    }
+    return ch;
+  }
+
+  paths(id: string): SubmitAnswer['paths'] {
+    const base = `${this.mountPath}/jobs/${id}`;
+    return { status: `${base}/status`, result: `${base}/result`, stream: `${base}/stream`, ctl: `${base}/ctl` };
+  }
+
+  policy(agentId: string): ComputePolicy {
+    return this.policies.get(agentId).policy;
+  }
+
+  /** Replaces an agent's policy; its per-tick and per-day caps become the service:compute budget limits. */
+  setPolicy(agentId: string, value: unknown, path = '/policy'): ComputePolicy {
+    try {
+      return this.storage.tx(() => {
+        const { policy, version } = this.policies.set(agentId, value, path);
+        this.applyCaps(agentId, policy);
+        this.channel(agentId).emit('/policy', 'modified', { version });
+        return policy;
+      });
+    } catch (err) {
+      this.policies.invalidate(agentId);
+      throw err;
+    }
+  }
+
+  /** Makes the ledger's service:compute limits match the policy caps (once per policy version). */
+  applyCaps(agentId: string, policy = this.policy(agentId)): void {
+    if (this.capsApplied.get(agentId) === policy) return;
+    this.capsApplied.set(agentId, policy);
+    const level = `service:${COMPUTE_SERVICE}`;
+    const current = this.ledger.limits(agentId, level);
+    if (current.tick !== policy.max_cost_per_tick || current.day !== policy.max_cost_per_day) {
+      this.ledger.setLimits(agentId, { tick: policy.max_cost_per_tick, day: policy.max_cost_per_day }, level);
+    }
+  }
+
+  /**
+   * Submits a request written to /compute/new. Everything that can be refused is refused here, before
+   * anything is reserved: bad JSON or fields (EINVAL), oversize input (EFBIG), policy (EACCES),
+   * budget (EDQUOT). A repeated idempotency key returns the first job and reserves nothing.
+   */
+  async submit(agentId: string, data: Uint8Array, path = '/new'): Promise<SubmitAnswer> {
+    if (this.closed) throw new FsError('EAGAIN', path, 'the server is shutting down', { retryAfterMs: 1000 });
+    const raw = parseJsonObject(data, path);
+    const hash = hashRequest(raw);
+    const key = typeof raw['idempotency_key'] === 'string' && raw['idempotency_key'] ? raw['idempotency_key'] : undefined;
+    const journalKey = key === undefined ? undefined : `${agentId}:${COMPUTE_SERVICE}:${key}`;
+    // A repeated key answers with its job first, whatever changed since (policy, budget, providers).
+    if (journalKey) {
+      const earlier = this.journal.get(journalKey);
+      if (earlier !== undefined) return this.replay(earlier, hash, key!, path);
+    }
+    const policy = this.policy(agentId);
+    const req = parseRequestValue(raw, policy, path);
+    if (policy.require_idempotency && req.idempotency_key === undefined) {
+      throw new FsError('EINVAL', path, "missing field 'idempotency_key' (required by /compute/policy)");
+    }
+    const { provider, estimate } = route(req, policy, this.providers.list(), (id) => this.providers.cachedHealth(id), path);
+    provider.validate?.(req, path);
+    let maxCost = req.max_cost ?? policy.default_max_cost ?? undefined;
+    if (maxCost === undefined) {
+      if (policy.require_max_cost) throw new FsError('EINVAL', path, "missing field 'max_cost' (required by /compute/policy)");
+      maxCost = estimate;
+    }
+    if (policy.max_cost_per_job !== null && maxCost > policy.max_cost_per_job) {
+      throw new FsError('EDQUOT', path, `max cost ${maxCost} micro-USD is over the policy's max_cost_per_job (${policy.max_cost_per_job})`);
+    }
+    this.applyCaps(agentId, policy);
+    const reserve = maxCost;
+
+    let fresh: Job | undefined;
+    const create = (): string => {
+      const now = this.now();
+      const id = newJobId(now);
+      const scope: BudgetScope = { service: COMPUTE_SERVICE, ...req.budget_scope };
+      const reservation = this.ledger.reserve(agentId, reserve, scope, `compute job ${id}`, path);
+      const streamFrom = this.storage.eventStore.lastId();
+      this.jobs.insert(
+        { id, agentId, provider: provider.id, model: req.model, request: req, reservationId: reservation.id, reserved: reserve, streamFrom, createdAt: now },
+        req.idempotency_key,
+      );
+      fresh = {
+        id,
+        agentId,
+        status: 'pending',
+        provider: provider.id,
+        model: req.model,
+        request: req,
+        reservationId: reservation.id,
+        reserved: reserve,
+        cost: null,
+        idempotencyKey: req.idempotency_key ?? null,
+        result: null,
+        error: null,
+        streamFrom,
+        chunks: 0,
+        createdAt: now,
+        startedAt: null,
+        finishedAt: null,
+        updatedAt: now,
+        version: 1,
+      };
+      this.channel(agentId).emit(`/jobs/${id}`, 'created', { version: 1 });
+      this.trace(agentId, {
+        type: 'compute_submit',
+        job_id: id,
+        provider: provider.id,
+        model: req.model,
+        reserved: reserve,
+        ...(req.budget_scope ? { budget_scope: req.budget_scope } : {}),
+        ...(req.idempotency_key ? { idempotency_key: req.idempotency_key } : {}),
+      });
+      return JSON.stringify({ job_id: id, hash });
+    };
+
+    // The reservation and the record commit with other submits of this turn (group commit): one commit
+    // for many jobs. Each runs in its own savepoint, so a refused reservation refuses only its job.
+    let replayed: string | undefined;
+    await this.commits.run(() => {
+      if (journalKey === undefined) {
+        create();
+        return;
+      }
+      const entry = this.journal.remember(journalKey, create);
+      if (!entry.created) replayed = entry.value;
+    });
+    // The same key arrived in the same turn: the first of them made the job.
+    if (replayed !== undefined) return this.replay(replayed, hash, key!, path);
+    const job = fresh!;
+    this.schedule(job);
+    return { job_id: job.id, status: 'pending', paths: this.paths(job.id) };
+  }
+
+  /** The answer to a repeated idempotency key: the first job, as it is now; EEXIST for another request. */
+  private replay(entry: string, hash: string, key: string, path: string): SubmitAnswer {
+    const recorded = JSON.parse(entry) as { job_id: string; hash: string };
+    if (recorded.hash !== hash) {
+      throw new FsError('EEXIST', path, `idempotency key '${key}' was used for a different request (job ${recorded.job_id})`);
+    }
+    const earlier = this.jobs.status(recorded.job_id);
+    return { job_id: recorded.job_id, status: earlier ?? 'complete', replayed: true, paths: this.paths(recorded.job_id) };
+  }
+
+  // --- running jobs ---
+
+  private schedule(job: Job): void {
+    let s = this.slots.get(job.agentId);
+    if (!s) {
+      s = { running: 0, waiting: [] };
+      this.slots.set(job.agentId, s);
+    }
+    if (s.running < this.policy(job.agentId).max_concurrent_jobs) {
+      s.running++;
+      this.start(job);
+    } else {
+      s.waiting.push(job);
+    }
+  }
+
+  private release(agentId: string): void {
+    const s = this.slots.get(agentId);
+    if (!s) return;
+    s.running--;
+    while (s.waiting.length > 0 && s.running < this.policy(agentId).max_concurrent_jobs) {
+      const next = s.waiting.shift()!;
+      if (this.jobs.status(next.id) !== 'pending') continue; // cancelled while waiting
+      s.running++;
+      this.start(next);
+    }
+    if (s.running === 0 && s.waiting.length === 0) this.slots.delete(agentId);
+    if (this.running.size === 0) for (const wake of this.idle) wake();
+  }
+
+  private start(job: Job): void {
+    const controller = new AbortController();
+    const entry: Running = { controller, done: Promise.resolve() };
+    this.running.set(job.id, entry);
+    entry.done = this.run(job, controller)
+      .catch((err: unknown) => this.onError(err, job))
+      .finally(() => {
+        this.running.delete(job.id);
+        this.release(job.agentId);
+      });
+  }
+
+  /**
+   * Runs a job on its provider. Its writes (start, chunks, outcome) go through the group commit, so
+   * concurrent jobs share commits; the outcome is durable before this resolves.
+   */
+  private async run(job: Job, controller: AbortController): Promise<void> {
+    const ch = this.channel(job.agentId);
+    const jobId = job.id;
+    const started = this.now();
+    void this.commits
+      .run(() => {
+        const version = this.jobs.start(jobId, started);
+        if (version !== undefined) ch.emit(`/jobs/${jobId}/status`, 'modified', { version });
+      })
+      .catch((err: unknown) => this.onError(err, job));
+    const timeout = setTimeout(
+      () => controller.abort(new FsError('ETIMEDOUT', `/jobs/${jobId}`, `job did not finish within timeout_ms (${job.request.timeout_ms} ms)`)),
+      job.request.timeout_ms,
+    );
+    let chunks = 0;
+    const io = {
+      signal: controller.signal,
+      chunk: (text: string) => {
+        if (controller.signal.aborted || text.length === 0) return;
+        const first = ++chunks === 1;
+        const chunk: ComputeChunk = { delta: { text }, finish_reason: null, usage: null };
+        void this.commits
+          .run(() => {
+            if (first) {
+              const v = this.jobs.streaming(jobId, this.now());
+              if (v !== undefined) ch.emit(`/jobs/${jobId}/status`, 'modified', { version: v });
+            }
+            ch.emit(`/jobs/${jobId}/stream`, 'data', { data: chunk });
+          })
+          .catch((err: unknown) => this.onError(err, job));
+      },
+    };
+    try {
+      if (controller.signal.aborted) throw controller.signal.reason;
+      let provider = this.providerOf(job);
+      let result: ProviderResult;
+      try {
+        result = await this.attempt(provider, job.request, io, controller.signal);
+      } catch (err) {
+        const fallback = this.fallbackFor(job, err, chunks, controller.signal);
+        if (!fallback) throw err;
+        const from = provider.id;
+        await this.commits.run(() => {
+          this.jobs.setProvider(jobId, fallback.id, this.now());
+          this.trace(job.agentId, { type: 'compute_fallback', job_id: jobId, from, to: fallback.id, reason: toFsError(err, `/jobs/${jobId}`).message });
+        });
+        provider = fallback;
+        job.provider = fallback.id;
+        result = await this.attempt(provider, job.request, io, controller.signal);
+      }
+      this.providers.observe(provider.id, 'available');
+      await this.commits.run(() => this.completeTx(job, provider, result, chunks, started));
+    } catch (err) {
+      const reason = controller.signal.aborted ? controller.signal.reason : err;
+      const e = toFsError(reason, `/jobs/${jobId}`);
+      if (e.code === 'EREMOTEIO') this.providers.observe(job.provider, 'degraded', e.detail);
+      const status = e.code === 'ECANCELED' ? 'cancelled' : 'failed';
+      await this.commits.run(() => this.finishUnsuccessfulTx(job, status, e.code, e.detail, chunks));
+    } finally {
+      clearTimeout(timeout);
+    }
+    this.afterFinish();
+  }
+
+  private providerOf(job: Job): ComputeProvider {
+    const p = this.providers.get(job.provider);
+    if (!p) throw new FsError('EREMOTEIO', `/jobs/${job.id}`, `provider '${job.provider}' is no longer configured`);
+    return p;
+  }
+
+  /** Runs on a provider, rejecting as soon as the job is aborted even if the provider does not notice. */
+  private attempt(provider: ComputeProvider, req: ComputeRequest, io: { signal: AbortSignal; chunk(t: string): void }, signal: AbortSignal) {
+    return new Promise<ProviderResult>((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason);
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      provider.run(req, io).then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  }
+
+  private fallbackFor(job: Job, err: unknown, chunks: number, signal: AbortSignal): ComputeProvider | undefined {
+    if (signal.aborted || chunks > 0) return undefined;
+    const code = (err as { code?: string }).code;
+    if (code !== 'EREMOTEIO' && code !== 'ETIMEDOUT') return undefined;
+    const policy = this.policy(job.agentId);
+    const id = policy.fallback_provider;
+    if (!id || id === job.provider) return undefined;
+    if (policy.allowed_providers.length > 0 && !policy.allowed_providers.includes(id)) return undefined;
+    const p = this.providers.get(id);
+    return p && p.supports(job.request.model) ? p : undefined;
+  }
+
+  private pricingOf(provider: ComputeProvider, model: string): Pricing {
+    const info = provider.info();
+    return info.models.find((m) => m.id === model)?.pricing ?? info.pricing;
+  }
+
+  /** Records a completion: the result, the reconciled cost, the last chunk and `end` (inside a transaction). */
+  private completeTx(job: Job, provider: ComputeProvider, result: ProviderResult, chunks: number, started: number): void {
+    const now = this.now();
+    const usage = result.usage;
+    const cost = usage ? costOf(usage, this.pricingOf(provider, job.model)) : job.reserved;
+    const response: ComputeResponse = {
+      job_id: job.id,
+      provider: provider.id,
+      model: job.model,
+      output: result.output,
+      usage,
+      cost,
+      reserved: job.reserved,
+      latency_ms: now - started,
+      created_at: job.createdAt,
+      finished_at: now,
+    };
+    const ch = this.channel(job.agentId);
+    {
+      const version = this.jobs.complete(job.id, response, chunks + 1, now);
+      if (version === undefined) return; // finished meanwhile (cancelled, or failed by a restarted server)
+      const settlement = job.reservationId === null ? undefined : this.ledger.reconcile(job.reservationId, cost);
+      // The last chunk carries the finish reason and usage; a provider that did not stream gives all its output here.
+      const last: ComputeChunk = {
+        delta: { text: chunks === 0 ? result.output.text : '' },
+        finish_reason: result.output.finish_reason,
+        usage,
+      };
+      ch.emit(`/jobs/${job.id}/stream`, 'data', { data: last });
+      ch.emit(`/jobs/${job.id}/stream`, 'end', { data: { status: 'complete' } });
+      ch.emit(`/jobs/${job.id}/status`, 'modified', { version });
+      ch.emit(`/jobs/${job.id}/result`, 'created', { version: 1 });
+      this.trace(job.agentId, {
+        type: 'compute_complete',
+        job_id: job.id,
+        provider: provider.id,
+        model: job.model,
+        reserved: job.reserved,
+        cost,
+        refunded: settlement?.refunded ?? 0,
+        ...(settlement?.overrun ? { overrun: settlement.overrun } : {}),
+        usage,
+        latency_ms: response.latency_ms,
+      });
+    }
+  }
+
+  /** Records a failure or cancel: releases the reservation, ends the stream (inside a transaction). */
+  private finishUnsuccessfulTx(job: Job, status: 'failed' | 'cancelled', code: string, message: string, chunks: number): void {
+    const now = this.now();
+    const ch = this.channel(job.agentId);
+    {
+      const version = this.jobs.fail(job.id, status, code, message, chunks + 1, now);
+      if (version === undefined) return; // already finished
+      if (job.reservationId !== null) this.ledger.release(job.reservationId);
+      const last: ComputeChunk = {
+        delta: { text: '' },
+        finish_reason: status === 'cancelled' ? 'cancelled' : 'error',
+        usage: null,
+        error: { code, message },
+      };
+      ch.emit(`/jobs/${job.id}/stream`, 'data', { data: last });
+      ch.emit(`/jobs/${job.id}/stream`, 'end', { data: { status } });
+      ch.emit(`/jobs/${job.id}/status`, 'modified', { version });
+      this.trace(job.agentId, {
+        type: status === 'cancelled' ? 'compute_cancelled' : 'compute_failed',
+        job_id: job.id,
+        provider: job.provider,
+        model: job.model,
+        code,
+        error: message,
+        released: job.reserved,
+      });
+    }
+  }
+
+  private afterFinish(): void {
+    if (++this.finishedSincePrune >= 1000) {
+      this.finishedSincePrune = 0;
+      this.jobs.prune(this.now() - this.retentionMs);
+    }
+  }
+
+  /** Cancels a job: a pending one at once, a running one as soon as its provider stops. */
+  async cancel(agentId: string, jobId: string, path = `/jobs/${jobId}/ctl`): Promise<Job> {
+    const job = this.jobs.getFor(agentId, jobId);
+    if (!job) throw new FsError('ENOENT', path, `no job ${jobId}`);
+    if (job.status === 'cancelled') return job;
+    if (job.status === 'complete' || job.status === 'failed') {
+      throw new FsError('EINVAL', path, `job ${jobId} already finished (${job.status})`);
+    }
+    const running = this.running.get(jobId);
+    if (running) {
+      running.controller.abort(new FsError('ECANCELED', `/jobs/${jobId}`, 'job was cancelled'));
+      await running.done;
+    } else {
+      this.storage.tx(() => this.finishUnsuccessfulTx(job, 'cancelled', 'ECANCELED', 'job was cancelled', job.chunks));
+    }
+    return this.jobs.get(jobId)!;
+  }
+
+  // --- reading jobs ---
+
+  job(agentId: string, jobId: string): Job | undefined {
+    return this.jobs.getFor(agentId, jobId);
+  }
+
+  /** The status file's content. */
+  statusOf(job: Job): Record<string, unknown> {
+    return {
+      job_id: job.id,
+      status: job.status,
+      provider: job.provider,
+      model: job.model,
+      stream: job.request.stream,
+      reserved: job.reserved,
+      cost: job.cost,
+      chunks: job.chunks,
+      created_at: job.createdAt,
+      started_at: job.startedAt,
+      finished_at: job.finishedAt,
+      ...(job.idempotencyKey ? { idempotency_key: job.idempotencyKey } : {}),
+      ...(job.request.budget_scope ? { budget_scope: job.request.budget_scope } : {}),
+      ...(job.error ? { error: job.error } : {}),
+    };
+  }
+
+  /** The result file: the response, or the job's failure as its error, or EAGAIN while it runs. */
+  resultOf(job: Job, path: string): ComputeResponse {
+    switch (job.status) {
+      case 'complete':
+        return job.result!;
+      case 'failed':
+      case 'cancelled': {
+        const code = job.error?.code ?? 'EIO';
+        throw new FsError(code as 'EIO', path, `job ${job.status}: ${job.error?.message ?? 'unknown error'}`);
+      }
+      default:
+        throw new FsError('EAGAIN', path, `not ready: job ${job.id} is ${job.status}`, { retryAfterMs: RESULT_RETRY_AFTER_MS });
+    }
+  }
+
+  /** The usage file: the agent's budget, what /compute itself may and did spend, scopes, and job counts. */
+  usage(agentId: string): Record<string, unknown> {
+    const all = this.ledger.usageAll(agentId);
+    const { [`service:${COMPUTE_SERVICE}`]: compute, ...rest } = all.scopes;
+    const scopes = Object.fromEntries(Object.entries(rest).filter(([k]) => !k.startsWith('service:')));
+    return {
+      unit: 'micro-USD',
+      tick: all.agent.tick,
+      day: all.agent.day,
+      compute: compute ?? this.ledger.usage(agentId, `service:${COMPUTE_SERVICE}`),
+      scopes,
+      jobs: this.jobs.counts(agentId),
+    };
+  }
+
+  // --- lifecycle ---
+
+  /**
+   * Drops everything /compute holds for a deleted agent: its running and waiting jobs stop, its jobs,
+   * policy and idempotency keys go (a new agent with the same name starts clean).
+   */
+  async forget(agentId: string): Promise<void> {
+    const s = this.slots.get(agentId);
+    if (s) s.waiting = [];
+    const mine = [...this.running.entries()].filter(([id]) => this.jobs.getFor(agentId, id));
+    for (const [id, r] of mine) r.controller.abort(new FsError('ECANCELED', `/jobs/${id}`, 'the agent was deleted'));
+    await Promise.all(mine.map(([, r]) => r.done));
+    this.storage.tx(() => {
+      this.jobs.forget(agentId);
+      this.policies.remove(agentId);
+      this.journal.deletePrefix(`${agentId}:${COMPUTE_SERVICE}:`);
+    });
+    this.capsApplied.delete(agentId);
+    this.channels.delete(agentId);
+  }
+
+  /** Fails the jobs a previous run left in flight and releases their reservations. */
+  recover(): number {
+    const stale = this.jobs.active().filter((j) => !this.running.has(j.id));
+    this.storage.tx(() => {
+      for (const job of stale) {
+        this.finishUnsuccessfulTx(job, 'failed', 'EIO', `server restarted while the job was ${job.status}`, job.chunks);
+      }
+    });
+    return stale.length;
+  }
+
+  /** Resolves when no job is running (tests, benchmarks, shutdown). */
+  async drain(): Promise<void> {
+    while (this.running.size > 0) {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.idle.delete(wake);
+          resolve();
+        };
+        this.idle.add(wake);
+      });
+    }
+  }
+
+  /** Stops taking jobs and cancels the running ones (their reservations are released). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const [id, r] of this.running) {
+      r.controller.abort(new FsError('EIO', `/jobs/${id}`, 'server shutting down'));
+    }
+    await Promise.all([...this.running.values()].map((r) => r.done));
+    if (this.ownJournal) this.journal.stop();
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * Parsing and validating what is written to /compute/new. Every problem is an FsError naming the file
+ * and the field: EINVAL for malformed JSON, unknown or bad fields and a missing model or input; EFBIG
+ * for input over the policy's max_input_bytes.
+ */
+import { z } from 'zod';
+import { FsError } from '../../fs/errors.js';
+import { parseJson } from '../../fs/synthetic.js';
+import type { ChatMessage, ComputeRequest } from './types.js';
+import type { ComputePolicy } from './policy.js';
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
+const nonNegInt = z.number().int().nonnegative();
+
+const message = z.strictObject({
+  role: z.enum(['system', 'user', 'assistant', 'tool']),
+  content: z.string(),
+  name: z.string().optional(),
+});
+
+const knobs = {
+  max_tokens: z.number().int().positive().max(1_000_000).optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  top_p: z.number().min(0).max(1).optional(),
+  stop: z.union([z.string(), z.array(z.string()).max(16)]).optional(),
+};
+
+const inputObject = z.strictObject({
+  prompt: z.string().optional(),
+  messages: z.array(message).min(1).optional(),
+  ...knobs,
+});
+
+export const requestSchema = z.strictObject({
+  model: z.string().min(1).max(256).optional(),
+  kind: z.enum(['chat', 'complete']).optional(),
+  input: z.union([z.string(), inputObject]).optional(),
+  prompt: z.string().optional(),
+  messages: z.array(message).min(1).optional(),
+  ...knobs,
+  stream: z.boolean().optional(),
+  timeout_ms: z.number().int().positive().optional(),
+  idempotency_key: z.string().min(1).max(256).optional(),
+  max_cost: nonNegInt.optional(),
+  max_cost_usd: z.number().nonnegative().optional(),
+  budget_scope: z
+    .strictObject({
+      org: z.string().regex(ID).nullable().optional(),
+      repo: z.string().regex(ID).nullable().optional(),
+      issue: z.string().regex(ID).nullable().optional(),
+    })
+    .optional(),
+  provider: z.string().regex(ID).optional(),
+  options: z.record(z.string(), z.unknown()).optional(),
+});
+
+export type RawRequest = z.infer<typeof requestSchema>;
+
+/** A zod failure as one clear sentence: which field, what is wrong. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((issue) => {
+      if (issue.code === 'unrecognized_keys') {
+        const where = issue.path.length ? ` in ${issue.path.join('.')}` : '';
+        return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}`;
+      }
+      const field = issue.path.length ? `field '${issue.path.join('.')}'` : 'request';
+      return `${field}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+function pick<T>(...values: (T | undefined)[]): T | undefined {
+  return values.find((v) => v !== undefined);
+}
+
+/** The request as providers see it, with the policy's defaults applied. */
+export function parseRequest(data: Uint8Array, policy: ComputePolicy, path: string): ComputeRequest {
+  return parseRequestValue(parseJsonObject(data, path), policy, path);
+}
+
+/** The request body as a JSON object (EINVAL otherwise). */
+export function parseJsonObject(data: Uint8Array, path: string): Record<string, unknown> {
+  const json = parseJson(data, path);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new FsError('EINVAL', path, 'the request must be a JSON object, e.g. {"model":"echo","prompt":"hi"}');
+  }
+  return json as Record<string, unknown>;
+}
+
+export function parseRequestValue(json: Record<string, unknown>, policy: ComputePolicy, path: string): ComputeRequest {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new FsError('EINVAL', path, 'the request must be a JSON object, e.g. {"model":"echo","prompt":"hi"}');
+  }
+  const parsed = requestSchema.safeParse(json);
+  if (!parsed.success) throw new FsError('EINVAL', path, describeIssues(parsed.error));
+  const raw = parsed.data;
+
+  const model = raw.model ?? policy.default_model ?? undefined;
+  if (!model) throw new FsError('EINVAL', path, "missing field 'model' (and /compute/policy sets no default_model)");
+
+  const obj = typeof raw.input === 'object' ? raw.input : undefined;
+  const prompt = pick(raw.prompt, typeof raw.input === 'string' ? raw.input : undefined, obj?.prompt);
+  const messages = pick(raw.messages, obj?.messages);
+  if (prompt !== undefined && messages !== undefined) {
+    throw new FsError('EINVAL', path, "give either a prompt or messages, not both");
+  }
+  if (prompt === undefined && messages === undefined) {
+    throw new FsError('EINVAL', path, "missing the input: give 'prompt' (text) or 'messages' ([{role, content}])");
+  }
+  const chat: ChatMessage[] = messages
+    ? messages.map((m) => ({ role: m.role, content: m.content }))
+    : [{ role: 'user', content: prompt! }];
+  const inputBytes = chat.reduce((n, m) => n + new TextEncoder().encode(m.content).length, 0);
+  if (inputBytes > policy.max_input_bytes) {
+    throw new FsError('EFBIG', path, `input is ${inputBytes} bytes, over the policy's max_input_bytes (${policy.max_input_bytes})`);
+  }
+
+  if (raw.max_cost !== undefined && raw.max_cost_usd !== undefined) {
+    throw new FsError('EINVAL', path, "give either max_cost (micro-USD) or max_cost_usd (dollars), not both");
+  }
+  const maxCost = raw.max_cost ?? (raw.max_cost_usd !== undefined ? Math.ceil(raw.max_cost_usd * 1e6) : undefined);
+  if (maxCost !== undefined && !Number.isSafeInteger(maxCost)) throw new FsError('EINVAL', path, 'max_cost is too large');
+
+  const timeout = raw.timeout_ms ?? policy.default_timeout_ms;
+  if (timeout > policy.max_timeout_ms) {
+    throw new FsError('EINVAL', path, `timeout_ms ${timeout} is over the policy's max_timeout_ms (${policy.max_timeout_ms})`);
+  }
+
+  const req: ComputeRequest = {
+    model,
+    kind: raw.kind ?? (messages ? 'chat' : 'complete'),
+    messages: chat,
+    stream: raw.stream ?? true,
+    timeout_ms: timeout,
+  };
+  const maxTokens = pick(raw.max_tokens, obj?.max_tokens);
+  if (maxTokens !== undefined) req.max_tokens = maxTokens;
+  const temperature = pick(raw.temperature, obj?.temperature);
+  if (temperature !== undefined) req.temperature = temperature;
+  const topP = pick(raw.top_p, obj?.top_p);
+  if (topP !== undefined) req.top_p = topP;
+  const stop = pick(raw.stop, obj?.stop);
+  if (stop !== undefined) req.stop = typeof stop === 'string' ? [stop] : stop;
+  if (raw.idempotency_key !== undefined) req.idempotency_key = raw.idempotency_key;
+  if (maxCost !== undefined) req.max_cost = maxCost;
+  if (raw.budget_scope) {
+    const scope: NonNullable<ComputeRequest['budget_scope']> = {};
+    for (const k of ['org', 'repo', 'issue'] as const) {
+      const v = raw.budget_scope[k];
+      if (v) scope[k] = v;
+    }
+    if (Object.keys(scope).length) req.budget_scope = scope;
+  }
+  if (raw.provider !== undefined) req.provider = raw.provider;
+  if (raw.options !== undefined) req.options = raw.options;
+  return req;
+}
