@@ -55,12 +55,21 @@ describe('/containers in Agent9', () => {
     instances.push(a9.containers!.instanceId);
     await createAgent(a9, { name: 'dave', program: 'echo' });
     const g = files(a9.namespace);
-    const answer = JSON.parse(await g.call('/agents/dave/containers/new', JSON.stringify({ image: BUSYBOX, kind: 'interactive' })));
+    await g.write('/agents/dave/containers/policy', '{"max_concurrent": 1}');
+    const answer = JSON.parse(await g.call('/agents/dave/containers/new', JSON.stringify({ image: BUSYBOX, kind: 'interactive', idempotency_key: 'k' })));
     await a9.containers!.containerOf('dave', answer.session_id, '/');
     expect((await provider.list({ 'agent9.session': answer.session_id })).length).toBe(1);
     await g.remove('/agents/dave', true);
     await waitFor(async () => (await provider.list({ 'agent9.session': answer.session_id })).length === 0, 10_000, 'the container to go');
     expect(a9.containers!.sessions.ids('dave')).toEqual([]);
+    // A new agent with the same name starts clean: no sessions, the default policy, no idempotency keys.
+    await createAgent(a9, { name: 'dave', program: 'echo' });
+    expect(await g.list('/agents/dave/containers/sessions')).toEqual([]);
+    expect(await g.json('/agents/dave/containers/policy')).toMatchObject({ max_concurrent: 8 });
+    const again = JSON.parse(await g.call('/agents/dave/containers/new', JSON.stringify({ image: BUSYBOX, kind: 'interactive', idempotency_key: 'k' })));
+    expect(again.session_id).not.toBe(answer.session_id);
+    expect(again.replayed).toBeUndefined();
+    await g.append(`/agents/dave/containers/sessions/${again.session_id}/ctl`, 'kill');
   });
 
   it('takes its engine and default policy from config.json', async () => {

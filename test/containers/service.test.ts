@@ -120,6 +120,24 @@ describe('/containers: the origin cases', () => {
     await r.engine.close();
   });
 
+  it("the policy's own caps: per session, and per tick at the service:containers level", async () => {
+    const r = makeRig({ policy: { price_per_cpu_second: 1, max_cost_per_session: 100, max_cost_per_tick: 150 } });
+    try {
+      await expectCode(r.call('/containers/new', { image: BUSYBOX, kind: 'interactive', limits: { max_time_secs: 101 } }), 'EDQUOT', 'max_cost_per_session');
+      const first = await r.call('/containers/new', { image: BUSYBOX, kind: 'interactive', limits: { max_time_secs: 100 } });
+      await expectCode(r.call('/containers/new', { image: BUSYBOX, kind: 'interactive', limits: { max_time_secs: 100 } }), 'EDQUOT', 'service:containers');
+      const usage = await r.json('/containers/usage');
+      expect(usage['containers']).toMatchObject({ tick: { limit: 150, reserved: 100 } });
+      await writeAll(r.ns, `/containers/sessions/${first['session_id']}/ctl`, 'kill', admin);
+      expect(((await r.json('/containers/usage'))['containers'] as { tick: { reserved: number } }).tick.reserved).toBe(0);
+      // Lifting the cap in the policy lifts it in the ledger.
+      await writeAll(r.ns, '/containers/policy', JSON.stringify({ price_per_cpu_second: 1, max_cost_per_tick: null }), admin);
+      expect(((await r.json('/containers/usage'))['containers'] as { tick: { limit: number | null } }).tick.limit).toBe(null);
+    } finally {
+      await r.engine.close();
+    }
+  });
+
   it('output watch: stdout and stderr arrive apart, in order, then the stream ends', async () => {
     const answer = await rig.call('/containers/new', { image: BUSYBOX, commands: ['echo hello; sleep 0.2; echo error >&2'] });
     const sid = answer['session_id'] as string;

@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { FsError, toFsError } from '../../fs/errors.js';
 import type { EventChannel } from '../../fs/events.js';
-import { BudgetLedger } from '../../runtime/budgets.js';
+import { BudgetLedger, type BudgetScope } from '../../runtime/budgets.js';
 import { IdempotencyJournal } from '../../runtime/journal.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import { TRACE_PATH } from '../../runtime/trace.js';
@@ -38,6 +38,8 @@ import {
 } from './types.js';
 
 export const CONTAINERS_SERVICE = 'containers';
+/** The budget level of /containers' own caps (policy max_cost_per_tick/day). */
+const SERVICE_LEVEL = `service:${CONTAINERS_SERVICE}`;
 export const DEFAULT_SESSION_RETENTION_MS = 7 * 24 * 3600 * 1000;
 const RESULT_RETRY_AFTER_MS = 500;
 /** Output is coalesced into one event per stream run for this long (fewer events for chatty commands). */
@@ -227,6 +229,7 @@ export class ContainerEngine {
   private readonly channels = new Map<string, EventChannel>();
   private readonly background = new Set<Promise<unknown>>();
   private readonly execListeners = new Set<(sid: string) => void>();
+  private readonly capsApplied = new Map<string, ContainerPolicy>();
   private readonly immediate: <T>(fn: () => T) => T;
   private starting: Promise<RecoveryReport> | undefined;
   private orphanSweepPending = false;
@@ -279,9 +282,20 @@ export class ContainerEngine {
     return this.policies.get(agentId).policy;
   }
 
+  /** Makes the ledger's service:containers limits match the policy caps (once per policy). */
+  applyCaps(agentId: string, policy = this.policy(agentId)): void {
+    if (this.capsApplied.get(agentId) === policy) return;
+    this.capsApplied.set(agentId, policy);
+    const current = this.ledger.limits(agentId, SERVICE_LEVEL);
+    if (current.tick !== policy.max_cost_per_tick || current.day !== policy.max_cost_per_day) {
+      this.ledger.setLimits(agentId, { tick: policy.max_cost_per_tick, day: policy.max_cost_per_day }, SERVICE_LEVEL);
+    }
+  }
+
   setPolicy(agentId: string, value: unknown, path = '/policy'): ContainerPolicy {
     return this.immediate(() => {
       const policy = this.policies.set(agentId, value, path, this.now());
+      this.applyCaps(agentId, policy);
       this.channel(agentId).emit('/policy', 'modified', { version: this.policies.get(agentId).version });
       return policy;
     });
@@ -401,6 +415,14 @@ export class ContainerEngine {
         lifetime = Math.min(lifetime, affordable);
       }
     }
+    if (policy.max_cost_per_session !== null && reserve > policy.max_cost_per_session) {
+      throw new FsError(
+        'EDQUOT',
+        path,
+        `this session would reserve ${reserve} micro-USD, over the policy's max_cost_per_session (${policy.max_cost_per_session}); ask for less time or cores, or set max_cost`,
+      );
+    }
+    this.applyCaps(agentId, policy);
     const request: SessionRequest = { ...req, limits: { ...req.limits, time_secs: lifetime, exec_timeout_secs: Math.min(req.limits.exec_timeout_secs, lifetime) } };
 
     const create = (): string => {
@@ -411,7 +433,8 @@ export class ContainerEngine {
       }
       const now = this.now();
       const id = newSessionId();
-      const reservation = this.ledger.reserve(agentId, reserve, req.budget_scope, `containers session ${id}`, path);
+      const scope: BudgetScope = { service: CONTAINERS_SERVICE, ...req.budget_scope };
+      const reservation = this.ledger.reserve(agentId, reserve, scope, `containers session ${id}`, path);
       const rec: SessionRecord = {
         id,
         agentId,
@@ -1208,6 +1231,7 @@ export class ContainerEngine {
       unit: 'micro-USD',
       tick: all.agent.tick,
       day: all.agent.day,
+      containers: all.scopes[SERVICE_LEVEL] ?? this.ledger.usage(agentId, SERVICE_LEVEL),
       scopes,
       sessions: this.sessions.counts(agentId),
       price_per_cpu_second: this.policy(agentId).price_per_cpu_second,
@@ -1334,8 +1358,13 @@ export class ContainerEngine {
   async dropAgent(agentId: string): Promise<void> {
     const ending = [...this.live.values()].filter((l) => l.agentId === agentId).map((l) => this.finish(l, { status: 'stopped', stopReason: 'kill' }));
     await Promise.allSettled(ending);
-    for (const id of this.sessions.agentSessionIds(agentId)) this.sessions.drop(id);
-    this.storage.db.prepare('DELETE FROM container_policies WHERE agent_id = ?').run(agentId);
+    this.immediate(() => {
+      for (const id of this.sessions.agentSessionIds(agentId)) this.sessions.drop(id);
+      this.policies.remove(agentId);
+      this.journal.deletePrefix(`${agentId}:${CONTAINERS_SERVICE}:`);
+    });
+    this.capsApplied.delete(agentId);
+    this.channels.delete(agentId);
   }
 
   private track<T>(p: Promise<T>): void {

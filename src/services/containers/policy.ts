@@ -44,6 +44,11 @@ export const policySchema = z.strictObject({
   max_concurrent: positive.max(1024).default(8),
   /** Commands in one request. */
   max_commands: positive.max(1000).default(100),
+  /** Caps on what /containers may spend per tick and per rolling day, micro-USD (the service:containers budget level). */
+  max_cost_per_tick: money.default(null),
+  max_cost_per_day: money.default(null),
+  /** Cap on what one session may reserve, micro-USD. */
+  max_cost_per_session: money.default(null),
   /** Price of one CPU core for one second of session lifetime, micro-USD. */
   price_per_cpu_second: z.number().int().nonnegative().default(10),
   /** Reserved when a request names no max cost (else the price of its whole lifetime is reserved). */
@@ -109,6 +114,7 @@ export class PolicyStore {
       put: storage.db.prepare(`INSERT INTO container_policies (agent_id, policy, version, updated_at) VALUES (?, ?, 1, ?)
         ON CONFLICT (agent_id) DO UPDATE SET policy = excluded.policy, version = version + 1, updated_at = excluded.updated_at
         RETURNING version`).pluck(),
+      remove: storage.db.prepare('DELETE FROM container_policies WHERE agent_id = ?'),
     };
   }
 
@@ -122,6 +128,12 @@ export class PolicyStore {
       : { policy: this.defaults, version: 0, updatedAt: 0 };
     this.cache.set(agentId, entry);
     return entry;
+  }
+
+  /** Forgets an agent's policy (the agent was deleted). */
+  remove(agentId: string): void {
+    this.q.remove.run(agentId);
+    this.cache.delete(agentId);
   }
 
   /** Replaces an agent's policy (validated; fields left out take the defaults). */
