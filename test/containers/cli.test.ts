@@ -70,4 +70,53 @@ describe('agentctl containers', () => {
     const late = await agentctl(['containers', 'exec', '-a', 'demo', sid, '--', 'true'], { env });
     expect(late.code).toBe(7);
   });
+
+  it('a server killed with SIGKILL restarts with its sessions accounted for and its orphans removed', async () => {
+    const home2 = tempDir();
+    const env2 = { AGENT9_HOME: home2 };
+    let server = await startServe(home2, ['--demo']);
+    let instance: string | undefined;
+    try {
+      const keep = JSON.parse((await agentctl(['call', '/agents/demo/containers/new', JSON.stringify({ image: 'agent9/busybox', kind: 'interactive' })], { env: env2 })).stdout) as { session_id: string };
+      const lost = (await agentctl(['containers', 'run', '-a', 'demo', '-d', 'agent9/busybox', '--', 'sh', '-c', 'echo begun; sleep 300'], { env: env2 })).stdout.trim();
+      expect((await agentctl(['cat', `/agents/demo/containers/sessions/${keep.session_id}/status`], { env: env2 })).stdout).toContain('"status": "running"');
+      expect(await server.stop('SIGKILL')).not.toBe(0);
+
+      // What a crash between creating a container and recording it would leave: a container of this server, no record.
+      const storage = openStorage(home2);
+      instance = storage.metaGet('containers.instance')!;
+      storage.close();
+      const ghost = await provider.createSession({
+        sessionId: 'ghost',
+        image: 'agent9/busybox',
+        env: {},
+        workdir: '/workspace',
+        memoryMb: 16,
+        cpuCores: 0.1,
+        pids: 8,
+        diskMb: 4,
+        network: false,
+        networkMode: 'bridge',
+        labels: { 'agent9.instance': instance, 'agent9.session': 'ghost0000000', 'agent9.agent': 'demo' },
+      });
+
+      server = await startServe(home2, ['--demo']);
+      const all = JSON.parse((await agentctl(['--json', 'containers', 'ls', '-a', 'demo', '--all'], { env: env2 })).stdout) as { session_id: string; status: string; error: { message: string } | null }[];
+      const byId = Object.fromEntries(all.map((r) => [r.session_id, r]));
+      expect(byId[keep.session_id]?.status).toBe('running');
+      expect(byId[lost]?.status).toBe('failed');
+      expect(byId[lost]?.error?.message).toMatch(/server restarted/);
+      expect((await agentctl(['cat', `/agents/demo/containers/sessions/${lost}/output`], { env: env2 })).stdout).toContain('begun');
+      for (let i = 0; i < 50 && (await provider.inspect(ghost.containerId)) !== undefined; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(await provider.inspect(ghost.containerId)).toBeUndefined();
+      expect(await provider.list({ 'agent9.session': lost })).toEqual([]);
+      // The adopted session still takes commands.
+      const ex = await agentctl(['containers', 'exec', '-a', 'demo', keep.session_id, '--', 'echo', 'still here'], { env: env2 });
+      expect(ex).toMatchObject({ code: 0, stdout: 'still here\n' });
+      await agentctl(['containers', 'stop', '-a', 'demo', '--kill', keep.session_id], { env: env2 });
+    } finally {
+      await server.stop('SIGTERM');
+      if (instance) await removeLabelled(provider, { 'agent9.instance': instance });
+    }
+  }, 60_000);
 });
