@@ -52,6 +52,8 @@ export interface DataFileStore {
   rename(tree: string, from: string, to: string): void;
   /** The whole content by path in one step, when the store can do that cheaply. */
   readWhole?(tree: string, path: string): { node: DataNode; data: Uint8Array } | undefined;
+  /** Only the content by path (no stat): the cheapest read; 'dir' for a directory. */
+  readData?(tree: string, path: string): Uint8Array | 'dir' | undefined;
   setattr(tree: string, path: string, attrs: SetAttr): DataNode;
 }
 
@@ -176,11 +178,9 @@ export class DataFs implements FileService {
   }
 
   async readFile(path: string, _cx?: Cx): Promise<Uint8Array> {
-    const whole = this.store.readWhole?.(this.tree, path);
-    if (whole) {
-      if (whole.node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
-      return whole.data;
-    }
+    const data = this.store.readData?.(this.tree, path);
+    if (data === 'dir') throw new FsError('EISDIR', path, 'is a directory');
+    if (data) return data;
     const node = this.need(path);
     if (node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
     return this.store.read(this.tree, node.id, 0, node.size);

@@ -94,6 +94,7 @@ export class SqliteDataFileStore implements DataFileStore {
     this.q = {
       byPath: db.prepare(`SELECT ${COLS} FROM data_nodes WHERE tree = ? AND path = ?`),
       byPathWithHead: db.prepare(`SELECT ${COLS}, head FROM data_nodes WHERE tree = ? AND path = ?`),
+      dataByPath: db.prepare('SELECT id, type, size, head FROM data_nodes WHERE tree = ? AND path = ?').raw(),
       byId: db.prepare(`SELECT ${COLS} FROM data_nodes WHERE tree = ? AND id = ?`),
       below: db.prepare(`SELECT ${COLS} FROM data_nodes WHERE tree = ? AND path >= ? AND path < ? ORDER BY path`),
       hasBelow: db.prepare('SELECT 1 FROM data_nodes WHERE tree = ? AND path > ? AND path < ? LIMIT 1').pluck(),
@@ -300,6 +301,22 @@ export class SqliteDataFileStore implements DataFileStore {
   }
 
   /** The whole content of a file by path in one step (HTTP GET, readAll). */
+  /**
+   * Only the content of a file: four columns instead of the whole node (half the cost of readWhole).
+   * Served from the hot cache when it has the file; what it reads is not added to it (no full node).
+   */
+  readData(tree: string, path: string): Uint8Array | 'dir' | undefined {
+    const hit = this.hotGet(tree, path);
+    if (hit?.data) return copyOf(hit.data);
+    this.ensureRoot(tree);
+    const row = this.q.dataByPath.get(tree, path) as [number, string, number, Uint8Array | null] | undefined;
+    if (!row) return undefined;
+    const [id, type, size, head] = row;
+    if (type === 'dir') return 'dir';
+    if (size <= this.chunkSize && (head?.length ?? 0) >= size) return head ? head.subarray(0, size) : EMPTY;
+    return this.read(tree, id, 0, size);
+  }
+
   readWhole(tree: string, path: string): { node: DataNode; data: Uint8Array } | undefined {
     const hit = this.hotGet(tree, path);
     // Callers get their own bytes: the cached ones must not change under the next reader. (Nodes are
