@@ -42,6 +42,15 @@ const IDLE = 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done';
 
 const MAX_HELPER_STDERR = 64 * 1024;
 
+/**
+ * Runs a command with the highest OOM score, so that when a session runs out of memory the kernel kills
+ * the command (reported as exit 137) and not the session's init, which would end the whole session.
+ * Raising one's own score needs no privilege; the command's argv is passed through unchanged.
+ */
+function victimFirst(argv: string[]): string[] {
+  return ['/bin/sh', '-c', 'echo 1000 > /proc/self/oom_score_adj 2>/dev/null; exec "$0" "$@"', ...argv];
+}
+
 export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
   const host = env['DOCKER_HOST'];
   if (host?.startsWith('unix://')) return host.slice('unix://'.length);
@@ -290,7 +299,7 @@ export class DockerProvider implements ContainerProvider {
     let engineExec: Docker.Exec;
     try {
       engineExec = await container.exec({
-        Cmd: spec.argv,
+        Cmd: victimFirst(spec.argv),
         AttachStdout: true,
         AttachStderr: true,
         AttachStdin: spec.stdin,
