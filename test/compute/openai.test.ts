@@ -179,9 +179,27 @@ describe('openai provider', () => {
     expect(await readJson(ns, '/compute/providers/openai/health')).toMatchObject({ status: 'unavailable', reason: 'HTTP 401: Incorrect API key provided' });
   });
 
+  it('credentials in base_url (sent as Basic auth) and extra header values never show in an error or health', async () => {
+    const creds = new OpenAiProvider('creds', { base_url: fake.url.replace('http://', 'http://agent:s3cret-pass@'), headers: { 'x-api-key': 'header-secret-value' }, models: ['fake-chat'] }, {});
+    const dead = new OpenAiProvider('dead', { base_url: 'http://agent:s3cret-pass@127.0.0.1:9/v1', headers: { 'x-api-key': 'header-secret-value' }, models: ['m'] }, {});
+    const { ns, storage } = setupCompute({ providers: [creds, dead] });
+    const from = storage.eventStore.lastId();
+    const rejected = await waitStatus(ns, (await submit(ns, { model: 'fake-chat', prompt: 'x' })).job_id);
+    expect(fake.requests.at(-1)!.auth).toBe(`Basic ${Buffer.from('agent:s3cret-pass').toString('base64')}`);
+    expect(rejected).toMatchObject({ status: 'failed', error: { code: 'EREMOTEIO', message: 'provider creds: HTTP 401: Incorrect API key provided: Basic [redacted].' } });
+    const unreachable = await waitStatus(ns, (await submit(ns, { model: 'm', prompt: 'x' })).job_id);
+    expect(unreachable).toMatchObject({ status: 'failed', error: { code: 'EREMOTEIO' } });
+    const seen = [JSON.stringify([rejected, unreachable, await creds.health(), await dead.health(), creds.info(), dead.info()])];
+    seen.push(JSON.stringify(await collect(storage.events.subscribe({ scopes: '*', map: (r) => r.path }, from), 1000, 300)));
+    for (const secret of ['s3cret-pass', 'header-secret-value', Buffer.from('agent:s3cret-pass').toString('base64')]) {
+      expect(seen.join('\n')).not.toContain(secret);
+    }
+    expect(creds.info()).toMatchObject({ endpoint: fake.url, auth: 'basic credentials from base_url' });
+  });
+
   it('info shows the endpoint without credentials; models and health come from the endpoint when not configured', async () => {
     const p = new OpenAiProvider('any', { base_url: fake.url.replace('http://', 'http://user:secret@') }, {});
-    expect(p.info()).toMatchObject({ endpoint: fake.url, auth: 'none', models: [] });
+    expect(p.info()).toMatchObject({ endpoint: fake.url, auth: 'basic credentials from base_url', models: [] });
     expect(p.supports('anything')).toBe(true);
     const withKey = new OpenAiProvider('k', { base_url: fake.url, api_key: KEY }, {});
     expect(await withKey.health()).toMatchObject({ status: 'available' });

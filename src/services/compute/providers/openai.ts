@@ -77,6 +77,9 @@ export class OpenAiProvider implements ComputeProvider {
   private readonly pricing: Pricing;
   private readonly timeoutMs: number;
   private readonly streaming: boolean;
+  private readonly basicAuth: string | undefined;
+  /** Everything besides the key that must never show in a message: URL credentials, extra header values. */
+  private readonly secrets: string[];
 
   constructor(
     readonly id: string,
@@ -92,7 +95,14 @@ export class OpenAiProvider implements ComputeProvider {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new FsError('EINVAL', `/providers/${id}`, `compute provider '${id}': base_url must be http or https`);
     }
-    this.baseUrl = config.base_url.replace(/\/+$/, '');
+    // fetch refuses URLs with credentials (and its error repeats the URL): they become a Basic header.
+    const password = decodeURIComponent(url.password);
+    const userinfo = url.username || password ? `${decodeURIComponent(url.username)}:${password}` : undefined;
+    url.username = '';
+    url.password = '';
+    this.baseUrl = url.toString().replace(/\/+$/, '');
+    this.basicAuth = userinfo === undefined ? undefined : `Basic ${Buffer.from(userinfo).toString('base64')}`;
+    this.secrets = [userinfo, password, this.basicAuth?.slice('Basic '.length), ...Object.values(config.headers ?? {})].filter((s): s is string => !!s && s.length >= 4);
     if (config.api_key_env) {
       this.apiKey = env[config.api_key_env] || undefined;
       this.authSource = `bearer key from $${config.api_key_env}${this.apiKey ? '' : ' (not set)'}`;
@@ -100,8 +110,9 @@ export class OpenAiProvider implements ComputeProvider {
       this.apiKey = config.api_key;
       this.authSource = 'bearer key from config.json';
     } else {
-      this.authSource = 'none';
+      this.authSource = this.basicAuth ? 'basic credentials from base_url' : 'none';
     }
+    if (this.apiKey && this.apiKey.length >= 4) this.secrets.push(this.apiKey);
     this.configured = config.models?.map((m) => (typeof m === 'string' ? { id: m } : m));
     this.pricing = config.pricing ?? ZERO_PRICING;
     this.timeoutMs = config.timeout_ms ?? 600_000;
@@ -129,10 +140,14 @@ export class OpenAiProvider implements ComputeProvider {
     return list ? list.some((m) => m.id === model) : true;
   }
 
-  /** Removes the key from text an endpoint sent back (some echo the Authorization header). */
+  /** Removes the key and every other credential from text an endpoint or fetch sent back (some echo headers). */
   private scrub(text: string): string {
     let out = text;
-    if (this.apiKey && this.apiKey.length >= 4) out = out.split(this.apiKey).join('[redacted]');
+    for (const secret of this.secrets) {
+      out = out.split(secret).join('[redacted]');
+      const encoded = encodeURIComponent(secret);
+      if (encoded !== secret) out = out.split(encoded).join('[redacted]');
+    }
     return out;
   }
 
@@ -144,6 +159,7 @@ export class OpenAiProvider implements ComputeProvider {
     const h: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
     for (const [k, v] of Object.entries(this.config.headers ?? {})) h[k.toLowerCase()] = v;
     if (this.apiKey) h['authorization'] = `Bearer ${this.apiKey}`;
+    else if (this.basicAuth) h['authorization'] = this.basicAuth;
     return h;
   }
 
