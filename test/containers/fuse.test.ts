@@ -66,6 +66,20 @@ describe('/containers on the mount', () => {
     await ok(`echo kill > ${q(C)}/sessions/${slow}/ctl`);
   });
 
+  it('echo > new reports a refusal on the write itself (bash ignores errors of close)', async () => {
+    const blocked = await sh(`echo '{"image": "agent9/not-allowed"}' > ${q(C)}/new`);
+    expect(blocked.code).not.toBe(0);
+    expect(blocked.stderr).toMatch(/Permission denied|Invalid argument|No such file/);
+    await ok(`echo '{"day": 1}' > ${q(mount.dir)}/agents/bob/budget`);
+    try {
+      const broke = await sh(`echo '{"image": "agent9/busybox", "commands": ["true"]}' > ${q(C)}/new`);
+      expect(broke.code).not.toBe(0);
+      expect(broke.stderr).toContain('Disk quota exceeded');
+    } finally {
+      await ok(`echo '{"day": null}' > ${q(mount.dir)}/agents/bob/budget`);
+    }
+  });
+
   it('serves the workdir as a real tree to shell tools', async () => {
     const sid = (await call(`${C}/new`, { image: 'agent9/python', kind: 'interactive' }))['session_id'] as string;
     const F = `${C}/sessions/${sid}/files`;

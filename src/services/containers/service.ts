@@ -26,7 +26,7 @@ import { FsError } from '../../fs/errors.js';
 import type { EventRecord, Matcher } from '../../fs/events.js';
 import type { WatchSource } from '../../fs/namespace.js';
 import { isUnder } from '../../fs/paths.js';
-import { SyntheticFs, call, dir, jsonView, message, parseJson, stream, type DirNode, type Node } from '../../fs/synthetic.js';
+import { SyntheticFs, call, completeJsonObject, dir, jsonView, message, parseJson, stream, type DirNode, type Node } from '../../fs/synthetic.js';
 import type { Cx, DirEntry, FileService, FsEvent, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from '../../fs/types.js';
 import { MODE } from '../../fs/types.js';
 import type { ContainerEngine } from './engine.js';
@@ -73,7 +73,8 @@ class ContainersFs implements FileService, WatchSource {
   private root(): DirNode {
     const { engine, agentId } = this;
     return dir({
-      new: call(async (request) => jsonText(await engine.submit(agentId, request, '/new'))),
+      // Sent by the write that completes the JSON object, so `echo '{...}' > new` reports a refusal.
+      new: call(async (request) => jsonText(await engine.submit(agentId, request, '/new')), { complete: completeJsonObject }),
       sessions: {
         kind: 'dir',
         dynamic: {
@@ -128,7 +129,8 @@ class ContainersFs implements FileService, WatchSource {
       exec: {
         kind: 'dir',
         children: {
-          new: call(async (request) => jsonText(await engine.execNew(agentId, sid, request, `${base}/exec/new`))),
+          // A JSON request is sent by the write that completes it; a plain command line at the first read or close.
+          new: call(async (request) => jsonText(await engine.execNew(agentId, sid, request, `${base}/exec/new`)), { complete: completeJsonObject }),
         },
         dynamic: {
           list: () => engine.sessions.execIds(sid),
