@@ -133,7 +133,8 @@ export class SqliteEventStore implements EventStore {
       .pluck()
       .get(scope, now - this.maxAgeMs) as number | undefined;
     const cutoffByTime = firstYoung === undefined ? this.lastIdOf(scope) : firstYoung - 1;
-    const cutoff = Math.max(cutoffById, cutoffByTime);
+    // The newest event overall stays: ids are max + 1, so deleting it would hand its id out again.
+    const cutoff = Math.min(Math.max(cutoffById, cutoffByTime), this.lastId() - 1);
     if (cutoff <= (this.watermarks.get(scope) ?? 0)) return 0;
     const removed = this.db.prepare('DELETE FROM events WHERE scope = ? AND id <= ?').run(scope, cutoff).changes;
     this.db
@@ -147,9 +148,13 @@ export class SqliteEventStore implements EventStore {
     return (this.db.prepare('SELECT max(id) FROM events WHERE scope = ?').pluck().get(scope) as number | null) ?? 0;
   }
 
-  /** Retention over every scope (run periodically). */
+  /** Retention over every scope: Storage runs it at open and periodically, so quiet scopes are bounded too. */
   prune(now = Date.now()): number {
-    const scopes = this.db.prepare('SELECT DISTINCT scope FROM events').pluck().all() as string[];
+    // One index probe per scope (the scope index skips ahead), not a scan of every event.
+    const scopes = this.db
+      .prepare('WITH RECURSIVE s(scope) AS (SELECT min(scope) FROM events UNION ALL SELECT (SELECT min(scope) FROM events WHERE scope > s.scope) FROM s WHERE s.scope IS NOT NULL) SELECT scope FROM s WHERE scope IS NOT NULL')
+      .pluck()
+      .all() as string[];
     let removed = 0;
     for (const s of scopes) removed += this.pruneScope(s, now);
     return removed;

@@ -13,6 +13,8 @@ import { migrations as allMigrations } from './migrations.js';
 
 export interface StorageOptions extends OpenDbOptions {
   retention?: RetentionOptions;
+  /** How often retention runs over every event scope (default 10 minutes; 0: only at open). */
+  retentionSweepMs?: number;
   /** Extra migrations (tests). */
   migrations?: Migration[];
   chunkSize?: number;
@@ -26,6 +28,7 @@ export class Storage {
   readonly dataFiles: SqliteDataFileStore;
   private readonly treeEvents = new Map<string, { scope: string; prefix: string }>();
   private closed = false;
+  private retentionTimer: ReturnType<typeof setInterval> | undefined;
   /** One transaction function, made once: better-sqlite3 builds a new wrapper per db.transaction() call. */
   private readonly runTx: (fn: () => unknown) => unknown;
 
@@ -40,6 +43,20 @@ export class Storage {
     this.events = new EventLog(this.eventStore);
     this.dataFiles = new SqliteDataFileStore(db, this.events, (tree) => this.treeEvents.get(tree), options.chunkSize);
     this.dataFiles.collectGarbage();
+    this.startRetention(options.retentionSweepMs ?? 10 * 60_000);
+  }
+
+  /**
+   * Appends prune a busy scope as they go; this bounds every scope, quiet ones included (an agent that
+   * logs little, across restarts), and applies the age limit when nothing is written.
+   */
+  private startRetention(intervalMs: number): void {
+    this.eventStore.prune();
+    if (intervalMs <= 0) return;
+    this.retentionTimer = setInterval(() => {
+      if (!this.closed) this.eventStore.prune();
+    }, intervalMs);
+    this.retentionTimer.unref();
   }
 
   /** Opens (creating if needed) the database in directory `home`, or at `file` if it ends in .db. */
@@ -70,6 +87,7 @@ export class Storage {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.retentionTimer);
     this.db.close();
   }
 }
