@@ -52,11 +52,12 @@ it('a watch resumes across a server restart with nothing lost or repeated', asyn
 
   // What a replay from the same cursor gives now is what the resumed watch must have seen.
   const replay: FsEvent[] = [];
-  const rc = new AbortController();
   const replayClient = new HttpFileService({ url: server.url, token: server.token });
   const deadline = Date.now() + 20_000;
   for (;;) {
     replay.length = 0;
+    // A new controller per pass: an aborted one would end every later replay at once, empty.
+    const rc = new AbortController();
     const timer = setTimeout(() => rc.abort(), 1500);
     try {
       for await (const ev of replayClient.watch('/agents/demo', from, { ...admin, signal: rc.signal })) replay.push(ev);
