@@ -62,6 +62,29 @@ describe('agentctl serve --mount', () => {
     expect(await mountedType(d)).toBeUndefined();
   });
 
+  it('--agent mounts that agent\u2019s own view, acting as the agent; an unknown agent is ENOENT', async () => {
+    const home = tempDir();
+    const d = await dir();
+    const server = await startServe(home, ['--demo', '--mount', d, '--agent', 'demo']);
+    stops.push(() => server.stop());
+    expect(server.stderr()).toContain(`agent demo's own view mounted at ${d}`);
+    expect((JSON.parse(await ok(`cat ${q(d)}/status`)) as { id: string }).id).toBe('demo');
+    // The agent's own view: no global /agents, and admin-only files refuse the agent.
+    expect((await sh(`ls ${q(d)}/agents`)).code).not.toBe(0);
+    const ctl = await sh(`echo tick > ${q(d)}/ctl`);
+    expect(ctl.stderr).toContain('Permission denied');
+    expect(await server.stop('SIGTERM')).toBe(0);
+    expect(await mountedType(d)).toBeUndefined();
+
+    const unknown = await agentctl(['serve', '--port', '0', '--mount', d, '--agent', 'nobody'], { env: { AGENT9_HOME: tempDir() } });
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain('ENOENT');
+    expect(unknown.stderr).toContain("no agent 'nobody'");
+    const alone = await agentctl(['serve', '--port', '0', '--agent', 'demo'], { env: { AGENT9_HOME: tempDir() } });
+    expect(alone.code).not.toBe(0);
+    expect(alone.stderr).toContain('--agent says whose view --mount shows');
+  });
+
   it('without libfuse2 it says why and serves HTTP only', async () => {
     const home = tempDir();
     const d = await dir();

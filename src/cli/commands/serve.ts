@@ -16,6 +16,7 @@ import { addFuseOptions, fuseOptionsOf, type FuseCliOptions } from './mount.js';
 
 interface ServeOptions extends FuseCliOptions {
   mount?: string;
+  agent?: string;
   host: string;
   port: string;
   allowRemote?: boolean;
@@ -50,6 +51,7 @@ async function serve(opts: ServeOptions): Promise<void> {
   if (bodyLimit !== undefined && !(Number.isInteger(bodyLimit) && bodyLimit > 0)) throw usage(`--max-body takes a number of bytes, not '${opts.maxBody}'`);
   const level = opts.logLevel ?? process.env['AGENT9_LOG'] ?? 'info';
   if (!LEVELS.includes(level)) throw usage(`--log-level is one of ${LEVELS.join(', ')}`);
+  if (opts.agent !== undefined && opts.mount === undefined) throw usage('--agent says whose view --mount shows: it needs --mount DIR');
 
   // The heavy parts load only here, so every other verb starts fast.
   const [{ pino }, { Agent9, createDemoAgent, DEMO_AGENT }, { startServer, checkHost, isLoopback, execTokens }, prom] = await Promise.all([
@@ -73,6 +75,10 @@ async function serve(opts: ServeOptions): Promise<void> {
   let mountEnv: (agentId: string) => Record<string, string> = () => ({});
   const a9 = await Agent9.open({ home, execEnv: async (agentId) => ({ ...(await (await exec).env(agentId)), ...mountEnv(agentId) }) });
   if (opts.demo) createDemoAgent(a9);
+  if (opts.agent !== undefined && !a9.runtime.agents.has(opts.agent)) {
+    await a9.close();
+    throw new FsError('ENOENT', `/agents/${opts.agent}`, `no agent '${opts.agent}' to mount (agentctl agents list shows them)`);
+  }
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     const registry = prom.createRegistry();
@@ -106,8 +112,8 @@ async function serve(opts: ServeOptions): Promise<void> {
   if (opts.mount !== undefined) {
     const fuse = await import('../../fuse/index.js');
     try {
-      const m = await fuse.mountServer(a9, opts.mount, fuseOptionsOf(opts));
-      mountEnv = fuse.agentRootEnv(m);
+      const m = await fuse.mountServer(a9, opts.mount, { ...fuseOptionsOf(opts), ...(opts.agent !== undefined ? { agent: opts.agent } : {}) });
+      mountEnv = fuse.agentRootEnv(m, opts.agent);
       mounted = m;
       logger.info({ dir: m.dir }, 'mounted');
     } catch (err) {
@@ -122,7 +128,11 @@ async function serve(opts: ServeOptions): Promise<void> {
   const tokenFile = join(home, 'admin.token');
   process.stderr.write(
     `agent9 serving ${server.url} (data in ${home})\n` +
-      (mounted ? `mounted at ${mounted.dir}: try ls ${mounted.dir}/agents\n` : '') +
+      (mounted
+        ? opts.agent === undefined
+          ? `mounted at ${mounted.dir}: try ls ${mounted.dir}/agents\n`
+          : `agent ${opts.agent}'s own view mounted at ${mounted.dir}: try cat ${mounted.dir}/status\n`
+        : '') +
       (opts.demo
         ? `try: curl -H "Authorization: Bearer $(cat ${tokenFile})" ${server.url}/agents/${DEMO_AGENT}/status\n`
         : `admin token: ${tokenFile}\n`),
@@ -164,6 +174,7 @@ export function registerServeCommand(program: Command): void {
     .option('--demo', 'create the demo agent (the echo program) when it is missing')
     .option('--max-body <bytes>', 'largest request body (default 64 MiB)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (env AGENT9_LOG)')
-    .option('--mount <dir>', 'also serve the global view as a FUSE filesystem at DIR (skipped, with a warning, where FUSE is missing)');
+    .option('--mount <dir>', 'also serve the global view as a FUSE filesystem at DIR (skipped, with a warning, where FUSE is missing)')
+    .option('--agent <id>', "with --mount: mount this agent's own view at DIR instead of the global view");
   addFuseOptions(cmd).action(action(async (opts: ServeOptions) => serve(opts)));
 }
