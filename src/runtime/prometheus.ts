@@ -3,7 +3,7 @@
  * layer counts requests, latency and watchers; the event log reports its size and live subscribers;
  * the runtime adds ticks and queue depths. `/runtime/metrics` serves `registry.metrics()`.
  */
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Storage } from './storage/index.js';
 
 export function createRegistry(options: { processMetrics?: boolean } = {}): Registry {
@@ -25,6 +25,22 @@ export function gaugeOf(
     registers: [registry],
     async collect() {
       this.set(await read());
+    },
+  });
+}
+
+/**
+ * A counter whose value is a stored running total, read at scrape time (a total that drops, when an agent
+ * is deleted, reads to Prometheus as a counter reset).
+ */
+export function counterOf(registry: Registry, name: string, help: string, read: () => number): Counter {
+  return new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
     },
   });
 }
@@ -70,8 +86,8 @@ export function registerRuntimeMetrics(registry: Registry, rt: RuntimeFigures): 
       for (const [state, n] of Object.entries(rt.agentsByState())) this.set({ state }, n);
     },
   });
-  gaugeOf(registry, 'agent9_ticks_total', 'Ticks completed, all agents (as stored)', () => row()['ticks']!);
-  gaugeOf(registry, 'agent9_ticks_failed_total', 'Ticks that failed, all agents', () => row()['failed']!);
+  counterOf(registry, 'agent9_ticks_total', 'Ticks completed, all agents (as stored)', () => row()['ticks']!);
+  counterOf(registry, 'agent9_ticks_failed_total', 'Ticks that failed, all agents', () => row()['failed']!);
   gaugeOf(registry, 'agent9_ticks_running', 'Ticks running now', () => rt.ticksRunning());
   gaugeOf(registry, 'agent9_inbox_queued', 'Envelopes waiting in inboxes, all agents', () => row()['queued']!);
   gaugeOf(registry, 'agent9_inbox_queue_depth_max', 'The deepest inbox', () => row()['deepest']!);

@@ -209,6 +209,7 @@ describe('tokens on the real runtime', () => {
     const metrics = await (await fetch(`${server.url}/runtime/metrics`, { headers: auth })).text();
     expect(metrics).toMatch(/^agent9_agents\{state="active"\} \d+$/m);
     expect(metrics).toMatch(/^agent9_ticks_total \d+$/m);
+    expect(metrics).toContain('# TYPE agent9_ticks_total counter');
     expect(metrics).toMatch(/^agent9_inbox_queued \d+$/m);
     expect(metrics).toMatch(/^agent9_http_request_duration_seconds_bucket/m);
   });
