@@ -31,9 +31,12 @@ function medianOf(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** The isolation a session gets with the default policy, as docker run flags. */
+/**
+ * The isolation a session gets with the default policy, as docker run flags. No `--rm`: the CLI would
+ * then also wait for the removal, which our figure (timed to the command's end) does not include; the
+ * container is removed after the timing instead.
+ */
 const DOCKER_RUN_FLAGS = [
-  '--rm',
   '--network', 'none',
   '--memory', '256m', '--memory-swap', '256m',
   '--cpus', '1', '--pids-limit', '256',
@@ -70,10 +73,13 @@ export const containersCase: BenchCase = {
       if (rec?.status !== 'complete' || out?.stdout !== 'hi\n') throw new Error(`session ${sid} ended ${rec?.status}: ${JSON.stringify(out)}`);
       return t;
     };
+    let dockerRuns = 0;
     const dockerRun = async (): Promise<number> => {
+      const name = `agent9-bench-run-${process.pid}-${dockerRuns++}`;
       const t0 = process.hrtime.bigint();
-      const { stdout } = await run('docker', ['run', ...DOCKER_RUN_FLAGS, IMAGE, 'echo', 'hi']);
+      const { stdout } = await run('docker', ['run', '--name', name, ...DOCKER_RUN_FLAGS, IMAGE, 'echo', 'hi']);
       const t = ms(t0);
+      await run('docker', ['rm', '-f', name]);
       if (stdout !== 'hi\n') throw new Error(`docker run said ${JSON.stringify(stdout)}`);
       return t;
     };
@@ -156,7 +162,7 @@ export const containersCase: BenchCase = {
     const first = 'session create → first command done (median)';
     const exec = 'exec latency (median)';
     const figures: Figure[] = [
-      { name: first, unit: 'ms', value: medianOf(ours), baselineName: '`docker run` (CLI), same image, command, limits', baseline: medianOf(cli), higherIsBetter: false, bar: '<= 1.3x' },
+      { name: first, unit: 'ms', value: medianOf(ours), baselineName: '`docker run` (CLI, without --rm), same image, command, limits', baseline: medianOf(cli), higherIsBetter: false, bar: '<= 1.3x' },
       { name: first, unit: 'ms', value: medianOf(ours), baselineName: 'engine API run: create+start+wait', baseline: medianOf(api), higherIsBetter: false },
       { name: exec, unit: 'ms', value: medianOf(oe), baselineName: '`docker exec` (CLI)', baseline: medianOf(de), higherIsBetter: false },
       { name: exec, unit: 'ms', value: medianOf(oe), baselineName: 'engine API exec: create+start+inspect', baseline: medianOf(ae), higherIsBetter: false },
