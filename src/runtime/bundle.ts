@@ -55,7 +55,7 @@ const AGENT_COLUMNS: readonly (keyof AgentRow)[] = [
 export function exportBundle(rt: AgentRuntime, id: string, path: string): Bundle {
   const { store, storage } = rt;
   // One read transaction: every table seen at the same moment.
-  return storage.db.transaction((): Bundle => {
+  return storage.tx((): Bundle => {
     const row = store.getAgent(id);
     if (!row) throw new FsError('ENOENT', path, `no agent '${id}'`);
     const state = store.getState(id);
@@ -91,7 +91,7 @@ export function exportBundle(rt: AgentRuntime, id: string, path: string): Bundle
         return ev;
       }),
     };
-  })();
+  });
 }
 
 const ImportRequest = z.object({ id: z.string().optional(), new_identity: z.boolean().optional(), bundle: z.unknown() }).strict();
@@ -130,18 +130,12 @@ export function importBundle(rt: AgentRuntime, request: unknown, path: string): 
       const env = q.envelope as unknown as Envelope;
       store.insertInbox(id, q.seq, env.id, String(env.from ?? 'unknown'), Number(env.created_at ?? now), JSON.stringify(env), q.attempts, q.last_error);
     }
-    for (const d of b.deadletter) {
-      storage.db
-        .prepare('INSERT INTO deadletter (agent_id, seq, env_id, body, reason, error, attempts, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(id, d.seq, d.envelope.id, JSON.stringify(d.envelope), d.reason, d.error, d.attempts, d.at);
-    }
+    for (const d of b.deadletter) store.deadletterImport(id, d.seq, d.envelope.id, JSON.stringify(d.envelope), d.reason, d.error, d.attempts, d.at);
     for (const o of b.outbox) {
-      storage.db
-        .prepare('INSERT INTO outbox (agent_id, seq, env_id, body, created_at) VALUES (?, ?, ?, ?, ?)')
-        .run(id, o.seq, o.envelope.id, JSON.stringify(o.envelope), Number((o.envelope as { created_at?: unknown }).created_at ?? now));
+      store.outboxImport(id, o.seq, o.envelope.id, JSON.stringify(o.envelope), Number((o.envelope as { created_at?: unknown }).created_at ?? now));
     }
     for (const g of b.goals) store.goalImport(id, { goal_id: g.id, body: JSON.stringify(g.goal), version: g.version, created_at: g.created_at, updated_at: g.updated_at });
-    b.seen.forEach((envId, i) => storage.db.prepare('INSERT INTO seen (agent_id, env_id, seq) VALUES (?, ?, ?)').run(id, envId, i + 1));
+    store.seenImport(id, b.seen);
     if (b.identity && !newIdentity) rt.keys.importSealed(id, b.identity, now, path);
     else rt.keys.create(id, now);
     for (const e of b.events) {

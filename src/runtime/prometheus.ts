@@ -53,8 +53,9 @@ export function registerStorageMetrics(registry: Registry, storage: Storage): vo
 
 /** What the runtime exposes to the metrics, without the registry depending on the whole runtime. */
 export interface RuntimeFigures {
-  storage: Storage;
   agentsByState(): Record<string, number>;
+  /** Totals over every agent (one aggregate query). */
+  totals(): Record<'ticks' | 'failed' | 'queued' | 'deepest' | 'dead', number>;
   ticksRunning(): number;
 }
 
@@ -63,17 +64,11 @@ export interface RuntimeFigures {
  * at scrape time: one aggregate query over the agents table.
  */
 export function registerRuntimeMetrics(registry: Registry, rt: RuntimeFigures): void {
-  const totals = rt.storage.db.prepare(
-    `SELECT coalesce(sum(tick_count), 0) AS ticks, coalesce(sum(ticks_failed), 0) AS failed,
-            coalesce(sum(queue_depth), 0) AS queued, coalesce(max(queue_depth), 0) AS deepest,
-            coalesce(sum(deadletter_depth), 0) AS dead
-     FROM agents`,
-  );
   let cached: { at: number; row: Record<string, number> } | undefined;
   // One query per scrape, shared by the gauges below.
   const row = (): Record<string, number> => {
     const now = Date.now();
-    if (!cached || now - cached.at > 100) cached = { at: now, row: totals.get() as Record<string, number> };
+    if (!cached || now - cached.at > 100) cached = { at: now, row: rt.totals() };
     return cached.row;
   };
   new Gauge({

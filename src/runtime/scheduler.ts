@@ -55,7 +55,7 @@ export class Scheduler {
   }
 
   private creatingAgents(): string[] {
-    return this.storage.db.prepare("SELECT id FROM agents WHERE state = 'creating' AND retry_at IS NULL").pluck().all() as string[];
+    return this.store.agentsCreating();
   }
 
   stop(): void {

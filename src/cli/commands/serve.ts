@@ -83,8 +83,8 @@ async function serve(opts: ServeOptions): Promise<void> {
   try {
     const registry = prom.createRegistry();
     prom.registerRuntimeMetrics(registry, {
-      storage: a9.storage,
       agentsByState: () => a9.runtime.store.countByState(),
+      totals: () => a9.runtime.store.totals(),
       ticksRunning: () => a9.runtime.engine.locks.size,
     });
     server = await startServer({

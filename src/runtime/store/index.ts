@@ -168,6 +168,13 @@ export class RuntimeStore {
       inboxFail: p('UPDATE inbox SET attempts = attempts + 1, last_error = ? WHERE agent_id = ? AND seq = ? RETURNING attempts'),
       inboxChanged: p(`UPDATE agents SET queue_depth = queue_depth - ?, inbox_version = inbox_version + 1, inbox_mtime = ?
         WHERE id = ? RETURNING inbox_version`),
+      agentsCreating: p("SELECT id FROM agents WHERE state = 'creating' AND retry_at IS NULL").pluck(),
+      totals: p(
+        `SELECT coalesce(sum(tick_count), 0) AS ticks, coalesce(sum(ticks_failed), 0) AS failed,
+                coalesce(sum(queue_depth), 0) AS queued, coalesce(max(queue_depth), 0) AS deepest,
+                coalesce(sum(deadletter_depth), 0) AS dead
+         FROM agents`,
+      ),
       agentsWithQueue: p("SELECT id FROM agents WHERE queue_depth > 0 AND state IN ('creating', 'active', 'dormant')").pluck(),
       // deadletter
       dlInsert: p(`INSERT INTO deadletter (agent_id, seq, env_id, body, reason, error, attempts, at)
@@ -392,6 +399,34 @@ export class RuntimeStore {
 
   agentsWithQueue(): string[] {
     return this.q.agentsWithQueue.all() as string[];
+  }
+
+  /** Agents left in `creating` (their first tick has not run) with no retry pending. */
+  agentsCreating(): string[] {
+    return this.q.agentsCreating.all() as string[];
+  }
+
+  /** Totals over every agent, for the metrics: ticks done and failed, envelopes queued, deepest inbox, dead-lettered. */
+  totals(): { ticks: number; failed: number; queued: number; deepest: number; dead: number } {
+    return this.q.totals.get() as { ticks: number; failed: number; queued: number; deepest: number; dead: number };
+  }
+
+  /** Restores an exported deadletter entry (import). */
+  deadletterImport(agentId: string, seq: number, envId: string, body: string, reason: string, error: string | null, attempts: number, at: number): void {
+    this.db
+      .prepare('INSERT INTO deadletter (agent_id, seq, env_id, body, reason, error, attempts, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(agentId, seq, envId, body, reason, error, attempts, at);
+  }
+
+  /** Restores an exported outbox envelope (import). */
+  outboxImport(agentId: string, seq: number, envId: string, body: string, createdAt: number): void {
+    this.db.prepare('INSERT INTO outbox (agent_id, seq, env_id, body, created_at) VALUES (?, ?, ?, ?, ?)').run(agentId, seq, envId, body, createdAt);
+  }
+
+  /** Restores the seen cache in its order (import). */
+  seenImport(agentId: string, envIds: readonly string[]): void {
+    const insert = this.db.prepare('INSERT INTO seen (agent_id, env_id, seq) VALUES (?, ?, ?)');
+    envIds.forEach((envId, i) => insert.run(agentId, envId, i + 1));
   }
 
   // --- deadletter ---
