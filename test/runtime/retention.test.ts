@@ -11,17 +11,37 @@ afterEach(cleanup);
 const count = (s: Storage, scope: string) => s.db.prepare('SELECT count(*) FROM events WHERE scope = ?').pluck().get(scope) as number;
 
 describe('event retention', () => {
-  it('a quiet scope over its count is pruned when the database opens again', () => {
+  it('a scope left over its count by earlier runs is pruned at its first append in a new run', () => {
     const dir = tempDir();
     let storage = Storage.open(dir, { retention: { maxPerScope: 50_000 } });
     const chan = storage.events.channel('quiet', '/logs');
-    // Fewer appends than the in-process pruning threshold of a 200-event limit would ever see per run.
+    // Fewer appends than a 200-event limit's pruning period would ever see in one run.
     storage.tx(() => {
       for (let i = 0; i < 150; i++) chan.emit('/trace', 'data', { data: i });
     });
     storage.close();
     storage = Storage.open(dir, { retention: { maxPerScope: 100 } });
+    expect(count(storage, 'quiet')).toBe(150);
+    const again = storage.events.channel('quiet', '/logs');
+    storage.tx(() => again.emit('/trace', 'data', { data: 'next' }));
     expect(count(storage, 'quiet')).toBe(100);
+    storage.close();
+  });
+
+  it('the age sweep removes old events in batches and records what each scope lost', async () => {
+    const storage = Storage.open(tempDir(), { retentionSweepMs: 0 });
+    const a = storage.events.channel('a', '/logs');
+    const b = storage.events.channel('b', '/logs');
+    storage.tx(() => {
+      for (let i = 0; i < 30; i++) (i % 2 ? a : b).emit('/trace', 'data', { data: i });
+    });
+    // The newest event overall (a's last) stays; a's watermark is the one of a before it.
+    const idsOfA = storage.eventStore.query('a', undefined).map((e) => e.id);
+    const later = Date.now() + 25 * 3600_000;
+    expect(storage.eventStore.prune(later, 7)).toBe(29);
+    expect(count(storage, 'a') + count(storage, 'b')).toBe(1);
+    expect(storage.eventStore.watermark(['a'])).toBe(idsOfA.at(-2));
+    expect(storage.eventStore.query('a', undefined).map((e) => e.id)).toEqual([idsOfA.at(-1)]);
     storage.close();
   });
 

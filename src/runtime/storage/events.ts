@@ -49,6 +49,7 @@ export class SqliteEventStore implements EventStore {
   private watermarks = new Map<string, number>();
   readonly maxPerScope: number;
   readonly maxAgeMs: number;
+  private readonly pruneEvery: number;
 
   constructor(
     private readonly db: Db,
@@ -56,6 +57,7 @@ export class SqliteEventStore implements EventStore {
   ) {
     this.maxPerScope = retention.maxPerScope ?? 10_000;
     this.maxAgeMs = retention.maxAgeMs ?? 24 * 3600 * 1000;
+    this.pruneEvery = Math.max(100, this.maxPerScope / 10);
     this.insert = db.prepare(
       'INSERT INTO events (scope, path, type, time, version, data) VALUES (?, ?, ?, ?, ?, ?)',
     );
@@ -71,8 +73,10 @@ export class SqliteEventStore implements EventStore {
   append(rec: NewEventRecord): EventRecord {
     const data = rec.data === undefined ? null : JSON.stringify(rec.data);
     const info = this.insert.run(rec.scope, rec.path, rec.type, rec.time, rec.version ?? null, data);
-    const n = (this.appendsSincePrune.get(rec.scope) ?? 0) + 1;
-    if (n >= Math.max(100, this.maxPerScope / 10)) {
+    // The first append of a scope in this process prunes it (what earlier runs left over the count),
+    // then every tenth of the limit.
+    const n = (this.appendsSincePrune.get(rec.scope) ?? this.pruneEvery - 1) + 1;
+    if (n >= this.pruneEvery) {
       this.appendsSincePrune.set(rec.scope, 0);
       this.pruneScope(rec.scope, rec.time);
     } else {
@@ -148,16 +152,35 @@ export class SqliteEventStore implements EventStore {
     return (this.db.prepare('SELECT max(id) FROM events WHERE scope = ?').pluck().get(scope) as number | null) ?? 0;
   }
 
-  /** Retention over every scope: Storage runs it at open and periodically, so quiet scopes are bounded too. */
-  prune(now = Date.now()): number {
-    // One index probe per scope (the scope index skips ahead), not a scan of every event.
-    const scopes = this.db
-      .prepare('WITH RECURSIVE s(scope) AS (SELECT min(scope) FROM events UNION ALL SELECT (SELECT min(scope) FROM events WHERE scope > s.scope) FROM s WHERE s.scope IS NOT NULL) SELECT scope FROM s WHERE scope IS NOT NULL')
-      .pluck()
-      .all() as string[];
+  /**
+   * The age limit over every scope at once (Storage runs it at open and periodically, so quiet scopes are
+   * bounded too): events older than maxAgeMs go, oldest first, in batches of `batch` rows (one short
+   * transaction each), and each scope's watermark records what it lost. Times grow with ids, so the old
+   * events are a prefix of the table: the work is proportional to what is removed, not to what is kept.
+   */
+  prune(now = Date.now(), batch = 5000): number {
+    const firstYoung = this.db.prepare('SELECT id FROM events WHERE time >= ? ORDER BY id LIMIT 1').pluck();
+    const oldRows = this.db.prepare('SELECT id, scope FROM events WHERE id <= ? ORDER BY id LIMIT ?');
+    const deleteUpTo = this.db.prepare('DELETE FROM events WHERE id <= ?');
+    const mark = this.db.prepare(
+      'INSERT INTO event_watermarks (scope, id) VALUES (?, ?) ON CONFLICT(scope) DO UPDATE SET id = max(id, excluded.id)',
+    );
+    const young = firstYoung.get(now - this.maxAgeMs) as number | undefined;
+    // The newest event overall stays: ids are max + 1, so deleting it would hand its id out again.
+    const cut = Math.min(young === undefined ? Number.MAX_SAFE_INTEGER : young - 1, this.lastId() - 1);
     let removed = 0;
-    for (const s of scopes) removed += this.pruneScope(s, now);
-    return removed;
+    for (;;) {
+      const rows = oldRows.all(cut, batch) as { id: number; scope: string }[];
+      if (rows.length === 0) return removed;
+      const upTo = rows[rows.length - 1]!.id;
+      const lost = new Map<string, number>();
+      for (const r of rows) lost.set(r.scope, r.id);
+      this.db.transaction(() => {
+        for (const [scope, id] of lost) mark.run(scope, id);
+        removed += deleteUpTo.run(upTo).changes;
+      })();
+      for (const [scope, id] of lost) this.watermarks.set(scope, Math.max(id, this.watermarks.get(scope) ?? 0));
+    }
   }
 
   /** Removes every event of a scope (a deleted agent), except the newest event overall, which keeps ids growing. */
