@@ -30,6 +30,23 @@ describe('data files', () => {
     expect(text(await readAll(fs, '/f', admin))).toBe('he');
   });
 
+  it('holes and short chunks inside a read across chunks read as zeros, never as stale memory', async () => {
+    const fs = tree(openStorage());
+    // Dirty the allocator's pool so that unzeroed memory would show.
+    for (let i = 0; i < 64; i++) Buffer.allocUnsafe(CHUNK_SIZE * 4).fill(0xee);
+    const h = await fs.open('/sparse', { write: true, read: true, create: true }, admin);
+    await h.write(bytes('head'), 0); // a short first chunk
+    await h.write(bytes('tail'), CHUNK_SIZE * 3 + 10); // chunks 1 and 2 are holes
+    const all = await h.read(CHUNK_SIZE * 4, 0);
+    expect(all.length).toBe(CHUNK_SIZE * 3 + 14);
+    expect(text(all.subarray(0, 4))).toBe('head');
+    expect(all.subarray(4, CHUNK_SIZE * 3 + 10).every((b) => b === 0)).toBe(true);
+    expect(text(all.subarray(CHUNK_SIZE * 3 + 10))).toBe('tail');
+    const middle = await h.read(CHUNK_SIZE * 2, CHUNK_SIZE / 2);
+    expect(middle.every((b) => b === 0)).toBe(true);
+    await h.close();
+  });
+
   it('large files live in chunks: offset writes across chunk boundaries round-trip', async () => {
     const fs = tree(openStorage());
     const size = CHUNK_SIZE * 3 + 1234;

@@ -350,12 +350,17 @@ export class SqliteDataFileStore implements DataFileStore {
       if (data && data.length > from) out.set(data.subarray(from, Math.min(data.length, from + want)));
       return out;
     }
-    const out = new Uint8Array(end - offset);
+    // Not zeroed: chunks arrive in order, and only the gaps between them (holes, short chunks) are zeroed.
+    const out = Buffer.allocUnsafe(end - offset);
+    let filled = 0;
     const place = (idx: number, data: Uint8Array) => {
       const chunkStart = idx * C;
       const from = Math.max(offset, chunkStart);
       const to = Math.min(end, chunkStart + data.length);
-      if (to > from) out.set(data.subarray(from - chunkStart, to - chunkStart), from - offset);
+      if (to <= from) return;
+      if (from - offset > filled) out.fill(0, filled, from - offset);
+      out.set(data.subarray(from - chunkStart, to - chunkStart), from - offset);
+      filled = to - offset;
     };
     if (first === 0) {
       const head = this.getChunk(id, 0);
@@ -364,6 +369,7 @@ export class SqliteDataFileStore implements DataFileStore {
     for (const row of this.q.chunkRange.iterate(id, Math.max(1, first), last) as Iterable<{ idx: number; data: Uint8Array }>) {
       place(row.idx, row.data);
     }
+    if (filled < out.length) out.fill(0, filled);
     return out;
   }
 
