@@ -2,12 +2,13 @@
  * agentctl file and token verbs as a subprocess against a real server. With AGENT9_HOME pointing at the
  * server's data directory, agentctl finds the URL and the admin token with no flags at all.
  */
+import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_TABLE } from '../../src/fs/errors.js';
 import { cleanup } from '../helpers.js';
 import { startFixtureServer, type FixtureServer } from '../http/helpers.js';
-import { agentctl, ensureBuilt, type RunOptions } from './helpers.js';
+import { AGENTCTL, agentctl, ensureBuilt, type RunOptions } from './helpers.js';
 
 let s: FixtureServer;
 let env: Record<string, string>;
@@ -77,6 +78,30 @@ describe('file verbs', () => {
     expect((await run(['ls', '-1', '/'])).stdout).toContain('data/\nmounts\n');
     const json = JSON.parse((await run(['--json', 'ls', '/data/dir'])).stdout) as { name: string; size: number }[];
     expect(json.map((e) => [e.name, e.size])).toEqual([['a', 1], ['b', 2]]);
+  });
+
+  it('colours the table on a terminal (a real pty through script(1)), never with NO_COLOR or in a pipe', async () => {
+    const onTty = (extra: Record<string, string>) =>
+      new Promise<string>((resolve, reject) => {
+        const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(AGENTCTL)} ls /data/dir`;
+        const child = spawn('script', ['-qec', cmd, '/dev/null'], {
+          env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', TERM: 'xterm', ...env, ...extra },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+        child.on('error', reject);
+        child.on('close', () => resolve(out));
+      });
+    await run(['mkdir', '-p', '/data/dir']);
+    await run(['write', '/data/dir/a'], { input: 'a' });
+    // eslint-disable-next-line no-control-regex
+    const ansi = /\x1b\[[0-9;]*m/;
+    const coloured = await onTty({});
+    expect(coloured).toMatch(ansi);
+    expect(coloured).toContain('NAME');
+    expect(await onTty({ NO_COLOR: '1' })).not.toMatch(ansi);
+    expect((await run(['ls', '/data/dir'], { env: { NO_COLOR: '' } })).stdout).not.toMatch(ansi);
   });
 
   it('call sends a request and prints the answer; errors carry their exit codes', async () => {
