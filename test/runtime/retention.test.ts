@@ -28,6 +28,22 @@ describe('event retention', () => {
     storage.close();
   });
 
+  it('pruning a scope that lost nothing moves no watermark: a watch from 0 gets no reset', async () => {
+    const storage = Storage.open(tempDir());
+    const early = storage.events.channel('early', '/logs');
+    storage.tx(() => {
+      for (let i = 0; i < 5; i++) early.emit('/trace', 'data', { data: i });
+    });
+    const late = storage.events.channel('late', '/logs');
+    storage.tx(() => late.emit('/trace', 'data', { data: 'first' })); // its first append prunes the scope
+    expect(storage.eventStore.watermark(['late'])).toBe(0);
+    const iter = storage.events.subscribe(late.matcher('/trace'), 0)[Symbol.asyncIterator]();
+    const first = await iter.next();
+    expect(first.value).toMatchObject({ type: 'data', path: '/trace' });
+    await iter.return?.();
+    storage.close();
+  });
+
   it('the age sweep removes old events in batches and records what each scope lost', async () => {
     const storage = Storage.open(tempDir(), { retentionSweepMs: 0 });
     const a = storage.events.channel('a', '/logs');

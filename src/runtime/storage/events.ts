@@ -138,8 +138,12 @@ export class SqliteEventStore implements EventStore {
       .get(scope, now - this.maxAgeMs) as number | undefined;
     const cutoffByTime = firstYoung === undefined ? this.lastIdOf(scope) : firstYoung - 1;
     // The newest event overall stays: ids are max + 1, so deleting it would hand its id out again.
-    const cutoff = Math.min(Math.max(cutoffById, cutoffByTime), this.lastId() - 1);
-    if (cutoff <= (this.watermarks.get(scope) ?? 0)) return 0;
+    const limit = Math.min(Math.max(cutoffById, cutoffByTime), this.lastId() - 1);
+    if (limit <= (this.watermarks.get(scope) ?? 0)) return 0;
+    // The watermark is the newest event this scope actually lost: a cursor older than that gets a reset,
+    // one that lost nothing does not.
+    const cutoff = this.db.prepare('SELECT max(id) FROM events WHERE scope = ? AND id <= ?').pluck().get(scope, limit) as number | null;
+    if (cutoff === null) return 0;
     const removed = this.db.prepare('DELETE FROM events WHERE scope = ? AND id <= ?').run(scope, cutoff).changes;
     this.db
       .prepare('INSERT INTO event_watermarks (scope, id) VALUES (?, ?) ON CONFLICT(scope) DO UPDATE SET id = excluded.id')
