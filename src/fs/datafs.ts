@@ -42,6 +42,8 @@ export interface DataFileStore {
   /** Creates a file or directory, or returns the existing file (when not exclusive). */
   create(tree: string, path: string, spec: CreateSpec): { node: DataNode; created: boolean };
   read(tree: string, id: number, offset: number, length: number): Uint8Array;
+  /** Copies bytes from `offset` into `target` (as many as fit and exist); returns how many. */
+  readInto(tree: string, id: number, offset: number, target: Uint8Array): number;
   /** Writes at `offset`, or at the end when `offset` is 'append'. */
   write(tree: string, id: number, offset: number | 'append', data: Uint8Array): DataNode;
   truncate(tree: string, id: number, size: number): DataNode;
@@ -138,6 +140,11 @@ export class DataFs implements FileService {
   /** @internal used by DataHandle */
   readAt(id: number, offset: number, length: number): Uint8Array {
     return this.store.read(this.tree, id, offset, length);
+  }
+
+  /** @internal used by DataHandle */
+  readAtInto(id: number, offset: number, target: Uint8Array): number {
+    return this.store.readInto(this.tree, id, offset, target);
   }
 
   /** @internal */
@@ -245,6 +252,8 @@ class DataHandle implements Handle {
   /** Where the last read ended: a read starting there is sequential. */
   private lastEnd = -1;
   private ahead: Ahead | undefined;
+  /** The read-ahead block's memory, reused (a fresh 128 KiB buffer per read costs more than the read). */
+  private aheadBuffer: Uint8Array | undefined;
 
   constructor(
     private readonly fs: DataFs,
@@ -257,20 +266,49 @@ class DataHandle implements Handle {
     if (this.closed) throw new FsError('EBADF', this.path, 'handle is closed');
   }
 
-  async read(length: number, offset: number): Promise<Uint8Array> {
+  private checkReadable(): void {
     this.check();
     if (this.flags.write && this.flags.read === false) throw new FsError('EBADF', this.path, 'file not open for reading');
-    if (length <= 0) return EMPTY;
+  }
+
+  /** The block read ahead for exactly this read, if the file has not changed since; taken once. */
+  private takeAhead(offset: number, length: number): Uint8Array | undefined {
     const ahead = this.ahead;
     this.ahead = undefined;
-    const data =
-      ahead && ahead.offset === offset && ahead.length === length && this.fs.versionOf(this.id)?.version === ahead.version
-        ? ahead.data
-        : this.fs.readAt(this.id, offset, length);
+    if (!ahead || ahead.offset !== offset || ahead.length !== length) return undefined;
+    return this.fs.versionOf(this.id)?.version === ahead.version ? ahead.data : undefined;
+  }
+
+  private afterRead(offset: number, length: number, got: number): void {
     const sequential = offset === this.lastEnd;
-    this.lastEnd = offset + data.length;
-    if (sequential && data.length === length && this.fs.readAhead) this.readNext(offset + length, length);
+    this.lastEnd = offset + got;
+    if (sequential && got === length && this.fs.readAhead) this.readNext(offset + length, length);
+  }
+
+  async read(length: number, offset: number): Promise<Uint8Array> {
+    this.checkReadable();
+    if (length <= 0) return EMPTY;
+    const ahead = this.takeAhead(offset, length);
+    // The read-ahead buffer is reused: a caller gets its own copy.
+    const data = ahead ? Uint8Array.prototype.slice.call(ahead) : this.fs.readAt(this.id, offset, length);
+    this.afterRead(offset, length, data.length);
     return data;
+  }
+
+  /** Reads straight into the caller's memory (a FUSE reply buffer): no buffer of its own per read. */
+  async readInto(target: Uint8Array, offset: number): Promise<number> {
+    this.checkReadable();
+    if (target.length === 0) return 0;
+    const ahead = this.takeAhead(offset, target.length);
+    let got: number;
+    if (ahead) {
+      target.set(ahead);
+      got = ahead.length;
+    } else {
+      got = this.fs.readAtInto(this.id, offset, target);
+    }
+    this.afterRead(offset, target.length, got);
+    return got;
   }
 
   /** Reads the next block once this answer is out; version and bytes come from one synchronous step. */
@@ -279,7 +317,9 @@ class DataHandle implements Handle {
       if (this.closed || this.lastEnd !== offset) return;
       const now = this.fs.versionOf(this.id);
       if (!now || offset >= now.size) return;
-      this.ahead = { offset, length, version: now.version, data: this.fs.readAt(this.id, offset, length) };
+      if (this.aheadBuffer?.length !== length) this.aheadBuffer = new Uint8Array(length);
+      const got = this.fs.readAtInto(this.id, offset, this.aheadBuffer);
+      this.ahead = { offset, length, version: now.version, data: this.aheadBuffer.subarray(0, got) };
     });
   }
 

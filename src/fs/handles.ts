@@ -199,3 +199,45 @@ export function defaultStreamFormat(ev: FsEvent): Content | undefined {
   if (typeof ev.data === 'string') return ev.data.endsWith('\n') ? ev.data : ev.data + '\n';
   return JSON.stringify(ev.data) + '\n';
 }
+
+/**
+ * A handle whose errors are translated on the way out (a mount's relative paths made whole, a scope's
+ * paths renamed); everything else, readInto and the optional operations included, passes through.
+ */
+export class MappedHandle implements Handle {
+  readonly kind: Handle['kind'];
+  readInto?: (target: Uint8Array, offset: number) => Promise<number>;
+  truncate?: (size: number) => Promise<void>;
+  stat?: () => Promise<Stat>;
+
+  constructor(
+    private readonly inner: Handle,
+    private readonly mapError: (err: unknown) => unknown,
+  ) {
+    this.kind = inner.kind;
+    if (inner.readInto) this.readInto = (target, offset) => this.guard(() => inner.readInto!(target, offset));
+    if (inner.truncate) this.truncate = (size) => this.guard(() => inner.truncate!(size));
+    if (inner.stat) this.stat = () => this.guard(() => inner.stat!());
+  }
+
+  private async guard<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.mapError(err);
+    }
+  }
+
+  read(length: number, offset: number): Promise<Uint8Array> {
+    return this.guard(() => this.inner.read(length, offset));
+  }
+  write(data: Uint8Array, offset: number): Promise<number> {
+    return this.guard(() => this.inner.write(data, offset));
+  }
+  flush(): Promise<void> {
+    return this.guard(() => this.inner.flush());
+  }
+  close(): Promise<void> {
+    return this.guard(() => this.inner.close());
+  }
+}

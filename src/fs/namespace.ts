@@ -8,6 +8,7 @@ import { EventLog, prefixMatcher, unionMatcher, type Matcher } from './events.js
 import { isUnder, joinPath, normalizePath, relativeTo, segmentsOf } from './paths.js';
 import { SyntheticFs, view } from './synthetic.js';
 import { readAll, writeAll } from './ops.js';
+import { MappedHandle } from './handles.js';
 import type {
   Cx,
   DirEntry,
@@ -196,7 +197,7 @@ export class Namespace implements FileService, WatchSource {
     return this.run(p, async (service, rel) => {
       const handle = await service.open(rel, flags, cx);
       const mountPath = this.resolve(p)!.mount.path;
-      return mountPath === '/' ? handle : new RebasedHandle(handle, mountPath, rel);
+      return mountPath === '/' ? handle : rebasedHandle(handle, mountPath, rel);
     });
   }
 
@@ -324,40 +325,7 @@ export class Namespace implements FileService, WatchSource {
   }
 }
 
-/** Rebases errors from a handle opened through a mount, so messages name the full path. */
-export class RebasedHandle implements Handle {
-  readonly kind: Handle['kind'];
-  truncate?: (size: number) => Promise<void>;
-  stat?: () => Promise<Stat>;
-
-  constructor(
-    private readonly inner: Handle,
-    private readonly mountPath: string,
-    private readonly rel: string,
-  ) {
-    this.kind = inner.kind;
-    if (inner.truncate) this.truncate = (size) => this.guard(() => inner.truncate!(size));
-    if (inner.stat) this.stat = () => this.guard(() => inner.stat!());
-  }
-
-  private async guard<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw rebaseError(err, this.mountPath, this.rel);
-    }
-  }
-
-  read(length: number, offset: number): Promise<Uint8Array> {
-    return this.guard(() => this.inner.read(length, offset));
-  }
-  write(data: Uint8Array, offset: number): Promise<number> {
-    return this.guard(() => this.inner.write(data, offset));
-  }
-  flush(): Promise<void> {
-    return this.guard(() => this.inner.flush());
-  }
-  close(): Promise<void> {
-    return this.guard(() => this.inner.close());
-  }
+/** A handle opened through a mount, whose errors are rebased so that messages name the full path. */
+export function rebasedHandle(inner: Handle, mountPath: string, rel: string): Handle {
+  return new MappedHandle(inner, (err) => rebaseError(err, mountPath, rel));
 }

@@ -69,6 +69,8 @@ export interface Handle {
   readonly kind: FileKind;
   /** Reads up to `length` bytes at `offset`; an empty result is end of file. Streams ignore the offset. */
   read(length: number, offset: number): Promise<Uint8Array>;
+  /** Data files: reads up to `target.length` bytes at `offset` into `target`; returns how many (0: end). */
+  readInto?(target: Uint8Array, offset: number): Promise<number>;
   /** Writes at `offset` (message and call files append to their buffer) and returns the bytes taken. */
   write(data: Uint8Array, offset: number): Promise<number>;
   /** Called on every close(2) of a descriptor (FUSE flush); message files commit here. */

@@ -330,6 +330,11 @@ export class FuseAdapter {
       read: (path, fd, buf, len, offset, cb) => {
         const f = this.files.get(fd);
         if (!f) return cb(-EBADF);
+        if (f.kind === 'data' && f.handle.readInto) {
+          // Straight into libfuse's reply buffer (it stays ours until cb).
+          f.handle.readInto(buf.subarray(0, len), offset).then(cb, (err: unknown) => cb(this.errno('read', path, err)));
+          return;
+        }
         const since = interruptCount();
         this.readAt(f, len, offset, since).then(
           (data) => {

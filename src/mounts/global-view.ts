@@ -6,7 +6,7 @@
  */
 import { FsError, rebaseError } from '../fs/errors.js';
 import { SERVER_SCOPE, prefixMatcher, unionMatcher, type Matcher } from '../fs/events.js';
-import { Namespace, RebasedHandle, type WatchSource } from '../fs/namespace.js';
+import { Namespace, rebasedHandle, type WatchSource } from '../fs/namespace.js';
 import { SyntheticHandle } from '../fs/handles.js';
 import { SyntheticFs, dir, jsonView, parseJson } from '../fs/synthetic.js';
 import { isUnder, relativeTo, segmentsOf } from '../fs/paths.js';
@@ -146,7 +146,7 @@ export class AgentsFs implements FileService, WatchSource {
       });
     }
     if (target.rest === '/') throw new FsError('EISDIR', path, 'is a directory');
-    return this.inAgent(path, async (ns, rest, id) => new RebasedHandle(await ns.open(rest, flags, cx), `/${id}`, rest));
+    return this.inAgent(path, async (ns, rest, id) => rebasedHandle(await ns.open(rest, flags, cx), `/${id}`, rest));
   }
 
   private create(req: Uint8Array, path: string): string {

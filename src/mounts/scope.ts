@@ -9,6 +9,7 @@
 import { FsError, toFsError } from '../fs/errors.js';
 import type { Matcher } from '../fs/events.js';
 import { isWatchSource, type WatchSource } from '../fs/namespace.js';
+import { MappedHandle } from '../fs/handles.js';
 import { readAll, readStat, writeAll } from '../fs/ops.js';
 import { isUnder, joinPath, normalizePath, relativeTo } from '../fs/paths.js';
 import type {
@@ -23,43 +24,6 @@ import type {
   StatAndData,
   WriteFileOptions,
 } from '../fs/types.js';
-
-/** A handle whose errors are translated (paths renamed) on the way out. */
-class MappedHandle implements Handle {
-  readonly kind: Handle['kind'];
-  truncate?: (size: number) => Promise<void>;
-  stat?: () => Promise<Stat>;
-
-  constructor(
-    private readonly inner: Handle,
-    private readonly mapError: (err: unknown) => FsError,
-  ) {
-    this.kind = inner.kind;
-    if (inner.truncate) this.truncate = (size) => this.guard(() => inner.truncate!(size));
-    if (inner.stat) this.stat = () => this.guard(() => inner.stat!());
-  }
-
-  private async guard<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw this.mapError(err);
-    }
-  }
-
-  read(length: number, offset: number): Promise<Uint8Array> {
-    return this.guard(() => this.inner.read(length, offset));
-  }
-  write(data: Uint8Array, offset: number): Promise<number> {
-    return this.guard(() => this.inner.write(data, offset));
-  }
-  flush(): Promise<void> {
-    return this.guard(() => this.inner.flush());
-  }
-  close(): Promise<void> {
-    return this.guard(() => this.inner.close());
-  }
-}
 
 function optional<K extends keyof FileService>(service: FileService, name: K, path: string): NonNullable<FileService[K]> {
   const fn = service[name];

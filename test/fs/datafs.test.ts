@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readAll, writeAll } from '../../src/fs/ops.js';
 import { Storage } from '../../src/runtime/storage/index.js';
+import { Namespace } from '../../src/fs/namespace.js';
 import { CHUNK_SIZE } from '../../src/runtime/storage/datafiles.js';
 import { admin, bytes, cleanup, expectCode, openStorage, tempDir, text } from '../helpers.js';
 
@@ -44,6 +45,39 @@ describe('data files', () => {
     expect(text(all.subarray(CHUNK_SIZE * 3 + 10))).toBe('tail');
     const middle = await h.read(CHUNK_SIZE * 2, CHUNK_SIZE / 2);
     expect(middle.every((b) => b === 0)).toBe(true);
+    await h.close();
+  });
+
+  it('readInto (the FUSE read path) fills the caller\u2019s memory through a mount, read ahead or not', async () => {
+    const storage = openStorage();
+    const ns = new Namespace({ scope: 'd', events: storage.events });
+    ns.mount('/memory', tree(storage));
+    const size = CHUNK_SIZE * 4 + 77;
+    const data = new Uint8Array(size).map((_, i) => (i * 13) & 0xff);
+    await writeAll(ns, '/memory/f', data, admin);
+    await writeAll(ns, '/memory/f', data, admin);
+    const h = await ns.open('/memory/f', { read: true }, admin);
+    expect(h.readInto).toBeTypeOf('function');
+    const block = CHUNK_SIZE * 2;
+    const target = new Uint8Array(block).fill(0xee);
+    const got: number[] = [];
+    for (let off = 0; ; off += block) {
+      const n = await h.readInto!(target, off);
+      if (n === 0) break;
+      expect(Buffer.compare(target.subarray(0, n), data.subarray(off, off + n))).toBe(0);
+      got.push(n);
+      await new Promise((r) => setImmediate(r)); // lets the next block be read ahead
+    }
+    expect(got).toEqual([block, block, 77]);
+    // A file changed after the block was read ahead is read again, not served stale.
+    const n1 = await h.readInto!(target, 0);
+    expect(n1).toBe(block);
+    await new Promise((r) => setImmediate(r));
+    const w = await ns.open('/memory/f', { write: true }, admin);
+    await w.write(bytes('changed'), block);
+    await w.close();
+    expect(await h.readInto!(target, block)).toBe(block);
+    expect(text(target.subarray(0, 7))).toBe('changed');
     await h.close();
   });
 

@@ -340,37 +340,58 @@ export class SqliteDataFileStore implements DataFileStore {
     if (offset >= end) return EMPTY;
     const C = this.chunkSize;
     const first = Math.floor(offset / C);
-    const last = Math.floor((end - 1) / C);
-    if (first === last) {
+    if (first === Math.floor((end - 1) / C)) {
+      // Within one chunk: the chunk's own bytes, no copy.
       const data = this.getChunk(id, first);
       const from = offset - first * C;
       const want = end - offset;
       if (data && data.length >= from + want) return data.subarray(from, from + want);
-      const out = new Uint8Array(want); // a hole, or a chunk shorter than the file: zeros
-      if (data && data.length > from) out.set(data.subarray(from, Math.min(data.length, from + want)));
-      return out;
     }
-    // Not zeroed: chunks arrive in order, and only the gaps between them (holes, short chunks) are zeroed.
+    // Not zeroed: readRangeInto writes every byte (zeros only in the gaps).
     const out = Buffer.allocUnsafe(end - offset);
+    this.readRangeInto(node, offset, out);
+    return out;
+  }
+
+  readInto(tree: string, id: number, offset: number, target: Uint8Array): number {
+    const node = this.q.byId.get(tree, id) as NodeRow | undefined;
+    if (!node) return 0;
+    return this.readRangeInto(node, offset, target);
+  }
+
+  /**
+   * Copies the file's bytes from `offset` into `target` (as many as fit and exist) and returns how many.
+   * Chunks arrive in order; only the gaps between them (holes, short chunks) are zeroed.
+   */
+  private readRangeInto(node: NodeRow, offset: number, target: Uint8Array): number {
+    const id = node.id;
+    const end = Math.min(node.size, offset + target.length);
+    if (offset >= end) return 0;
+    const n = end - offset;
+    const C = this.chunkSize;
+    const first = Math.floor(offset / C);
+    const last = Math.floor((end - 1) / C);
     let filled = 0;
     const place = (idx: number, data: Uint8Array) => {
       const chunkStart = idx * C;
       const from = Math.max(offset, chunkStart);
       const to = Math.min(end, chunkStart + data.length);
       if (to <= from) return;
-      if (from - offset > filled) out.fill(0, filled, from - offset);
-      out.set(data.subarray(from - chunkStart, to - chunkStart), from - offset);
+      if (from - offset > filled) target.fill(0, filled, from - offset);
+      target.set(data.subarray(from - chunkStart, to - chunkStart), from - offset);
       filled = to - offset;
     };
     if (first === 0) {
       const head = this.getChunk(id, 0);
       if (head) place(0, head);
     }
-    for (const row of this.q.chunkRange.iterate(id, Math.max(1, first), last) as Iterable<{ idx: number; data: Uint8Array }>) {
-      place(row.idx, row.data);
+    if (last >= 1) {
+      for (const row of this.q.chunkRange.iterate(id, Math.max(1, first), last) as Iterable<{ idx: number; data: Uint8Array }>) {
+        place(row.idx, row.data);
+      }
     }
-    if (filled < out.length) out.fill(0, filled);
-    return out;
+    if (filled < n) target.fill(0, filled, n);
+    return n;
   }
 
   /** Writes bytes at `at` into the chunks they cover; the caller holds the transaction. */
