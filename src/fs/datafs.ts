@@ -290,7 +290,7 @@ class DataHandle implements Handle {
     if (length <= 0) return EMPTY;
     const ahead = this.takeAhead(offset, length);
     // The read-ahead buffer is reused: a caller gets its own copy.
-    const data = ahead ? Uint8Array.prototype.slice.call(ahead) : this.fs.readAt(this.id, offset, length);
+    const data = ahead ? ahead.slice() : this.fs.readAt(this.id, offset, length);
     this.afterRead(offset, length, data.length);
     return data;
   }

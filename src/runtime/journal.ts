@@ -36,6 +36,8 @@ export interface JournalOptions {
   ttlMs?: number;
   /** Expired entries are swept after this many writes (default 256), besides sweep(). */
   sweepEvery?: number;
+  /** And every this many ms while the database is open (default one minute; 0: never). */
+  sweepIntervalMs?: number;
 }
 
 interface Row {
@@ -52,7 +54,6 @@ export class IdempotencyJournal {
   private writes = 0;
   private readonly q;
   private readonly inTx: <T>(fn: () => T) => T;
-  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly storage: Storage,
@@ -73,6 +74,7 @@ export class IdempotencyJournal {
       sweep: db.prepare('DELETE FROM idempotency_journal WHERE expires_at <= ?'),
       count: db.prepare('SELECT count(*) FROM idempotency_journal WHERE expires_at > ?').pluck(),
     };
+    storage.every(options.sweepIntervalMs ?? 60_000, () => this.sweep());
   }
 
   private checkKey(key: string): void {
@@ -150,24 +152,6 @@ export class IdempotencyJournal {
   /** Live entries. */
   size(): number {
     return this.q.count.get(this.now()) as number;
-  }
-
-  /** Sweeps every `intervalMs` until stop() (the timer does not keep the process alive). */
-  start(intervalMs = 60_000): void {
-    this.stop();
-    this.timer = setInterval(() => {
-      try {
-        this.sweep();
-      } catch {
-        // The database was closed under us; the next start() will sweep.
-      }
-    }, intervalMs);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
   }
 
   private afterWrite(): void {

@@ -92,6 +92,20 @@ describe('IdempotencyJournal', () => {
     expect(rows()).toBe(7);
   });
 
+  it('expired entries are swept on a timer with no write at all, and the timer ends with the database', async () => {
+    const c = clock();
+    const storage = openStorage();
+    const j = new IdempotencyJournal(storage, { now: c.now, sweepIntervalMs: 20 });
+    j.put('old', 'x', 100);
+    c.t += 200;
+    const rows = () => storage.db.prepare('SELECT count(*) FROM idempotency_journal').pluck().get() as number;
+    const deadline = Date.now() + 5000;
+    while (rows() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(rows()).toBe(0);
+    storage.close();
+    await new Promise((r) => setTimeout(r, 60)); // a sweep after close would throw in the timer
+  });
+
   it('entries survive a restart', () => {
     const dir = tempDir();
     const s1 = Storage.open(dir);

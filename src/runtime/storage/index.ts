@@ -28,7 +28,7 @@ export class Storage {
   readonly dataFiles: SqliteDataFileStore;
   private readonly treeEvents = new Map<string, { scope: string; prefix: string }>();
   private closed = false;
-  private retentionTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly timers = new Set<ReturnType<typeof setInterval>>();
   /** One transaction function, made once: better-sqlite3 builds a new wrapper per db.transaction() call. */
   private readonly runTx: (fn: () => unknown) => unknown;
 
@@ -43,20 +43,23 @@ export class Storage {
     this.events = new EventLog(this.eventStore);
     this.dataFiles = new SqliteDataFileStore(db, this.events, (tree) => this.treeEvents.get(tree), options.chunkSize);
     this.dataFiles.collectGarbage();
-    this.startRetention(options.retentionSweepMs ?? 10 * 60_000);
+    // Appends prune a busy scope as they go; this bounds every scope, quiet ones included (an agent that
+    // logs little, across restarts), and applies the age limit when nothing is written.
+    this.eventStore.prune();
+    this.every(options.retentionSweepMs ?? 10 * 60_000, () => this.eventStore.prune());
   }
 
   /**
-   * Appends prune a busy scope as they go; this bounds every scope, quiet ones included (an agent that
-   * logs little, across restarts), and applies the age limit when nothing is written.
+   * Upkeep of the stores on this database (retention, expired journal entries): `task` runs every
+   * `intervalMs` (0: never) until the database closes; the timer does not keep the process alive.
    */
-  private startRetention(intervalMs: number): void {
-    this.eventStore.prune();
-    if (intervalMs <= 0) return;
-    this.retentionTimer = setInterval(() => {
-      if (!this.closed) this.eventStore.prune();
+  every(intervalMs: number, task: () => void): void {
+    if (intervalMs <= 0 || this.closed) return;
+    const timer = setInterval(() => {
+      if (!this.closed) task();
     }, intervalMs);
-    this.retentionTimer.unref();
+    timer.unref();
+    this.timers.add(timer);
   }
 
   /** Opens (creating if needed) the database in directory `home`, or at `file` if it ends in .db. */
@@ -87,7 +90,8 @@ export class Storage {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.retentionTimer);
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers.clear();
     this.db.close();
   }
 }

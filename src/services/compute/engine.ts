@@ -107,7 +107,6 @@ export class ComputeEngine {
   private readonly channels = new Map<string, EventChannel>();
   private readonly idle = new Set<() => void>();
   private finishedSincePrune = 0;
-  private ownJournal = false;
   private closed = false;
   private readonly commits: GroupCommit;
   private readonly capsApplied = new Map<string, ComputePolicy>();
@@ -116,13 +115,7 @@ export class ComputeEngine {
   constructor(options: ComputeEngineOptions) {
     this.storage = options.storage;
     this.ledger = options.ledger ?? new BudgetLedger(options.storage);
-    if (options.journal) {
-      this.journal = options.journal;
-    } else {
-      this.journal = new IdempotencyJournal(options.storage);
-      this.ownJournal = true;
-      this.journal.start();
-    }
+    this.journal = options.journal ?? new IdempotencyJournal(options.storage);
     this.providers = options.providers;
     this.policies = options.policies ?? new PolicyStore(options.storage, options.policy);
     this.jobs = new JobStore(options.storage);
@@ -642,6 +635,5 @@ export class ComputeEngine {
       r.controller.abort(new FsError('EIO', `/jobs/${id}`, 'server shutting down'));
     }
     await Promise.all([...this.running.values()].map((r) => r.done));
-    if (this.ownJournal) this.journal.stop();
   }
 }

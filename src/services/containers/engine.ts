@@ -234,16 +234,12 @@ export class ContainerEngine {
   private starting: Promise<RecoveryReport> | undefined;
   private orphanSweepPending = false;
   private finishedSincePrune = 0;
-  /** The journal was made here, so its minute sweep is started and stopped here too. */
-  private readonly ownJournal: boolean;
   private closed = false;
 
   constructor(options: ContainerEngineOptions) {
     this.storage = options.storage;
     this.ledger = options.ledger ?? new BudgetLedger(options.storage);
-    this.ownJournal = !options.journal;
     this.journal = options.journal ?? new IdempotencyJournal(options.storage);
-    if (this.ownJournal) this.journal.start();
     this.policies = new PolicyStore(options.storage, options.policy);
     this.sessions = new SessionStore(options.storage);
     this.providerList = options.providers ?? [new DockerProvider()];
@@ -1415,6 +1411,5 @@ export class ContainerEngine {
     }
     await Promise.allSettled(ending);
     await Promise.allSettled([...this.background]);
-    if (this.ownJournal) this.journal.stop();
   }
 }
