@@ -1,0 +1,88 @@
+/**
+ * Upgrades keep data: the data directory written by release v0.1.0 (test/fixtures/home-v0.1.0, made by
+ * test/fixtures/make-release-home.sh at that release) opens with this code, migrations and all, and
+ * every kind of data it held is there, read the way a user reads it: over HTTP from `agentctl serve`.
+ */
+import { cpSync, chmodSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanup, tempDir } from '../helpers.js';
+import { ensureBuilt, ROOT, startServe, type ServeProcess } from '../cli/helpers.js';
+
+const FIXTURE = join(ROOT, 'test', 'fixtures', 'home-v0.1.0');
+
+let server: ServeProcess;
+let get: (path: string, token?: string) => Promise<{ status: number; body: string }>;
+
+beforeAll(async () => {
+  await ensureBuilt();
+  const home = tempDir('agent9-upgrade-');
+  cpSync(FIXTURE, home, { recursive: true });
+  chmodSync(join(home, 'server.key'), 0o600);
+  chmodSync(join(home, 'admin.token'), 0o600);
+  server = await startServe(home);
+  get = async (path, token = server.token) => {
+    const res = await fetch(server.url + path, { headers: { authorization: `Bearer ${token}` } });
+    return { status: res.status, body: await res.text() };
+  };
+}, 120_000);
+
+afterAll(async () => {
+  await server?.stop();
+  cleanup();
+});
+
+describe('a v0.1.0 data directory', () => {
+  it('keeps its agents, their states and counters', async () => {
+    const agents = JSON.parse((await get('/agents')).body) as { id: string; state: string; tick_count: number }[];
+    const byId = Object.fromEntries(agents.map((a) => [a.id, a]));
+    expect(Object.keys(byId).sort()).toEqual(['alice', 'bob', 'carol', 'dave']);
+    expect(byId['bob']!.state).toBe('dormant');
+    expect(byId['dave']!.state).toBe('terminated');
+    expect(byId['alice']!.tick_count).toBeGreaterThan(0);
+  });
+
+  it('keeps memory files (text and binary, nested) and goals', async () => {
+    expect((await get('/agents/alice/memory/notes.md')).body).toBe('# notes of alice\n');
+    const blob = await fetch(server.url + '/agents/alice/memory/dir/sub/blob.bin', { headers: { authorization: `Bearer ${server.token}` } });
+    expect(Buffer.from(await blob.arrayBuffer())).toEqual(Buffer.from('binary\0data'));
+    expect(JSON.parse((await get('/agents/alice/goals/g1.json')).body)).toMatchObject({ description: 'ship v0.1.0', priority: 5 });
+  });
+
+  it('keeps queues: the inbox, the deadletter, the outbox', async () => {
+    const inbox = JSON.parse((await get('/agents/dave/inbox')).body) as { payload: { text: string } }[];
+    expect(inbox.map((e) => e.payload.text)).toEqual(['queued while stopped']);
+    const dead = JSON.parse((await get('/agents/carol/deadletter/')).body) as { name: string }[];
+    expect(dead.filter((d) => d.name.endsWith('.json'))).toHaveLength(1);
+    const out = JSON.parse((await get('/agents/alice/outbox/')).body) as { name: string }[];
+    expect(out).toHaveLength(1);
+  });
+
+  it('keeps program state and kv, budgets and policies', async () => {
+    const bob = JSON.parse((await get('/agents/bob/export')).body) as { state?: unknown; kv?: unknown };
+    expect(JSON.stringify(bob)).toContain('"n":1');
+    expect(JSON.parse((await get('/agents/alice/budget')).body)).toMatchObject({ day: { limit: 5000000, spent: 16 } });
+    expect(JSON.parse((await get('/agents/alice/compute/policy')).body)).toMatchObject({ prefer: 'cost' });
+    expect(JSON.parse((await get('/agents/alice/inbox.policy')).body)).toMatchObject({ max_depth: 50, overflow: 'deadletter' });
+  });
+
+  it('keeps model jobs and their results', async () => {
+    const jobs = JSON.parse((await get('/agents/alice/compute/jobs/')).body) as { name: string }[];
+    expect(jobs).toHaveLength(1);
+    const result = JSON.parse((await get(`/agents/alice/compute/jobs/${jobs[0]!.name}/result`)).body) as { content?: string };
+    expect(JSON.stringify(result)).toContain('a job kept from v0.1.0');
+  });
+
+  it('keeps tokens: the old agent token still works and still sees only its agent', async () => {
+    const token = readFileSync(join(FIXTURE, 'alice.token'), 'utf8').trim();
+    expect((await get('/memory/notes.md', token)).body).toBe('# notes of alice\n');
+    expect((await get('/agents/bob/status', token)).status).toBe(404);
+  });
+
+  it('keeps each agent identity (the key opens with the kept server key)', async () => {
+    const pub = (await get('/agents/alice/identity/pubkey')).body.trim();
+    expect(pub).toMatch(/^[0-9a-f]{64}$/);
+    const res = await fetch(server.url + '/agents/alice/identity/sign', { method: 'POST', body: 'm', headers: { authorization: `Bearer ${server.token}` } });
+    expect(res.status).toBe(200);
+  });
+});
