@@ -21,7 +21,7 @@ function alreadyNormal(input: string): boolean {
   let start = 1;
   for (let i = 1; i <= n; i++) {
     const ch = i === n ? 47 : input.charCodeAt(i);
-    if (ch === 0) return false;
+    if (ch < 32 || ch === 127) return false;
     if (ch !== 47) continue;
     const len = i - start;
     if (len === 0 || len > MAX_NAME_BYTES / 4) return false;
@@ -31,16 +31,39 @@ function alreadyNormal(input: string): boolean {
   return true;
 }
 
+/** C0 control characters and DEL: a newline in a name would break every line-based listing. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+/** The path as a message can show it: control characters as \n, \t, \x01... */
+export function printablePath(input: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  return input.replace(/[\x00-\x1f\x7f]/g, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\t') return '\\t';
+    if (c === '\r') return '\\r';
+    if (c === '\0') return '\\0';
+    return '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0');
+  });
+}
+
+function controlCharacterError(input: string): FsError {
+  const c = CONTROL.exec(input)![0];
+  const what = c === '\0' ? 'a NUL byte' : `a control character (U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')})`;
+  return new FsError('EINVAL', printablePath(input), `path contains ${what}`);
+}
+
 /**
  * Normalises an absolute path: collapses `//`, drops a trailing `/`.
- * Rejects NUL, `.`/`..` segments and relative paths (EINVAL), and over-long names or paths (ENAMETOOLONG).
+ * Rejects NUL and other control characters, `.`/`..` segments and relative paths (EINVAL), and
+ * over-long names or paths (ENAMETOOLONG).
  */
 export function normalizePath(input: string): string {
   if (typeof input === 'string' && alreadyNormal(input)) return input;
   if (typeof input !== 'string' || !input.startsWith('/')) {
-    throw new FsError('EINVAL', String(input), 'path must be absolute (start with /)');
+    throw new FsError('EINVAL', printablePath(String(input)), 'path must be absolute (start with /)');
   }
-  if (input.includes('\0')) throw new FsError('EINVAL', input.replace(/\0/g, '\\0'), 'path contains a NUL byte');
+  if (CONTROL.test(input)) throw controlCharacterError(input);
   if (input.length > MAX_PATH_BYTES / 4 && byteLength(input) > MAX_PATH_BYTES) {
     throw new FsError('ENAMETOOLONG', input.slice(0, 64) + '...', `path longer than ${MAX_PATH_BYTES} bytes`);
   }
@@ -92,8 +115,8 @@ export function relativeTo(path: string, prefix: string): string {
 
 /** Validates a single name (a directory entry, an id in a path). */
 export function validateName(name: string, where: string): string {
-  if (!name || name.includes('/') || name === '.' || name === '..' || name.includes('\0')) {
-    throw new FsError('EINVAL', where, `invalid name '${name.replace(/\0/g, '\\0')}'`);
+  if (!name || name.includes('/') || name === '.' || name === '..' || CONTROL.test(name)) {
+    throw new FsError('EINVAL', printablePath(where), `invalid name '${printablePath(name)}'`);
   }
   if (name.length > MAX_NAME_BYTES / 4 && byteLength(name) > MAX_NAME_BYTES) throw new FsError('ENAMETOOLONG', where, `name longer than ${MAX_NAME_BYTES} bytes`);
   return name;

@@ -53,6 +53,14 @@ describe('file verbs', () => {
     expect(json.version).toBeGreaterThan(1);
   });
 
+  it('a name with a control character is EINVAL (exit 7), naming the path printably', async () => {
+    const r = await run(['write', '/data/bad\nname', 'x']);
+    expect(r.code).toBe(7);
+    expect(r.stderr).toContain('EINVAL');
+    expect(r.stderr).toContain('/data/bad\\nname');
+    expect((await run(['ls', '-1', '/data'])).stdout).not.toContain('bad');
+  });
+
   it('write --if-match and --create-only refuse a stale or existing file with ESTALE', async () => {
     await run(['write', '/data/guard'], { input: 'a' });
     const stale = await run(['write', '--if-match', '7', '/data/guard'], { input: 'b' });

@@ -84,6 +84,16 @@ export function conformance(name: string, make: () => Promise<{ t: Transport; fe
       expect(await code(t.write('/data/' + 'n'.repeat(300), 'x'))).toBe('ENAMETOOLONG');
     });
 
+    it('names with control characters (newline, U+0001, DEL, tab) are EINVAL and create nothing', async () => {
+      await fresh();
+      for (const bad of ['a\nb', 'x\u0001', 'del\u007f', 'tab\there']) {
+        expect(await code(t.write('/data/' + bad, 'x')), JSON.stringify(bad)).toBe('EINVAL');
+        expect(await code(t.mkdir('/data/' + bad)), JSON.stringify(bad)).toBe('EINVAL');
+        expect(await code(t.read('/data/' + bad)), JSON.stringify(bad)).toBe('EINVAL');
+      }
+      expect(await t.list('/data')).toEqual([]);
+    });
+
     it('access levels: read-only and disabled mounts refuse, budgeted mounts charge', async () => {
       await fresh();
       expect(await code(t.write('/ro/x', 'x'))).toBe('EACCES');

@@ -23,7 +23,7 @@ describe('paths', () => {
   });
 
   it('the fast path for normal paths rejects what the full check rejects', () => {
-    for (const bad of ['/.', '/..', '/a/.', '/a/..', '/./a', '/../a', '/a\0', '', 'a', '/a/' + '\0']) {
+    for (const bad of ['/.', '/..', '/a/.', '/a/..', '/./a', '/../a', '/a\0', '', 'a', '/a/' + '\0', '/a\nb', '/x\u0001', '/d\u007f', '/\t']) {
       expect(codeOf(() => normalizePath(bad)), JSON.stringify(bad)).toBe('EINVAL');
     }
     expect(codeOf(() => normalizePath('/' + 'x'.repeat(64) + 'é'.repeat(100)))).toBe('ENAMETOOLONG');
