@@ -4,6 +4,7 @@
  * transaction of the change they describe.
  */
 import type { EventLog } from '../fs/events.js';
+import { redactSecrets } from './redact.js';
 
 export const TRACE_PATH = '/logs/trace';
 
@@ -13,11 +14,16 @@ export interface TraceData {
   [field: string]: unknown;
 }
 
+/** Stores one trace event in the agent's scope, with its secrets redacted (redact.ts): every trace goes through here. */
+export function emitTrace(events: EventLog, agentId: string, data: TraceData): void {
+  events.emit(agentId, TRACE_PATH, 'data', { data: redactSecrets(data) });
+}
+
 export class Tracer {
   constructor(private readonly events: EventLog) {}
 
   emit(agentId: string, data: TraceData): void {
-    this.events.emit(agentId, TRACE_PATH, 'data', { data });
+    emitTrace(this.events, agentId, data);
   }
 
   /** Ends every reader of the agent's trace stream (the agent is being deleted). */

@@ -18,6 +18,7 @@ import { costOf } from './pricing.js';
 import { ProviderRegistry } from './providers/index.js';
 import { parseJsonObject, parseRequestValue } from './request.js';
 import type { ComputeChunk, ComputeProvider, ComputeRequest, ComputeResponse, JobStatus, Pricing, ProviderResult } from './types.js';
+import { emitTrace } from '../../runtime/trace.js';
 
 export const COMPUTE_SERVICE = 'compute';
 export const DEFAULT_JOB_RETENTION_MS = 7 * 24 * 3600 * 1000;
@@ -35,7 +36,7 @@ export type TraceSink = (agentId: string, event: TraceEvent) => void;
 /** The default sink: a data event at /logs/trace in the agent's scope (what the logs service streams). */
 export function eventLogTrace(storage: Storage): TraceSink {
   return (agentId, event) => {
-    storage.events.emit(agentId, '/logs/trace', 'data', { data: { ...event, source: COMPUTE_SERVICE, agent_id: agentId, at: Date.now() } });
+    emitTrace(storage.events, agentId, { ...event, source: COMPUTE_SERVICE, agent_id: agentId, at: Date.now() });
   };
 }
 

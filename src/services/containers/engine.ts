@@ -16,7 +16,7 @@ import type { EventChannel } from '../../fs/events.js';
 import { BudgetLedger, type BudgetScope } from '../../runtime/budgets.js';
 import { IdempotencyJournal } from '../../runtime/journal.js';
 import type { Storage } from '../../runtime/storage/index.js';
-import { TRACE_PATH } from '../../runtime/trace.js';
+import { emitTrace } from '../../runtime/trace.js';
 import { createHash } from 'node:crypto';
 import { PolicyStore, imageRefusal, type ContainerPolicy, type PolicyInput } from './policy.js';
 import { DockerProvider, normalizeImage } from './providers/docker.js';
@@ -57,7 +57,7 @@ export type TraceSink = (agentId: string, event: TraceEvent) => void;
 /** The default sink: a data event at /logs/trace in the agent's scope (what the logs service streams). */
 export function eventLogTrace(storage: Storage): TraceSink {
   return (agentId, event) => {
-    storage.events.emit(agentId, TRACE_PATH, 'data', { data: { ...event, source: CONTAINERS_SERVICE, agent_id: agentId, at: Date.now() } });
+    emitTrace(storage.events, agentId, { ...event, source: CONTAINERS_SERVICE, agent_id: agentId, at: Date.now() });
   };
 }
 
