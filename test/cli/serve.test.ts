@@ -2,12 +2,13 @@
  * `agentctl serve --demo` in a child process with the real runtime, driven by agentctl subprocesses
  * and plain HTTP: agent verbs, logs, agent-scoped tokens, the compatibility routes, shutdown.
  */
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_TABLE } from '../../src/fs/errors.js';
 import { cleanup, tempDir } from '../helpers.js';
-import { agentctl, agentctlBackground, ensureBuilt, startServe, type RunOptions, type ServeProcess } from './helpers.js';
+import { AGENTCTL, agentctl, agentctlBackground, ensureBuilt, startServe, type RunOptions, type ServeProcess } from './helpers.js';
 
 let server: ServeProcess;
 let env: Record<string, string>;
@@ -57,7 +58,7 @@ describe('serve', () => {
   it('a second server on the same data directory is refused; a remote address needs --allow-remote', async () => {
     const second = await run(['serve', '--port', '0']);
     expect(second.code).toBe(ERROR_TABLE.EBUSY.exit);
-    expect(second.stderr).toContain(`another agent9 server (pid ${server.pid})`);
+    expect(second.stderr).toContain(`another agent9 server is serving ${server.home} (pid ${server.pid} at ${server.url})`);
     const remote = await agentctl(['serve', '--host', '0.0.0.0', '--port', '0'], { env: { AGENT9_HOME: tempDir() } });
     expect(remote.code).toBe(ERROR_TABLE.EPERM.exit);
     expect(remote.stderr).toContain('--allow-remote');
@@ -65,6 +66,38 @@ describe('serve', () => {
     const allowed = await startServe(home, ['--host', '0.0.0.0', '--allow-remote']);
     expect(allowed.stderr()).toContain('warning: listening on 0.0.0.0');
     expect(await allowed.stop('SIGTERM')).toBe(0);
+  });
+});
+
+describe('restart right after a crash', () => {
+  it('a server killed with SIGKILL, still a zombie, is replaced at once; a live one is still refused', async () => {
+    const home = tempDir('agent9-zombie-');
+    // The shell starts the server, then becomes `sleep`, which never reaps it: after SIGKILL the
+    // server stays a zombie, as under a supervisor that has not yet called wait().
+    const parent = spawn('sh', ['-c', `"${process.execPath}" "${AGENTCTL}" serve --port 0 --log-level warn >/dev/null 2>&1 & echo $!; exec sleep 600`], {
+      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', AGENT9_HOME: home },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    try {
+      const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()))));
+      await until(async () => (existsSync(join(home, 'server.json')) ? true : undefined), 30_000);
+      const refused = await run(['serve', '--port', '0'], { env: { AGENT9_HOME: home } });
+      expect(refused.code).toBe(ERROR_TABLE.EBUSY.exit);
+      process.kill(pid, 'SIGKILL');
+      await until(async () => (readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z' ? true : undefined));
+      const restarted = await startServe(home);
+      expect(restarted.pid).not.toBe(pid);
+      expect(await restarted.stop('SIGTERM')).toBe(0);
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  });
+
+  it('a server.json naming a live process that is not a server (a reused pid) does not stop a start', async () => {
+    const home = tempDir('agent9-reused-');
+    writeFileSync(join(home, 'server.json'), JSON.stringify({ url: 'http://127.0.0.1:1', pid: process.pid, started_at: 0 }));
+    const s = await startServe(home);
+    expect(await s.stop('SIGTERM')).toBe(0);
   });
 });
 

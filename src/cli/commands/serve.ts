@@ -5,12 +5,13 @@
  * it unmounts, stops taking requests, lets those in flight finish, ends watches cleanly, and closes the
  * database.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { FsError } from '../../fs/errors.js';
 import { DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE } from '../../http/defaults.js';
 import { agent9Home } from '../../runtime/config.js';
+import { HomeLock } from '../../runtime/storage/home-lock.js';
 import { action, usage } from '../context.js';
 import { addFuseOptions, fuseOptionsOf, type FuseCliOptions } from './mount.js';
 
@@ -27,21 +28,14 @@ interface ServeOptions extends FuseCliOptions {
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-/** EBUSY when a live server already serves this data directory (two would fight over one database). */
-function refuseSecondServer(home: string): void {
-  let other: { pid?: unknown; url?: unknown };
+/** Who serves `home`, from the server.json it wrote (for the EBUSY message only: the lock decides). */
+function describeServer(home: string): string | undefined {
   try {
-    other = JSON.parse(readFileSync(join(home, SERVER_FILE), 'utf8')) as { pid?: unknown; url?: unknown };
+    const other = JSON.parse(readFileSync(join(home, SERVER_FILE), 'utf8')) as { pid?: unknown; url?: unknown };
+    return `pid ${String(other.pid)} at ${String(other.url)}`;
   } catch {
-    return;
+    return undefined;
   }
-  if (typeof other.pid !== 'number' || other.pid === process.pid) return;
-  try {
-    process.kill(other.pid, 0);
-  } catch {
-    return; // gone: a stale file from a crash
-  }
-  throw new FsError('EBUSY', '/', `another agent9 server (pid ${other.pid}) is serving ${home} at ${String(other.url)}`);
 }
 
 async function serve(opts: ServeOptions): Promise<void> {
@@ -64,7 +58,8 @@ async function serve(opts: ServeOptions): Promise<void> {
   if (!isLoopback(opts.host)) {
     process.stderr.write(`agentctl: warning: listening on ${opts.host}: other machines can reach this server; every request still needs a token\n`);
   }
-  refuseSecondServer(home);
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  const lock = HomeLock.acquire(home, () => describeServer(home));
 
   const logger = pino({ level, base: { pid: process.pid } });
   // Exec programs get AGENT9_URL and an agent-scoped token; a tick that starts before the server
@@ -152,6 +147,7 @@ async function serve(opts: ServeOptions): Promise<void> {
         await server.close();
         issued.revokeAll();
         await a9.close();
+        lock.release();
         logger.info('stopped');
         process.exit(0);
       } catch (err) {
