@@ -399,14 +399,15 @@ describe('/containers: requests, policy and control', () => {
     await writeAll(rig.ns, `/containers/sessions/${sid}/ctl`, 'kill', admin);
   });
 
-  it('lists names with spaces, newlines and non-ASCII exactly, and keeps dangling links', async () => {
+  it('lists names with spaces, newlines and non-ASCII exactly (a newline name cannot be opened by path), and keeps dangling links', async () => {
     const sid = await interactive();
     await execWait(sid, 'touch "a b" "ü.txt" "$(printf "new\\nline")" .hidden; mkdir d; ln -s nowhere dangling');
     const entries = await rig.ns.readdir(`/containers/sessions/${sid}/files`, admin);
     expect(entries.map((e) => e.name)).toEqual(['.hidden', 'a b', 'd', 'dangling', 'new\nline', 'ü.txt']);
     expect(entries.find((e) => e.name === 'd')?.stat.type).toBe('dir');
-    await writeAll(rig.ns, `/containers/sessions/${sid}/files/new\nline`, 'x', admin);
-    expect((await execWait(sid, 'cat "$(printf "new\\nline")"'))['stdout']).toBe('x');
+    // A name with a control character is listed as it is, but no path may carry one (CONTRACT section 1).
+    await expect(writeAll(rig.ns, `/containers/sessions/${sid}/files/new\nline`, 'x', admin)).rejects.toMatchObject({ code: 'EINVAL' });
+    expect((await execWait(sid, 'cat "$(printf "new\\nline")"'))['stdout']).toBe('');
     await writeAll(rig.ns, `/containers/sessions/${sid}/ctl`, 'kill', admin);
   });
 
