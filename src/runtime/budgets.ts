@@ -8,8 +8,10 @@
  * Arithmetic (see CONTRACT.md, "Budgets"):
  * - usage(window) = reserved + spent within the window; remaining = max(0, limit − reserved − spent).
  * - reserve(a) fails with EDQUOT when a > remaining at any limited level (tick or day); nothing changes.
- * - reconcile(r, actual): r's amount leaves `reserved`, `actual` enters `spent`. An actual above the
- *   reservation is charged in full (the money was spent) and reported as an overrun.
+ * - reconcile(r, actual): r's amount leaves `reserved`, min(actual, amount) enters `spent`. A
+ *   reservation is a hard cap: an actual above it is reported as an overrun (for the service to record
+ *   as its provider's) but never charged, so settling moves at most what was reserved into `spent` and
+ *   no level can end up with `spent > limit` (the limit bounded reserved + spent when it was reserved).
  * - release(r): r's amount leaves `reserved`; nothing is spent.
  * - A reservation counts in the tick it was made in and in the day window from the minute it was made:
  *   settling it later changes those same windows, never the current ones.
@@ -43,6 +45,13 @@ export const budgetMigrations: Migration[] = [
         state TEXT NOT NULL DEFAULT 'open', actual INTEGER, settled_at INTEGER);
       CREATE INDEX budget_reservations_open ON budget_reservations (agent_id) WHERE state = 'open';
       CREATE INDEX budget_reservations_settled ON budget_reservations (settled_at) WHERE state <> 'open';`,
+  },
+  {
+    // A reservation is a hard cap: `actual` is what was charged (at most `amount`), `overrun` what the
+    // work cost beyond it (reported, never charged).
+    version: 47,
+    name: 'budget reservation overruns',
+    up: 'ALTER TABLE budget_reservations ADD COLUMN overrun INTEGER NOT NULL DEFAULT 0;',
   },
 ];
 
@@ -99,7 +108,7 @@ export interface Settlement {
   charged: number;
   /** Reserved but not spent. */
   refunded: number;
-  /** How much the actual cost passed the reservation (charged anyway). */
+  /** How much the actual cost passed the reservation (not charged: a reservation is a hard cap). */
   overrun: number;
   /** False when the reservation had already been settled: nothing changed this time. */
   changed: boolean;
@@ -185,6 +194,7 @@ interface ReservationRow {
   minute: number;
   state: 'open' | 'reconciled' | 'released';
   actual: number | null;
+  overrun: number;
 }
 
 export class BudgetLedger {
@@ -228,7 +238,7 @@ export class BudgetLedger {
       insertReservation: db.prepare(`INSERT INTO budget_reservations (agent_id, levels, amount, reason, created_at, tick, minute)
         VALUES (?, ?, ?, ?, ?, ?, ?)`),
       reservation: db.prepare('SELECT * FROM budget_reservations WHERE id = ?'),
-      settle: db.prepare("UPDATE budget_reservations SET state = ?, actual = ?, settled_at = ? WHERE id = ? AND state = 'open'"),
+      settle: db.prepare("UPDATE budget_reservations SET state = ?, actual = ?, overrun = ?, settled_at = ? WHERE id = ? AND state = 'open'"),
       open: db.prepare("SELECT * FROM budget_reservations WHERE agent_id = ? AND state = 'open' ORDER BY id"),
       allOpen: db.prepare("SELECT * FROM budget_reservations WHERE state = 'open' ORDER BY id"),
       pruneSettled: db.prepare("DELETE FROM budget_reservations WHERE state <> 'open' AND settled_at < ?"),
@@ -377,16 +387,13 @@ export class BudgetLedger {
       if (row.state !== 'open') {
         // Settling twice (a cancel racing a completion, a retry after a crash) changes nothing.
         const charged = row.actual ?? 0;
-        return {
-          state: row.state,
-          charged,
-          refunded: Math.max(0, row.amount - charged),
-          overrun: Math.max(0, charged - row.amount),
-          changed: false,
-        };
+        // (max: a reservation settled before charges were capped may have been charged past its amount)
+        return { state: row.state, charged, refunded: Math.max(0, row.amount - charged), overrun: row.overrun, changed: false };
       }
-      const spent = state === 'reconciled' ? actual : 0;
-      this.q.settle.run(state, spent, this.now(), id);
+      // The charge never passes the reservation: what leaves `reserved` bounds what enters `spent`.
+      const spent = state === 'reconciled' ? Math.min(actual, row.amount) : 0;
+      const overrun = state === 'reconciled' ? actual - spent : 0;
+      this.q.settle.run(state, spent, overrun, this.now(), id);
       for (const level of JSON.parse(row.levels) as string[]) {
         this.q.bump.run(row.agent_id, level, 'tick', row.tick, -row.amount, spent);
         this.q.bump.run(row.agent_id, level, 'day', row.minute, -row.amount, spent);
@@ -395,17 +402,11 @@ export class BudgetLedger {
         this.settledSincePrune = 0;
         this.prune();
       }
-      return {
-        state,
-        charged: spent,
-        refunded: Math.max(0, row.amount - spent),
-        overrun: Math.max(0, spent - row.amount),
-        changed: true,
-      };
+      return { state, charged: spent, refunded: row.amount - spent, overrun, changed: true };
     });
   }
 
-  /** Settles a reservation at its actual cost: the rest is refunded; an overrun is charged and reported. */
+  /** Settles a reservation at its actual cost, at most the reservation: the rest is refunded; an overrun is reported, not charged. */
   reconcile(reservation: Reservation | number, actual: number): Settlement {
     checkAmount(actual, 'actual cost', '/budget');
     return this.settle(reservation, 'reconciled', actual);
@@ -422,7 +423,7 @@ export class BudgetLedger {
   }
 
   /** A reservation by id (open or settled, while kept). */
-  get(id: number): (Reservation & { state: 'open' | 'reconciled' | 'released'; actual: number | null }) | undefined {
+  get(id: number): (Reservation & { state: 'open' | 'reconciled' | 'released'; actual: number | null; overrun: number }) | undefined {
     const row = this.q.reservation.get(id) as ReservationRow | undefined;
     return row ? toReservation(row) : undefined;
   }
@@ -449,7 +450,7 @@ export class BudgetLedger {
   }
 }
 
-function toReservation(row: ReservationRow): Reservation & { state: ReservationRow['state']; actual: number | null } {
+function toReservation(row: ReservationRow): Reservation & { state: ReservationRow['state']; actual: number | null; overrun: number } {
   return {
     id: row.id,
     agentId: row.agent_id,
@@ -460,6 +461,7 @@ function toReservation(row: ReservationRow): Reservation & { state: ReservationR
     tick: row.tick,
     state: row.state,
     actual: row.actual,
+    overrun: row.overrun,
   };
 }
 

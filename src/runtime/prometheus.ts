@@ -88,3 +88,47 @@ export function registerRuntimeMetrics(registry: Registry, rt: RuntimeFigures): 
   gaugeOf(registry, 'agent9_inbox_queue_depth_max', 'The deepest inbox', () => row()['deepest']!);
   gaugeOf(registry, 'agent9_deadletter_envelopes', 'Envelopes in deadletters, all agents', () => row()['dead']!);
 }
+
+/** What /compute exposes to the metrics: providers' overruns (summed over agents) and token ratios. */
+export interface ComputeFigures {
+  overrunTotals(): { provider: string; model: string; jobs: number; micro_usd: number }[];
+  allRatios(): { provider: string; model: string; ratio: number }[];
+}
+
+/**
+ * Per provider and model: jobs whose provider-reported cost passed their reservation, by how much (never
+ * charged), and the observed ratio of the provider's tokens to our estimate that later reservations use.
+ */
+export function registerComputeMetrics(registry: Registry, compute: ComputeFigures): void {
+  const labelNames = ['provider', 'model'];
+  new Counter({
+    name: 'agent9_compute_overrun_jobs_total',
+    help: 'Compute jobs whose provider-reported cost passed their reservation (stored totals, all agents)',
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const o of compute.overrunTotals()) this.inc({ provider: o.provider, model: o.model }, o.jobs);
+    },
+  });
+  new Counter({
+    name: 'agent9_compute_overrun_micro_usd_total',
+    help: 'What providers counted beyond the reservations of their jobs, micro-USD (not charged)',
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const o of compute.overrunTotals()) this.inc({ provider: o.provider, model: o.model }, o.micro_usd);
+    },
+  });
+  new Gauge({
+    name: 'agent9_compute_token_ratio',
+    help: "A provider's tokens per estimated token (one per 4 bytes), as later reservations count them",
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of compute.allRatios()) this.set({ provider: r.provider, model: r.model }, r.ratio);
+    },
+  });
+}

@@ -38,7 +38,7 @@ describe('/compute in Agent9', () => {
     a9.budgets.setLimits('bob', { tick: 30 });
     const slow = '{"model":"echo","prompt":"x y","max_cost":30,"options":{"chunk_delay_ms":300}}';
     await f.call('/agents/bob/compute/new', slow);
-    await expectCode(f.call('/agents/bob/compute/new', '{"model":"echo","prompt":"x","max_cost":1}'), 'EDQUOT', 'agent tick window has 0');
+    await expectCode(f.call('/agents/bob/compute/new', '{"model":"echo","prompt":"x","max_cost":6}'), 'EDQUOT', 'agent tick window has 0');
     await f.append('/agents/bob/ctl', 'tick');
     // The job of the last tick still holds its reservation there; this tick has its whole limit.
     expect((await f.json<{ tick: Window }>('/agents/bob/compute/usage')).tick).toEqual({ limit: 30, reserved: 0, spent: 0, remaining: 30 });

@@ -14,16 +14,17 @@ describe('/budget', () => {
       day: { limit: null, reserved: 0, spent: 0, remaining: null },
       scopes: {},
     });
-    await f.write('/agents/bob/budget', JSON.stringify({ tick: 100, day: 1000, scopes: { 'org:acme': { day: 50 }, 'issue:7': { tick: 5 } } }));
-    await f.call('/agents/bob/compute/new', '{"model":"echo","prompt":"hi","max_cost":5,"budget_scope":{"org":"acme","issue":"7"},"options":{"chunk_delay_ms":300}}');
+    await f.write('/agents/bob/budget', JSON.stringify({ tick: 100, day: 1000, scopes: { 'org:acme': { day: 50 }, 'issue:7': { tick: 6 } } }));
+    // max_cost covers the input (5) and the one-token answer: since max_cost became a hard cap, less is EDQUOT.
+    await f.call('/agents/bob/compute/new', '{"model":"echo","prompt":"hi","max_cost":6,"budget_scope":{"org":"acme","issue":"7"},"options":{"chunk_delay_ms":300}}');
     const doc = await f.json<Record<string, unknown>>('/agents/bob/budget');
     expect(doc).toMatchObject({
-      tick: { limit: 100, reserved: 5, remaining: 95 },
-      day: { limit: 1000, reserved: 5, remaining: 995 },
-      scopes: { 'org:acme': { day: { limit: 50, reserved: 5, remaining: 45 } }, 'issue:7': { tick: { limit: 5, remaining: 0 } } },
+      tick: { limit: 100, reserved: 6, remaining: 94 },
+      day: { limit: 1000, reserved: 6, remaining: 994 },
+      scopes: { 'org:acme': { day: { limit: 50, reserved: 6, remaining: 44 } }, 'issue:7': { tick: { limit: 6, remaining: 0 } } },
     });
     expect(Object.keys(doc['scopes'] as object)).not.toContain('service:compute');
-    await expectCode(f.call('/agents/bob/compute/new', '{"model":"echo","prompt":"x","max_cost":1,"budget_scope":{"issue":"7"}}'), 'EDQUOT', 'issue:7 tick window');
+    await expectCode(f.call('/agents/bob/compute/new', '{"model":"echo","prompt":"x","max_cost":6,"budget_scope":{"issue":"7"}}'), 'EDQUOT', 'issue:7 tick window');
     // Write back what was read, with one change: the limits are the `limit` fields.
     (doc['tick'] as { limit: number }).limit = 200;
     delete (doc['scopes'] as Record<string, unknown>)['issue:7'];
@@ -31,7 +32,7 @@ describe('/budget', () => {
     const after = await f.json<{ tick: { limit: number }; scopes: Record<string, { tick: { limit: number | null } }> }>('/agents/bob/budget');
     expect(after.tick.limit).toBe(200);
     expect(after.scopes['issue:7']!.tick.limit).toBeNull();
-    await f.call('/agents/bob/compute/new', '{"model":"echo","prompt":"x","max_cost":1,"budget_scope":{"issue":"7"}}');
+    await f.call('/agents/bob/compute/new', '{"model":"echo","prompt":"x","max_cost":6,"budget_scope":{"issue":"7"}}');
     expect(a9.budgets.usage('bob').day.limit).toBe(1000);
   });
 

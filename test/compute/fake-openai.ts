@@ -10,6 +10,8 @@
  *   fake-slow          waits `slowMs` before sending anything
  *   fake-stream-error  streams one chunk, then an error event
  *   fake-broken        streams one chunk, then closes the connection
+ *   fake-overcount     like fake-chat, with usage counting one token per byte (4× agent9's estimate)
+ * Every model ignores max_tokens (it answers in full), as an endpoint that does not honour it would.
  * A request with another bearer token than `apiKey` gets HTTP 401 (the message names the token it got,
  * as some real endpoints do).
  */
@@ -26,7 +28,7 @@ export interface FakeOpenAi {
   close(): Promise<void>;
 }
 
-export const FAKE_MODELS = ['fake-chat', 'fake-nousage', 'fake-error', 'fake-leaky-error', 'fake-slow', 'fake-stream-error', 'fake-broken'];
+export const FAKE_MODELS = ['fake-chat', 'fake-nousage', 'fake-error', 'fake-leaky-error', 'fake-slow', 'fake-stream-error', 'fake-broken', 'fake-overcount'];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -65,7 +67,14 @@ export async function startFakeOpenAi(apiKey = 'sk-test-double-key-123456'): Pro
     if (model === 'fake-slow') await sleep(fake.slowMs);
     const last = [...body.messages].reverse().find((m) => m.role === 'user')?.content ?? '';
     const text = `Hello from the test double! You said: ${last}`;
-    const usage = model === 'fake-nousage' ? undefined : { prompt_tokens: 10, completion_tokens: 7, total_tokens: 17 };
+    const bytes = (t: string) => Buffer.byteLength(t);
+    const promptBytes = body.messages.reduce((n, m) => n + bytes(m.content), 0);
+    const usage =
+      model === 'fake-nousage'
+        ? undefined
+        : model === 'fake-overcount'
+          ? { prompt_tokens: promptBytes, completion_tokens: bytes(text), total_tokens: promptBytes + bytes(text) }
+          : { prompt_tokens: 10, completion_tokens: 7, total_tokens: 17 };
     const id = `chatcmpl-${fake.requests.length}`;
     if (!body.stream) {
       return {

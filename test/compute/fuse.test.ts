@@ -68,7 +68,7 @@ describe('/compute on the mount', () => {
     await ok(`echo '{"tick": 2, "day": 2}' > ${q(global.dir)}/agents/bob/budget`);
     try {
       const before = (await ok(`ls ${q(C)}/jobs`)).split('\n').filter(Boolean).length;
-      const refused = await sh(`echo '{"model":"echo","prompt":"x","max_cost":5}' > ${q(C)}/new`);
+      const refused = await sh(`echo '{"model":"echo","prompt":"x","max_cost":6}' > ${q(C)}/new`);
       expect(refused.code).not.toBe(0);
       expect(refused.stderr).toContain('Disk quota exceeded');
       expect(codeOfStderr(refused.stderr)).toBe('EDQUOT');

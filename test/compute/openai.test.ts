@@ -98,7 +98,7 @@ describe('openai provider', () => {
   it('provider errors fail the job with EREMOTEIO and the provider message, releasing the reservation', async () => {
     const { ns, engine } = setupCompute({ providers: [openai()] });
     engine.ledger.setLimits(AGENT, { day: 1_000_000 });
-    const job = await submit(ns, { model: 'fake-error', prompt: 'x', max_cost: 1000 });
+    const job = await submit(ns, { model: 'fake-error', prompt: 'x', max_cost: 10_000 });
     const st = await waitStatus(ns, job.job_id);
     const message = 'provider openai: HTTP 400: The model `fake-error` does not exist or you do not have access to it.';
     expect(st).toMatchObject({ status: 'failed', error: { code: 'EREMOTEIO', message } });
@@ -123,10 +123,10 @@ describe('openai provider', () => {
   it('a slow endpoint: the job timeout fails it with ETIMEDOUT; cancel stops it at once', async () => {
     fake.slowMs = 3000;
     const { ns, engine } = setupCompute({ providers: [openai()] });
-    const slow = await submit(ns, { model: 'fake-slow', prompt: 'x', timeout_ms: 200, max_cost: 10 });
+    const slow = await submit(ns, { model: 'fake-slow', prompt: 'x', timeout_ms: 200, max_cost: 10_000 });
     const st = await waitStatus(ns, slow.job_id);
     expect(st).toMatchObject({ status: 'failed', error: { code: 'ETIMEDOUT' } });
-    const other = await submit(ns, { model: 'fake-slow', prompt: 'x', max_cost: 10 });
+    const other = await submit(ns, { model: 'fake-slow', prompt: 'x', max_cost: 10_000 });
     await waitStatus(ns, other.job_id, ['running']);
     const t0 = Date.now();
     await writeAll(ns, other.paths.ctl, 'cancel', user);

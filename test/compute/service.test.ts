@@ -103,26 +103,28 @@ describe('/compute with local-echo', () => {
   it('budget exceeded blocks submit with EDQUOT and records nothing', async () => {
     const { ns, engine } = setupCompute();
     engine.ledger.setLimits(AGENT, { tick: 1, day: 1 });
-    const e = await expectCode(submit(ns, { model: 'echo', prompt: 'x', max_cost: 5 }), 'EDQUOT', '/compute/new');
-    expect(e.message).toMatch(/agent tick window has 1 micro-USD left of 1.*5 needed/);
+    const e = await expectCode(submit(ns, { model: 'echo', prompt: 'x', max_cost: 6 }), 'EDQUOT', '/compute/new');
+    expect(e.message).toMatch(/agent tick window has 1 micro-USD left of 1.*6 needed/);
     expect(engine.jobs.ids(AGENT)).toEqual([]);
     expect((await readJson<Usage>(ns, '/compute/usage')).tick).toEqual({ limit: 1, reserved: 0, spent: 0, remaining: 1 });
     expect(await ns.readdir('/compute/jobs', user)).toEqual([]);
   });
 
-  it('budget scopes enforce the hierarchy (org 10, repo 5, issue 2)', async () => {
+  // The origin case (org 10, repo 5, issue 2) ×10: since max_cost became a hard cap it must cover the
+  // input (6 micro-USD here) and a token of output.
+  it('budget scopes enforce the hierarchy (org 100, repo 50, issue 20)', async () => {
     const { ns, engine } = setupCompute();
-    engine.ledger.setLimits(AGENT, { tick: 10 }, 'org:acme');
-    engine.ledger.setLimits(AGENT, { tick: 5 }, 'repo:web');
-    engine.ledger.setLimits(AGENT, { tick: 2 }, 'issue:42');
+    engine.ledger.setLimits(AGENT, { tick: 100 }, 'org:acme');
+    engine.ledger.setLimits(AGENT, { tick: 50 }, 'repo:web');
+    engine.ledger.setLimits(AGENT, { tick: 20 }, 'issue:42');
     const budget_scope = { org: 'acme', repo: 'web', issue: '42' };
     const req = (max_cost: number) => ({ model: 'echo', prompt: 'a b c d', max_cost, budget_scope, options: { chunk_delay_ms: 500 } });
-    await expectCode(submit(ns, req(3)), 'EDQUOT', 'issue:42 tick window has 2');
-    const ok = await submit(ns, req(2));
-    await expectCode(submit(ns, req(2)), 'EDQUOT', 'issue:42 tick window has 0');
+    await expectCode(submit(ns, req(21)), 'EDQUOT', 'issue:42 tick window has 20');
+    const ok = await submit(ns, req(20));
+    await expectCode(submit(ns, req(20)), 'EDQUOT', 'issue:42 tick window has 0');
     const usage = await readJson<Usage>(ns, '/compute/usage');
-    expect(usage.scopes['issue:42']).toMatchObject({ tick: { limit: 2, reserved: 2, remaining: 0 } });
-    expect(usage.scopes['org:acme']).toMatchObject({ tick: { limit: 10, reserved: 2, remaining: 8 } });
+    expect(usage.scopes['issue:42']).toMatchObject({ tick: { limit: 20, reserved: 20, remaining: 0 } });
+    expect(usage.scopes['org:acme']).toMatchObject({ tick: { limit: 100, reserved: 20, remaining: 80 } });
     await writeAll(ns, ok.paths.ctl, 'cancel', user);
   });
 

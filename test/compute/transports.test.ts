@@ -84,7 +84,7 @@ describe('/compute over HTTP', () => {
   it('an exhausted budget answers 402 EDQUOT; bad requests 400/413 with the field named', async () => {
     expect((await req('/agents/demo/budget', { method: 'PUT', body: '{"tick": 3, "day": 3}' })).status).toBeLessThan(300);
     try {
-      const refused = await post(`${base}/new`, { model: 'echo', prompt: 'x', max_cost: 5 });
+      const refused = await post(`${base}/new`, { model: 'echo', prompt: 'x', max_cost: 6 });
       expect(refused.status).toBe(402);
       expect(await refused.json()).toMatchObject({ error: { code: 'EDQUOT', message: expect.stringMatching(/^\/agents\/demo\/compute\/new: budget exceeded: agent tick window has \d+ micro-USD left of 3/) } });
     } finally {
@@ -197,9 +197,13 @@ describe('agentctl compute', () => {
     expect(unknown.stderr).toContain("agentctl: EINVAL: /agents/demo/compute/new: no provider serves model 'nope'");
     await run(['write', '/agents/demo/budget', '{"day": 1}']);
     try {
-      const broke = await run(['compute', 'run', '--model', 'echo', '--max-cost', '5', 'x']);
+      const broke = await run(['compute', 'run', '--model', 'echo', '--max-cost', '6', 'x']);
       expect(broke.code).toBe(ERROR_TABLE.EDQUOT.exit);
-      expect(broke.stderr).toContain('agentctl: EDQUOT:');
+      expect(broke.stderr).toContain('agentctl: EDQUOT: /agents/demo/compute/new: budget exceeded');
+      // A max cost below what the input alone costs is refused with both numbers.
+      const short = await run(['compute', 'run', '--model', 'echo', '--max-cost', '2', 'x']);
+      expect(short.code).toBe(ERROR_TABLE.EDQUOT.exit);
+      expect(short.stderr).toContain('the input alone is estimated at 5 micro-USD (5 tokens), over max_cost 2 micro-USD');
     } finally {
       await run(['write', '/agents/demo/budget', '{"day": null}']);
     }

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { BudgetLedger, budgetHook, formatUsd, MINUTE_MS, scopeLevels } from '../../src/runtime/budgets.js';
+import { AGENT_LEVEL, BudgetLedger, budgetHook, formatUsd, MINUTE_MS, scopeLevels } from '../../src/runtime/budgets.js';
 import { Storage } from '../../src/runtime/storage/index.js';
 import { Namespace } from '../../src/fs/namespace.js';
 import { mountWithAccess, Budgeted } from '../../src/mounts/access.js';
@@ -104,14 +104,23 @@ describe('BudgetLedger', () => {
     expect(l.get(r.id)).toMatchObject({ state: 'released', actual: 0 });
   });
 
-  it('an actual cost above the reservation is charged in full and reported as an overrun', () => {
+  // Changed on purpose (max_cost became a hard cap): an overrun used to be charged in full, which let
+  // `spent` pass the limit.
+  it('a reservation is a hard cap: an actual cost above it is charged at the reservation and reported as an overrun', () => {
     const { ledger: l } = ledger();
-    l.setLimits('a', { tick: 10 });
-    const r = l.reserve('a', 4);
-    expect(l.reconcile(r, 12)).toEqual({ state: 'reconciled', charged: 12, refunded: 0, overrun: 8, changed: true });
-    expect(l.usage('a').tick).toEqual({ limit: 10, reserved: 0, spent: 12, remaining: 0 });
-    expect(() => l.reserve('a', 1)).toThrow(/EDQUOT|budget exceeded/);
-    expect(() => l.reserve('a', 0)).not.toThrow();
+    l.setLimits('a', { tick: 10 }, AGENT_LEVEL);
+    l.setLimits('a', { day: 6 }, 'org:o');
+    const r = l.reserve('a', 4, { org: 'o' });
+    const other = l.reserve('a', 2, { org: 'o' });
+    expect(l.reconcile(r, 12)).toEqual({ state: 'reconciled', charged: 4, refunded: 0, overrun: 8, changed: true });
+    expect(l.reconcile(other, 2000)).toMatchObject({ charged: 2, overrun: 1998 });
+    expect(l.usage('a').tick).toEqual({ limit: 10, reserved: 0, spent: 6, remaining: 4 });
+    expect(l.usage('a', 'org:o').day).toEqual({ limit: 6, reserved: 0, spent: 6, remaining: 0 });
+    // Settling again reports the same and changes nothing; the overrun is kept with the reservation.
+    expect(l.reconcile(r, 50)).toEqual({ state: 'reconciled', charged: 4, refunded: 0, overrun: 8, changed: false });
+    expect(l.get(r.id)).toMatchObject({ state: 'reconciled', amount: 4, actual: 4, overrun: 8 });
+    expect(() => l.reserve('a', 1, { org: 'o' })).toThrow(/org:o day window has 0/);
+    expect(() => l.reserve('a', 0, { org: 'o' })).not.toThrow();
   });
 
   it('scopes are enforced broad to narrow, only where a limit is set (the origin case: org 10, repo 5, issue 2)', () => {
@@ -323,7 +332,8 @@ describe('BudgetLedger against a model (property)', () => {
             if (o.op === 'reconcile') l.reconcile(m.id, actual);
             else l.release(m.id);
             m.state = 'done';
-            m.actual = actual;
+            // A reservation is a hard cap: an actual above it is charged at the reservation.
+            m.actual = Math.min(actual, m.amount);
           } else if (o.op === 'tick') {
             tick = l.resetTick(agent);
           } else {
@@ -334,6 +344,10 @@ describe('BudgetLedger against a model (property)', () => {
           expect({ reserved: u.day.reserved, spent: u.day.spent }).toEqual(sums(inDay));
           const su = l.usage(agent, 'org:o').day;
           expect({ reserved: su.reserved, spent: su.spent }).toEqual(sums((m) => m.scoped && inDay(m)));
+          // The invariant by construction: no window, at any level, ever holds more than its limit.
+          expect(u.tick.reserved + u.tick.spent).toBeLessThanOrEqual(limits.tick);
+          expect(u.day.reserved + u.day.spent).toBeLessThanOrEqual(limits.day);
+          expect(su.reserved + su.spent).toBeLessThanOrEqual(limits.scopeDay);
         }
       }),
       { numRuns: 150 },

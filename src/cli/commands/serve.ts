@@ -82,6 +82,7 @@ async function serve(opts: ServeOptions): Promise<void> {
       totals: () => a9.runtime.store.totals(),
       ticksRunning: () => a9.runtime.engine.locks.size,
     });
+    if (a9.compute) prom.registerComputeMetrics(registry, a9.compute.stats);
     server = await startServer({
       home,
       storage: a9.storage,

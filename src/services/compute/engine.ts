@@ -5,7 +5,6 @@
  * Jobs in flight when the server stopped are failed at start ("server restarted") and their
  * reservations released; finished results are never lost.
  */
-import { createHash } from 'node:crypto';
 import { FsError, toFsError } from '../../fs/errors.js';
 import type { EventChannel } from '../../fs/events.js';
 import { BudgetLedger, type BudgetScope } from '../../runtime/budgets.js';
@@ -14,24 +13,20 @@ import { GroupCommit } from '../../runtime/group-commit.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import { JobStore, newJobId, type Job } from './jobs.js';
 import { PolicyStore, route, type ComputePolicy, type PolicyInput } from './policy.js';
-import { costOf } from './pricing.js';
+import { budgetOf, cappedRequest, OutputMeter, planCost } from './cap.js';
+import { completeJobTx, failJobTx, type OutcomeDeps, type TraceSink } from './outcomes.js';
+import { ProviderStats } from './overruns.js';
 import { ProviderRegistry } from './providers/index.js';
-import { parseJsonObject, parseRequestValue } from './request.js';
-import type { ComputeChunk, ComputeProvider, ComputeRequest, ComputeResponse, JobStatus, Pricing, ProviderResult } from './types.js';
+import { hashRequest, parseJsonObject, parseRequestValue } from './request.js';
+import type { ComputeChunk, ComputeProvider, ComputeRequest, JobStatus, Pricing, ProviderResult } from './types.js';
 import { emitTrace } from '../../runtime/trace.js';
+
+export type { TraceEvent, TraceSink } from './outcomes.js';
 
 export const COMPUTE_SERVICE = 'compute';
 export const DEFAULT_JOB_RETENTION_MS = 7 * 24 * 3600 * 1000;
-const RESULT_RETRY_AFTER_MS = 500;
-
-/** What a trace event carries; `type` names it (compute_submit, compute_complete, compute_failed, ...). */
-export interface TraceEvent {
-  type: string;
-  [field: string]: unknown;
-}
-
-/** Records a trace event for an agent; called inside the transaction of the change it reports. */
-export type TraceSink = (agentId: string, event: TraceEvent) => void;
+/** The abort reason of a job stopped because its output reached its reservation (it completes, `length`). */
+const CAP_REACHED = new FsError('EDQUOT', '/', 'the job reached its reservation');
 
 /** The default sink: a data event at /logs/trace in the agent's scope (what the logs service streams). */
 export function eventLogTrace(storage: Storage): TraceSink {
@@ -76,22 +71,6 @@ interface AgentSlots {
   waiting: Job[];
 }
 
-/** JSON with object keys sorted, so the same request always hashes the same. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
-/** What an idempotency key stands for: the request as written, without the key. */
-function hashRequest(raw: Record<string, unknown>): string {
-  const { idempotency_key: _k, ...rest } = raw;
-  return createHash('sha256').update(canonical(rest)).digest('hex').slice(0, 32);
-}
-
 export class ComputeEngine {
   readonly storage: Storage;
   readonly ledger: BudgetLedger;
@@ -99,6 +78,8 @@ export class ComputeEngine {
   readonly providers: ProviderRegistry;
   readonly policies: PolicyStore;
   readonly jobs: JobStore;
+  /** Providers' token ratios and the overruns of each agent. */
+  readonly stats: ProviderStats;
   readonly mountPath: string;
   private readonly trace: TraceSink;
   private readonly now: () => number;
@@ -112,6 +93,7 @@ export class ComputeEngine {
   private readonly commits: GroupCommit;
   private readonly capsApplied = new Map<string, ComputePolicy>();
   private readonly onError: (err: unknown, job: Job) => void;
+  private readonly outcomes: OutcomeDeps;
 
   constructor(options: ComputeEngineOptions) {
     this.storage = options.storage;
@@ -120,6 +102,7 @@ export class ComputeEngine {
     this.providers = options.providers;
     this.policies = options.policies ?? new PolicyStore(options.storage, options.policy);
     this.jobs = new JobStore(options.storage);
+    this.stats = new ProviderStats(options.storage);
     this.mountPath = options.mountPath ?? '/compute';
     this.trace = options.trace ?? eventLogTrace(options.storage);
     this.now = options.now ?? (() => Date.now());
@@ -128,6 +111,7 @@ export class ComputeEngine {
     this.onError =
       options.onError ??
       ((err, job) => process.emitWarning(`compute job ${job.id} of ${job.agentId}: ${(err as Error)?.message ?? String(err)}`, 'ComputeWarning'));
+    this.outcomes = { jobs: this.jobs, ledger: this.ledger, stats: this.stats, trace: this.trace, channel: (id) => this.channel(id), now: this.now };
     this.recover();
     this.jobs.prune(this.now() - this.retentionMs);
   }
@@ -198,18 +182,30 @@ export class ComputeEngine {
     if (policy.require_idempotency && req.idempotency_key === undefined) {
       throw new FsError('EINVAL', path, "missing field 'idempotency_key' (required by /compute/policy)");
     }
-    const { provider, estimate } = route(req, policy, this.providers.list(), (id) => this.providers.cachedHealth(id), path);
+    const { provider } = route(req, policy, this.providers.list(), (id) => this.providers.cachedHealth(id), path);
     provider.validate?.(req, path);
-    let maxCost = req.max_cost ?? policy.default_max_cost ?? undefined;
-    if (maxCost === undefined) {
-      if (policy.require_max_cost) throw new FsError('EINVAL', path, "missing field 'max_cost' (required by /compute/policy)");
-      maxCost = estimate;
+    const maxCost = req.max_cost ?? policy.default_max_cost ?? undefined;
+    if (maxCost === undefined && policy.require_max_cost) {
+      throw new FsError('EINVAL', path, "missing field 'max_cost' (required by /compute/policy)");
     }
-    if (policy.max_cost_per_job !== null && maxCost > policy.max_cost_per_job) {
-      throw new FsError('EDQUOT', path, `max cost ${maxCost} micro-USD is over the policy's max_cost_per_job (${policy.max_cost_per_job})`);
+    // The reservation is the job's cap: max_cost, or the whole estimate (input + max_tokens of output)
+    // on its provider or, when dearer, on the fallback it may run on.
+    const planOn = (p: ComputeProvider) =>
+      planCost({
+        request: req,
+        pricing: this.pricingOf(p, req.model),
+        ratio: this.stats.ratio(p.id, req.model),
+        maxCost,
+        defaultMaxTokens: policy.default_max_tokens,
+        providerMaxOutput: p.maxOutputTokens?.(req),
+        path,
+      }).reserve;
+    const fallback = maxCost === undefined ? this.fallbackProvider(policy, req.model, provider.id) : undefined;
+    const reserve = Math.max(planOn(provider), fallback ? planOn(fallback) : 0);
+    if (policy.max_cost_per_job !== null && reserve > policy.max_cost_per_job) {
+      throw new FsError('EDQUOT', path, `max cost ${reserve} micro-USD is over the policy's max_cost_per_job (${policy.max_cost_per_job})`);
     }
     this.applyCaps(agentId, policy);
-    const reserve = maxCost;
 
     let fresh: Job | undefined;
     const create = (): string => {
@@ -345,29 +341,34 @@ export class ComputeEngine {
       job.request.timeout_ms,
     );
     let chunks = 0;
+    let meter = new OutputMeter(Infinity, 1);
+    let ratio = 1;
     const io = {
       signal: controller.signal,
       chunk: (text: string) => {
         if (controller.signal.aborted || text.length === 0) return;
-        const first = ++chunks === 1;
-        const chunk: ComputeChunk = { delta: { text }, finish_reason: null, usage: null };
-        void this.commits
-          .run(() => {
-            if (first) {
-              const v = this.jobs.streaming(jobId, this.now());
-              if (v !== undefined) ch.emit(`/jobs/${jobId}/status`, 'modified', { version: v });
-            }
-            ch.emit(`/jobs/${jobId}/stream`, 'data', { data: chunk });
-          })
-          .catch((err: unknown) => this.onError(err, job));
+        const kept = meter.admit(text);
+        if (kept.length > 0) this.emitChunk(job, kept, ++chunks === 1);
+        // Output past the reservation is not paid for: the job stops here and completes with `length`.
+        if (meter.exhausted) controller.abort(CAP_REACHED);
       },
     };
+    // Each attempt asks for at most the output tokens the reservation buys on that provider.
+    const runOn = (p: ComputeProvider) => {
+      const budget = this.outputBudget(job, p);
+      ratio = budget.ratio;
+      // A provider needs max_tokens >= 1; a ratio that rose since submit may leave less (the charge stays capped).
+      const capped = Math.max(1, budget.tokens);
+      meter = new OutputMeter(capped, ratio);
+      return this.attempt(p, cappedRequest(job.request, capped), io, controller.signal);
+    };
+    let provider: ComputeProvider | undefined;
     try {
       if (controller.signal.aborted) throw controller.signal.reason;
-      let provider = this.providerOf(job);
+      provider = this.providerOf(job);
       let result: ProviderResult;
       try {
-        result = await this.attempt(provider, job.request, io, controller.signal);
+        result = await runOn(provider);
       } catch (err) {
         const fallback = this.fallbackFor(job, err, chunks, controller.signal);
         if (!fallback) throw err;
@@ -378,20 +379,49 @@ export class ComputeEngine {
         });
         provider = fallback;
         job.provider = fallback.id;
-        result = await this.attempt(provider, job.request, io, controller.signal);
+        result = await runOn(provider);
       }
       this.providers.observe(provider.id, 'available');
-      await this.commits.run(() => this.completeTx(job, provider, result, chunks, started));
+      const done = provider;
+      await this.commits.run(() => this.completeTx(job, done, result, { chunks, started, ratio }));
     } catch (err) {
       const reason = controller.signal.aborted ? controller.signal.reason : err;
-      const e = toFsError(reason, `/jobs/${jobId}`);
-      if (e.code === 'EREMOTEIO') this.providers.observe(job.provider, 'degraded', e.detail);
-      const status = e.code === 'ECANCELED' ? 'cancelled' : 'failed';
-      await this.commits.run(() => this.finishUnsuccessfulTx(job, status, e.code, e.detail, chunks));
+      if (reason === CAP_REACHED && provider) {
+        // Stopped at its reservation: it completes with what it streamed, charged at most the reservation.
+        const done = provider;
+        const result: ProviderResult = { output: { text: meter.text, finish_reason: 'length' }, usage: null };
+        await this.commits.run(() => this.completeTx(job, done, result, { chunks, started, ratio }));
+      } else {
+        const e = toFsError(reason, `/jobs/${jobId}`);
+        if (e.code === 'EREMOTEIO') this.providers.observe(job.provider, 'degraded', e.detail);
+        const status = e.code === 'ECANCELED' ? 'cancelled' : 'failed';
+        await this.commits.run(() => this.failTx(job, status, e.code, e.detail, chunks));
+      }
     } finally {
       clearTimeout(timeout);
     }
     this.afterFinish();
+  }
+
+  /** A piece of streamed output: the stream's next chunk (the first one marks the job streaming). */
+  private emitChunk(job: Job, text: string, first: boolean): void {
+    const ch = this.channel(job.agentId);
+    const chunk: ComputeChunk = { delta: { text }, finish_reason: null, usage: null };
+    void this.commits
+      .run(() => {
+        if (first) {
+          const v = this.jobs.streaming(job.id, this.now());
+          if (v !== undefined) ch.emit(`/jobs/${job.id}/status`, 'modified', { version: v });
+        }
+        ch.emit(`/jobs/${job.id}/stream`, 'data', { data: chunk });
+      })
+      .catch((err: unknown) => this.onError(err, job));
+  }
+
+  /** The output tokens a job's reservation buys on a provider, after its input at the provider's token ratio. */
+  private outputBudget(job: Job, provider: ComputeProvider): { ratio: number; tokens: number } {
+    const ratio = this.stats.ratio(provider.id, job.model);
+    return { ratio, tokens: budgetOf(job.request, this.pricingOf(provider, job.model), ratio, job.reserved).outputTokens };
   }
 
   private providerOf(job: Job): ComputeProvider {
@@ -414,12 +444,18 @@ export class ComputeEngine {
     if (signal.aborted || chunks > 0) return undefined;
     const code = (err as { code?: string }).code;
     if (code !== 'EREMOTEIO' && code !== 'ETIMEDOUT') return undefined;
-    const policy = this.policy(job.agentId);
+    const p = this.fallbackProvider(this.policy(job.agentId), job.request.model, job.provider);
+    // A fallback whose prices leave the reservation no room for output would only overrun it.
+    return p && this.outputBudget(job, p).tokens >= 1 ? p : undefined;
+  }
+
+  /** The policy's fallback for a job on provider `from`, when it may serve the model. */
+  private fallbackProvider(policy: ComputePolicy, model: string, from: string): ComputeProvider | undefined {
     const id = policy.fallback_provider;
-    if (!id || id === job.provider) return undefined;
+    if (!id || id === from) return undefined;
     if (policy.allowed_providers.length > 0 && !policy.allowed_providers.includes(id)) return undefined;
     const p = this.providers.get(id);
-    return p && p.supports(job.request.model) ? p : undefined;
+    return p && p.supports(model) ? p : undefined;
   }
 
   private pricingOf(provider: ComputeProvider, model: string): Pricing {
@@ -427,80 +463,12 @@ export class ComputeEngine {
     return info.models.find((m) => m.id === model)?.pricing ?? info.pricing;
   }
 
-  /** Records a completion: the result, the reconciled cost, the last chunk and `end` (inside a transaction). */
-  private completeTx(job: Job, provider: ComputeProvider, result: ProviderResult, chunks: number, started: number): void {
-    const now = this.now();
-    const usage = result.usage;
-    const cost = usage ? costOf(usage, this.pricingOf(provider, job.model)) : job.reserved;
-    const response: ComputeResponse = {
-      job_id: job.id,
-      provider: provider.id,
-      model: job.model,
-      output: result.output,
-      usage,
-      cost,
-      reserved: job.reserved,
-      latency_ms: now - started,
-      created_at: job.createdAt,
-      finished_at: now,
-    };
-    const ch = this.channel(job.agentId);
-    {
-      const version = this.jobs.complete(job.id, response, chunks + 1, now);
-      if (version === undefined) return; // finished meanwhile (cancelled, or failed by a restarted server)
-      const settlement = job.reservationId === null ? undefined : this.ledger.reconcile(job.reservationId, cost);
-      // The last chunk carries the finish reason and usage; a provider that did not stream gives all its output here.
-      const last: ComputeChunk = {
-        delta: { text: chunks === 0 ? result.output.text : '' },
-        finish_reason: result.output.finish_reason,
-        usage,
-      };
-      ch.emit(`/jobs/${job.id}/stream`, 'data', { data: last });
-      ch.emit(`/jobs/${job.id}/stream`, 'end', { data: { status: 'complete' } });
-      ch.emit(`/jobs/${job.id}/status`, 'modified', { version });
-      ch.emit(`/jobs/${job.id}/result`, 'created', { version: 1 });
-      this.trace(job.agentId, {
-        type: 'compute_complete',
-        job_id: job.id,
-        provider: provider.id,
-        model: job.model,
-        reserved: job.reserved,
-        cost,
-        refunded: settlement?.refunded ?? 0,
-        ...(settlement?.overrun ? { overrun: settlement.overrun } : {}),
-        usage,
-        latency_ms: response.latency_ms,
-      });
-    }
+  private completeTx(job: Job, provider: ComputeProvider, result: ProviderResult, run: { chunks: number; started: number; ratio: number }): void {
+    completeJobTx(this.outcomes, job, { provider: provider.id, pricing: this.pricingOf(provider, job.model), result, ...run });
   }
 
-  /** Records a failure or cancel: releases the reservation, ends the stream (inside a transaction). */
-  private finishUnsuccessfulTx(job: Job, status: 'failed' | 'cancelled', code: string, message: string, chunks: number): void {
-    const now = this.now();
-    const ch = this.channel(job.agentId);
-    {
-      const version = this.jobs.fail(job.id, status, code, message, chunks + 1, now);
-      if (version === undefined) return; // already finished
-      if (job.reservationId !== null) this.ledger.release(job.reservationId);
-      const last: ComputeChunk = {
-        delta: { text: '' },
-        finish_reason: status === 'cancelled' ? 'cancelled' : 'error',
-        usage: null,
-        error: { code, message },
-      };
-      ch.emit(`/jobs/${job.id}/stream`, 'data', { data: last });
-      ch.emit(`/jobs/${job.id}/stream`, 'end', { data: { status } });
-      ch.emit(`/jobs/${job.id}/status`, 'modified', { version });
-      this.trace(job.agentId, {
-        type: status === 'cancelled' ? 'compute_cancelled' : 'compute_failed',
-        job_id: job.id,
-        provider: job.provider,
-        model: job.model,
-        code,
-        error: message,
-        released: job.reserved,
-      });
-    }
+  private failTx(job: Job, status: 'failed' | 'cancelled', code: string, message: string, chunks: number): void {
+    failJobTx(this.outcomes, job, status, code, message, chunks);
   }
 
   private afterFinish(): void {
@@ -523,7 +491,7 @@ export class ComputeEngine {
       running.controller.abort(new FsError('ECANCELED', `/jobs/${jobId}`, 'job was cancelled'));
       await running.done;
     } else {
-      this.storage.tx(() => this.finishUnsuccessfulTx(job, 'cancelled', 'ECANCELED', 'job was cancelled', job.chunks));
+      this.storage.tx(() => this.failTx(job, 'cancelled', 'ECANCELED', 'job was cancelled', job.chunks));
     }
     return this.jobs.get(jobId)!;
   }
@@ -534,42 +502,7 @@ export class ComputeEngine {
     return this.jobs.getFor(agentId, jobId);
   }
 
-  /** The status file's content. */
-  statusOf(job: Job): Record<string, unknown> {
-    return {
-      job_id: job.id,
-      status: job.status,
-      provider: job.provider,
-      model: job.model,
-      stream: job.request.stream,
-      reserved: job.reserved,
-      cost: job.cost,
-      chunks: job.chunks,
-      created_at: job.createdAt,
-      started_at: job.startedAt,
-      finished_at: job.finishedAt,
-      ...(job.idempotencyKey ? { idempotency_key: job.idempotencyKey } : {}),
-      ...(job.request.budget_scope ? { budget_scope: job.request.budget_scope } : {}),
-      ...(job.error ? { error: job.error } : {}),
-    };
-  }
-
-  /** The result file: the response, or the job's failure as its error, or EAGAIN while it runs. */
-  resultOf(job: Job, path: string): ComputeResponse {
-    switch (job.status) {
-      case 'complete':
-        return job.result!;
-      case 'failed':
-      case 'cancelled': {
-        const code = job.error?.code ?? 'EIO';
-        throw new FsError(code as 'EIO', path, `job ${job.status}: ${job.error?.message ?? 'unknown error'}`);
-      }
-      default:
-        throw new FsError('EAGAIN', path, `not ready: job ${job.id} is ${job.status}`, { retryAfterMs: RESULT_RETRY_AFTER_MS });
-    }
-  }
-
-  /** The usage file: the agent's budget, what /compute itself may and did spend, scopes, and job counts. */
+  /** The usage file: the agent's budget, what /compute itself may and did spend, scopes, job counts and providers' overruns. */
   usage(agentId: string): Record<string, unknown> {
     const all = this.ledger.usageAll(agentId);
     const { [`service:${COMPUTE_SERVICE}`]: compute, ...rest } = all.scopes;
@@ -581,6 +514,7 @@ export class ComputeEngine {
       compute: compute ?? this.ledger.usage(agentId, `service:${COMPUTE_SERVICE}`),
       scopes,
       jobs: this.jobs.counts(agentId),
+      overruns: this.stats.overruns(agentId),
     };
   }
 
@@ -598,6 +532,7 @@ export class ComputeEngine {
     await Promise.all(mine.map(([, r]) => r.done));
     this.storage.tx(() => {
       this.jobs.forget(agentId);
+      this.stats.forget(agentId);
       this.policies.remove(agentId);
       this.journal.deletePrefix(`${agentId}:${COMPUTE_SERVICE}:`);
     });
@@ -610,7 +545,7 @@ export class ComputeEngine {
     const stale = this.jobs.active().filter((j) => !this.running.has(j.id));
     this.storage.tx(() => {
       for (const job of stale) {
-        this.finishUnsuccessfulTx(job, 'failed', 'EIO', `server restarted while the job was ${job.status}`, job.chunks);
+        this.failTx(job, 'failed', 'EIO', `server restarted while the job was ${job.status}`, job.chunks);
       }
     });
     return stale.length;

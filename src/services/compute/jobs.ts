@@ -1,8 +1,10 @@
 /** Durable job records: one row per job, with its request, state, cost and result (SQLite). */
 import { randomBytes } from 'node:crypto';
+import { FsError } from '../../fs/errors.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import type { ComputeRequest, ComputeResponse, JobStatus } from './types.js';
 
+const RESULT_RETRY_AFTER_MS = 500;
 
 export interface Job {
   id: string;
@@ -210,5 +212,41 @@ export class JobStore {
   /** Drops finished jobs older than `before`; returns how many. */
   prune(before: number): number {
     return this.q.pruneBefore.run(before).changes;
+  }
+}
+
+/** The status file's content. */
+export function jobStatus(job: Job): Record<string, unknown> {
+  return {
+    job_id: job.id,
+    status: job.status,
+    provider: job.provider,
+    model: job.model,
+    stream: job.request.stream,
+    reserved: job.reserved,
+    cost: job.cost,
+    chunks: job.chunks,
+    created_at: job.createdAt,
+    started_at: job.startedAt,
+    finished_at: job.finishedAt,
+    ...(job.idempotencyKey ? { idempotency_key: job.idempotencyKey } : {}),
+    ...(job.request.budget_scope ? { budget_scope: job.request.budget_scope } : {}),
+    ...(job.error ? { error: job.error } : {}),
+  };
+}
+
+/** The result file: the response, or the job's failure as its error, or EAGAIN while it runs. */
+export function jobResult(job: Job, path: string): ComputeResponse {
+  switch (job.status) {
+    case 'complete':
+      // Results recorded before overruns were kept have none.
+      return { ...job.result!, overrun: job.result!.overrun ?? 0 };
+    case 'failed':
+    case 'cancelled': {
+      const code = job.error?.code ?? 'EIO';
+      throw new FsError(code as 'EIO', path, `job ${job.status}: ${job.error?.message ?? 'unknown error'}`);
+    }
+    default:
+      throw new FsError('EAGAIN', path, `not ready: job ${job.id} is ${job.status}`, { retryAfterMs: RESULT_RETRY_AFTER_MS });
   }
 }

@@ -1,4 +1,4 @@
-/** The compute service's tables (migration range 40-49; 40-41 are the budgets and the journal). */
+/** The compute service's tables (migration range 40-49; 40-41 and 47-48 are the budgets and the journal). */
 import type { Migration } from '../../runtime/storage/db.js';
 
 export const computeMigrations: Migration[] = [
@@ -23,5 +23,18 @@ export const computeMigrations: Migration[] = [
     name: 'compute policies',
     up: `CREATE TABLE compute_policies (
       agent_id TEXT PRIMARY KEY, policy TEXT NOT NULL, version INTEGER NOT NULL, updated_at INTEGER NOT NULL);`,
+  },
+  {
+    // What providers counted beyond our token estimates: the ratio later reservations use, and the
+    // overruns (provider-reported cost past a job's reservation, never charged) of each agent.
+    version: 44,
+    name: 'compute token ratios and overruns',
+    up: `
+      CREATE TABLE compute_token_ratios (
+        provider TEXT NOT NULL, model TEXT NOT NULL, ratio REAL NOT NULL, samples INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+        PRIMARY KEY (provider, model)) WITHOUT ROWID;
+      CREATE TABLE compute_overruns (
+        agent_id TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL, jobs INTEGER NOT NULL, micro_usd INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, provider, model)) WITHOUT ROWID;`,
   },
 ];

@@ -3,6 +3,7 @@
  * and the field: EINVAL for malformed JSON, unknown or bad fields and a missing model or input; EFBIG
  * for input over the policy's max_input_bytes.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { FsError } from '../../fs/errors.js';
 import { parseJson } from '../../fs/synthetic.js';
@@ -156,4 +157,20 @@ export function parseRequestValue(json: Record<string, unknown>, policy: Compute
   if (raw.provider !== undefined) req.provider = raw.provider;
   if (raw.options !== undefined) req.options = raw.options;
   return req;
+}
+
+/** JSON with object keys sorted, so the same request always hashes the same. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** What an idempotency key stands for: the request as written, without the key. */
+export function hashRequest(raw: Record<string, unknown>): string {
+  const { idempotency_key: _k, ...rest } = raw;
+  return createHash('sha256').update(canonical(rest)).digest('hex').slice(0, 32);
 }

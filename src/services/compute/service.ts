@@ -9,13 +9,14 @@
  *   jobs/<id>/ctl               message: cancel
  *   providers/<id>/{info,models,health}
  *   policy                      view, writable (admin-write where mounted)
- *   usage                       view: budget windows (agent, compute caps, scopes) and job counts
+ *   usage                       view: budget windows (agent, compute caps, scopes), job counts and providers' overruns
  */
 import { jsonText, utf8 } from '../../fs/bytes.js';
 import { FsError } from '../../fs/errors.js';
 import type { FsEvent, FileService } from '../../fs/types.js';
 import { SyntheticFs, call, completeJsonObject, dir, jsonView, message, parseJson, stream, type DirNode, type Node } from '../../fs/synthetic.js';
 import type { ComputeEngine } from './engine.js';
+import { jobResult, jobStatus } from './jobs.js';
 import { TERMINAL, type ComputeChunk } from './types.js';
 
 export interface ComputeServiceOptions {
@@ -68,8 +69,8 @@ function jobDir(engine: ComputeEngine, agentId: string, id: string, mtime: numbe
     mtime: () => engine.jobs.stamp(agentId, id)?.updatedAt ?? mtime,
   });
   const children: Record<string, Node> = {
-    status: jsonView(() => engine.statusOf(fresh(`${base}/status`)), meta()),
-    result: jsonView(() => engine.resultOf(fresh(`${base}/result`), `${base}/result`), meta()),
+    status: jsonView(() => jobStatus(fresh(`${base}/status`)), meta()),
+    result: jsonView(() => jobResult(fresh(`${base}/result`), `${base}/result`), meta()),
     stream: stream((_cx, signal) => jobStream(engine, agentId, id, signal), { mtime: () => mtime }),
     ctl: message(async (data) => {
       const command = utf8(data).trim();

@@ -18,7 +18,7 @@ export interface ComputeRequest {
   stream: boolean;
   timeout_ms: number;
   idempotency_key?: string;
-  /** The most this job may cost, micro-USD: what is reserved. */
+  /** The most this job may cost, micro-USD: what is reserved, a hard cap. */
   max_cost?: number;
   budget_scope?: { org?: string; repo?: string; issue?: string };
   /** Pins a provider (it must still pass the policy). */
@@ -45,10 +45,12 @@ export interface ComputeResponse {
   model: string;
   output: ComputeOutput;
   usage: TokenUsage | null;
-  /** Micro-USD actually charged. */
+  /** Micro-USD actually charged: the cost of `usage`, at most `reserved`. */
   cost: number;
-  /** Micro-USD that was reserved for the job. */
+  /** Micro-USD that was reserved for the job: its cap. */
   reserved: number;
+  /** Micro-USD the provider's own usage cost beyond the reservation (its overrun: not charged). */
+  overrun: number;
   latency_ms: number;
   created_at: number;
   finished_at: number;
@@ -107,6 +109,7 @@ export interface ProviderInfo {
 /** What a provider gives back when a job finishes. */
 export interface ProviderResult {
   output: ComputeOutput;
+  /** The provider's own token counts; null when it reported none (the engine estimates them). */
   usage: TokenUsage | null;
 }
 

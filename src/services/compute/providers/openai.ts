@@ -7,7 +7,7 @@
  * anything the endpoint sends back.
  */
 import { FsError } from '../../../fs/errors.js';
-import { estimateInputTokens, estimateTokens, usageOf } from '../pricing.js';
+import { usageOf } from '../pricing.js';
 import type {
   ComputeProvider,
   ComputeRequest,
@@ -219,11 +219,8 @@ export class OpenAiProvider implements ComputeProvider {
         throw this.fail(`HTTP ${res.status}: ${errorText(text)}`);
       }
       const type = res.headers.get('content-type') ?? '';
-      const result = type.includes('text/event-stream') ? await this.readStream(res, io) : this.readJson(await res.text());
-      return {
-        output: result.output,
-        usage: result.usage ?? usageOf(estimateInputTokens(request), estimateTokens(result.output.text)),
-      };
+      // Usage the endpoint does not report stays null: the engine estimates it at this model's token ratio.
+      return type.includes('text/event-stream') ? await this.readStream(res, io) : this.readJson(await res.text());
     } catch (err) {
       if (err instanceof FsError) throw err;
       if (signal.aborted) onAbort();
