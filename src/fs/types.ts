@@ -57,6 +57,21 @@ export interface Principal {
   agentId?: string;
   uid?: number;
   gid?: number;
+  /** The limits of the credential the caller presented (a bearer token); absent: none beyond `admin`. */
+  grant?: Grant;
+}
+
+/** What a credential allows: whatever its holder hands on (a token it mints) stays within it. */
+export interface Grant {
+  /** The credential's id, for messages. */
+  id: string;
+  /** The agent whose namespace it sees at `/`. */
+  agent?: string;
+  /** Reachable path prefixes in its own view; empty means everything. */
+  paths: readonly string[];
+  readOnly: boolean;
+  /** When it expires (ms since the epoch); absent: never. */
+  expiresAt?: number;
 }
 
 /** Who is asking, and until when. Services never learn the transport. */

@@ -23,6 +23,7 @@ import type { Cx, FileService, FsEvent, Stat, WriteFileOptions } from '../fs/typ
 import type { Authenticator, Caller } from './auth.js';
 import { contentTypeOf, JSON_TYPE, TEXT } from './content-type.js';
 import { ALLOW, httpError, sendError } from './errors.js';
+import { LongLivedResponses, type EndResponse } from './long-lived.js';
 import type { HttpMetrics } from './metrics.js';
 
 export interface AppOptions {
@@ -272,16 +273,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const retryMs = options.retryMs ?? 1000;
   const metrics = options.metrics;
   const auth = options.auth;
-  /** Long-lived responses (watches, streams) to end when the server shuts down. */
-  const longLived = new Set<() => void>();
+  /** Watches and streams, ended at shutdown and when their token is revoked or expires. */
+  const longLived = new LongLivedResponses();
+  const stopRevocations = auth.onRevoke?.((r) => longLived.revoke(r));
   const frames = new FrameCache();
-  /** Their responses, to wait for after ending them. */
-  const longLivedResponses = new Set<import('node:http').ServerResponse>();
-  const track = (reply: FastifyReply, end: () => void) => {
-    longLived.add(end);
-    longLivedResponses.add(reply.raw);
-    reply.raw.once('close', () => longLivedResponses.delete(reply.raw));
-  };
 
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
@@ -325,13 +320,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     const sweeper = setInterval(() => app.server.closeIdleConnections(), 25);
     sweeper.unref();
     app.server.once('close', () => clearInterval(sweeper));
-    const responses = [...longLivedResponses];
-    for (const end of [...longLived]) end();
+    stopRevocations?.();
+    await longLived.endAll();
     // Once they have flushed, their keep-alive sockets are idle: close them, or close() waits for them.
-    await Promise.race([
-      Promise.all(responses.map((res) => (res.writableFinished || res.destroyed ? undefined : new Promise((r) => res.once('close', r))))),
-      new Promise((r) => setTimeout(r, 2000).unref()),
-    ]);
     app.server.closeIdleConnections();
   });
 
@@ -345,18 +336,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return reply.header('cache-control', 'no-cache').header('x-agent9-type', 'dir').type(JSON_TYPE).send(listingJson(entries));
   }
 
-  async function streamBody(request: FastifyRequest, reply: FastifyReply, { view, cx }: Caller, path: string, st: Stat) {
+  async function streamBody(request: FastifyRequest, reply: FastifyReply, { view, cx, token }: Caller, path: string, st: Stat) {
     request.op = 'stream';
     const handle = await view.open(path, { read: true }, cx);
     let closed = false;
-    const end = () => {
+    const end: EndResponse = (reason) => {
       if (closed) return;
       closed = true;
-      longLived.delete(end);
       metrics?.streams.dec();
       void handle.close().catch(() => undefined);
+      // A revoked or expired token: cut the body off (no last chunk), so the client cannot take it for the stream's end.
+      if (reason) reply.raw.destroy();
     };
-    track(reply, end);
+    longLived.track(reply.raw, token, end);
     metrics?.streams.inc();
     reply.raw.on('close', end);
     async function* chunks() {
@@ -407,7 +399,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       .send(asBuffer(bytes));
   }
 
-  async function watch(request: FastifyRequest, reply: FastifyReply, { view, cx }: Caller, t: Target) {
+  async function watch(request: FastifyRequest, reply: FastifyReply, { view, cx, token }: Caller, t: Target) {
     request.op = 'watch';
     const path = t.path;
     if (!view.watch) throw new FsError('ENOSYS', path, 'this namespace cannot be watched');
@@ -424,16 +416,18 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     const sse = reply.sse;
     sse.keepAlive();
     let ended = false;
-    const end = () => {
+    const errorFrame = (err: unknown) => `event: error\ndata: ${JSON.stringify({ error: httpError(err, path).toJSON() })}\n\n`;
+    const end: EndResponse = (reason) => {
       if (ended) return;
       ended = true;
-      longLived.delete(end);
+      // A revoked or expired token: the client learns why (EAUTH) before the end.
+      if (reason && sse.isConnected) reply.raw.write(errorFrame(new FsError(reason.code, path, reason.detail)));
       metrics?.watchers.dec();
       abort.abort();
       void events.return?.();
       sse.close();
     };
-    track(reply, end);
+    longLived.track(reply.raw, token, end);
     metrics?.watchers.inc();
     sse.onClose(end);
     reply.header('x-accel-buffering', 'no').header('cache-control', 'no-cache');
@@ -448,10 +442,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         if (!reply.raw.write(frames.of(next.value))) await drained(reply.raw);
       }
     } catch (err) {
-      if (sse.isConnected) {
-        const e = httpError(err, path);
-        reply.raw.write(`event: error\ndata: ${JSON.stringify({ error: e.toJSON() })}\n\n`);
-      }
+      if (sse.isConnected && !ended) reply.raw.write(errorFrame(err));
     } finally {
       end();
     }

@@ -6,7 +6,9 @@
 import { FsError } from '../fs/errors.js';
 import type { Cx, FileService, Principal } from '../fs/types.js';
 import { restrict, rootAt } from '../mounts/scope.js';
-import type { TokenInfo, TokenStore } from '../runtime/tokens.js';
+import { agentRoot, isRevoked, type Revocation, type TokenInfo, type TokenStore } from '../runtime/tokens.js';
+
+export { agentRoot };
 
 export interface Caller {
   cx: Cx;
@@ -17,10 +19,9 @@ export interface Caller {
 export interface Authenticator {
   /** The caller of a request from its Authorization header; EAUTH (401) when there is no valid token. */
   authenticate(authorization: string | undefined): Caller;
+  /** Calls `listener` when tokens are revoked (so that what they opened ends); returns the unsubscribe. */
+  onRevoke?(listener: (r: Revocation) => void): () => void;
 }
-
-/** Where an agent's local namespace lives in the global view. */
-export const agentRoot = (agent: string): string => `/agents/${agent}`;
 
 export class TokenAuthenticator implements Authenticator {
   /** Views and principals by token id; cheap wrappers, built once per token. */
@@ -29,7 +30,15 @@ export class TokenAuthenticator implements Authenticator {
   constructor(
     private readonly tokens: TokenStore,
     private readonly service: FileService,
-  ) {}
+  ) {
+    tokens.onRevoke((r) => {
+      for (const [id, caller] of this.callers) if (isRevoked(caller.token, r)) this.callers.delete(id);
+    });
+  }
+
+  onRevoke(listener: (r: Revocation) => void): () => void {
+    return this.tokens.onRevoke(listener);
+  }
 
   authenticate(authorization: string | undefined): Caller {
     if (!authorization) throw new FsError('EAUTH', '/', 'missing bearer token (Authorization: Bearer <token>)');
@@ -45,7 +54,7 @@ export class TokenAuthenticator implements Authenticator {
   }
 
   private build(info: TokenInfo): { view: FileService; cx: Cx } {
-    const principal: Principal = { id: info.admin ? 'admin' : `token:${info.id}`, admin: info.admin };
+    const principal: Principal = { id: info.admin ? 'admin' : `token:${info.id}`, admin: info.admin, grant: info };
     let view = this.service;
     if (info.agent !== undefined) {
       principal.agentId = info.agent;

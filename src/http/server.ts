@@ -13,6 +13,7 @@ import type { Namespace } from '../fs/namespace.js';
 import { mountWithAccess, ReadOnly, ReadWrite } from '../mounts/access.js';
 import { createRegistry, registerStorageMetrics } from '../runtime/prometheus.js';
 import type { Storage } from '../runtime/storage/index.js';
+import { loadTokenConfig } from '../runtime/token-rules.js';
 import { TokenStore } from '../runtime/tokens.js';
 import { prometheusFile } from '../services/prometheus.js';
 import { TokenService } from '../services/tokens.js';
@@ -48,7 +49,8 @@ export interface ServerOptions {
  * namespace at `/`). One token per agent per server run, renewed before it expires; `revokeAll` at
  * shutdown.
  */
-export function execTokens(tokens: TokenStore, url: string, ttlMs = 24 * 3600_000) {
+export function execTokens(tokens: TokenStore, url: string, preferredTtlMs = 24 * 3600_000) {
+  const ttlMs = Math.min(preferredTtlMs, tokens.maxTtlMs);
   // Those a crashed run left behind expire; then they go.
   tokens.purgeExpired(EXEC_TOKEN_PREFIX);
   const issued = new Map<string, { token: string; id: string; expiresAt: number }>();
@@ -108,7 +110,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     options.logger?.warn({ host }, `listening on ${host}: reachable from other machines; keep tokens secret and prefer TLS in front`);
   }
   const { storage, namespace } = options;
-  const tokens = new TokenStore(storage);
+  // config.json's tokens section is checked before anything listens: a bad one stops the start.
+  const tokens = new TokenStore(storage, loadTokenConfig(options.home));
   const admin = tokens.ensureAdminToken(options.home);
   if (admin.created) options.logger?.info({ file: admin.file }, 'created the admin token');
 
@@ -145,6 +148,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     close() {
       closing ??= (async () => {
         await app.close();
+        tokens.close();
         namespace.unmount('/runtime/tokens');
         namespace.unmount('/runtime/metrics');
         try {

@@ -2,14 +2,21 @@
  * Bearer tokens: stored hashed (SHA-256 of a 192-bit random secret; the secret is shown once, at
  * creation), optionally scoped to one agent, to path prefixes and to reading, optionally expiring.
  * A token looks like `a9_<id>_<secret>`: the id finds the row, the secret is compared in constant time.
+ * New tokens keep the rules of token-rules.ts; an agent's tokens exist only while the agent does, and
+ * every revocation is told to listeners (the HTTP layer ends what the revoked tokens opened).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsError } from '../fs/errors.js';
+import { SERVER_SCOPE, type EventRecord } from '../fs/events.js';
 import { normalizePath } from '../fs/paths.js';
+import type { Grant } from '../fs/types.js';
 import type { Migration } from './storage/db.js';
 import type { Storage } from './storage/index.js';
+import { checkWithin, DEFAULT_MAX_TTL_MS, formatDuration } from './token-rules.js';
+
+export { agentRoot, parseDuration } from './token-rules.js';
 
 export const tokenMigrations: Migration[] = [
   {
@@ -25,6 +32,16 @@ export const tokenMigrations: Migration[] = [
       created_at INTEGER NOT NULL,
       expires_at INTEGER,
       last_used_at INTEGER);`,
+  },
+  {
+    version: 31,
+    name: 'tokens die with their agent',
+    // Rows of agents deleted before this rule would let their holders in as the next agent of the name.
+    // The trigger revokes in the transaction that deletes the agent, whichever code deletes it.
+    up: `DELETE FROM tokens WHERE agent IS NOT NULL AND agent NOT IN (SELECT id FROM agents);
+      CREATE INDEX tokens_by_agent ON tokens (agent);
+      CREATE TRIGGER tokens_die_with_their_agent AFTER DELETE ON agents
+      BEGIN DELETE FROM tokens WHERE agent = OLD.id; END;`,
   },
 ];
 
@@ -53,8 +70,33 @@ export interface NewToken {
   agent?: string;
   paths?: string[];
   readOnly?: boolean;
-  /** Lifetime in milliseconds; absent means it never expires. */
+  /** Lifetime in milliseconds; absent: that of the minting grant (never expires without one). */
   ttlMs?: number;
+}
+
+export interface CreateOptions {
+  /** The grant of whoever mints it: the new token stays within it (EACCES otherwise). */
+  within?: Grant;
+  /** The path errors name. */
+  where?: string;
+}
+
+export interface TokenStoreOptions {
+  now?: () => number;
+  /** The longest ttl a token may ask for (default 365 days). */
+  maxTtlMs?: number;
+}
+
+/** A revocation: one token, or every token of an agent (deleted with it). */
+export type Revocation = { token: string } | { agent: string };
+
+export function isRevoked(token: { id: string; agent?: string }, r: Revocation): boolean {
+  return 'token' in r ? token.id === r.token : token.agent === r.agent;
+}
+
+/** EAUTH for a token past its expiry. */
+export function expiredError(info: { id: string; expiresAt?: number }, path = '/'): FsError {
+  return new FsError('EAUTH', path, `token ${info.id} expired at ${new Date(info.expiresAt ?? 0).toISOString()}`);
 }
 
 interface Row {
@@ -96,23 +138,72 @@ function toInfo(r: Row): TokenInfo {
 export class TokenStore {
   /** Verified tokens by their full text; dropped on revoke. Expiry is checked on every use. */
   private readonly verified = new Map<string, { info: TokenInfo; touchedAt: number }>();
+  private readonly revocationListeners = new Set<(r: Revocation) => void>();
   private readonly byId;
   private readonly touch;
+  private readonly insert;
+  private readonly now: () => number;
+  readonly maxTtlMs: number;
+  /** Agent deletions (they revoke the agent's tokens: the rows go with a trigger, the cache here). */
+  private readonly onEvent = (rec: EventRecord): void => {
+    if (rec.type === 'deleted' && rec.scope === SERVER_SCOPE && rec.path.startsWith('/agents/') && rec.path.indexOf('/', 8) < 0) {
+      this.forget({ agent: rec.path.slice(8) });
+    }
+  };
 
   constructor(
     private readonly storage: Storage,
-    private readonly now: () => number = () => Date.now(),
+    options: TokenStoreOptions = {},
   ) {
+    this.now = options.now ?? (() => Date.now());
+    this.maxTtlMs = options.maxTtlMs ?? DEFAULT_MAX_TTL_MS;
     this.byId = storage.db.prepare('SELECT * FROM tokens WHERE id = ?');
     this.touch = storage.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?');
+    // An agent token only for an agent that exists, checked in the statement that inserts it.
+    this.insert = storage.db.prepare(
+      `INSERT INTO tokens (id, name, hash, agent, paths, read_only, created_at, expires_at, last_used_at)
+       SELECT @id, @name, @hash, @agent, @paths, @read_only, @created_at, @expires_at, @last_used_at
+       WHERE @agent IS NULL OR EXISTS (SELECT 1 FROM agents WHERE id = @agent)`,
+    );
+    storage.events.addListener(this.onEvent);
   }
 
-  create(spec: NewToken = {}): { token: string; info: TokenInfo } {
+  /** Calls `listener` for every revocation (revoke, the deletion of an agent) until the returned function is called. */
+  onRevoke(listener: (r: Revocation) => void): () => void {
+    this.revocationListeners.add(listener);
+    return () => this.revocationListeners.delete(listener);
+  }
+
+  /** Stops listening to agent deletions and drops every revocation listener. */
+  close(): void {
+    this.storage.events.removeListener(this.onEvent);
+    this.revocationListeners.clear();
+  }
+
+  /**
+   * A new token: EINVAL for a ttl that is not positive or longer than the bound, ENOENT for an agent that
+   * does not exist, EACCES when it would exceed `within` (then it expires with `within` unless asked sooner).
+   */
+  create(spec: NewToken = {}, options: CreateOptions = {}): { token: string; info: TokenInfo } {
+    const where = options.where ?? '/runtime/tokens/new';
     const id = randomBytes(6).toString('hex');
     const secret = randomBytes(24).toString('hex');
     const paths = (spec.paths ?? []).map((p) => normalizePath(p));
     const now = this.now();
-    if (spec.ttlMs !== undefined && !(spec.ttlMs > 0)) throw new FsError('EINVAL', '/runtime/tokens/new', 'ttl must be positive');
+    if (spec.ttlMs !== undefined && !(spec.ttlMs > 0)) throw new FsError('EINVAL', where, 'ttl must be positive');
+    if (spec.ttlMs !== undefined && spec.ttlMs > this.maxTtlMs) {
+      throw new FsError(
+        'EINVAL',
+        where,
+        `ttl: ${formatDuration(spec.ttlMs)} is longer than a token may live, ${formatDuration(this.maxTtlMs)} (tokens.max_ttl in config.json)`,
+      );
+    }
+    const within = options.within;
+    const expiresAt = spec.ttlMs !== undefined ? now + spec.ttlMs : within?.expiresAt;
+    if (within) {
+      const wanted = { paths, readOnly: !!spec.readOnly, ...(spec.agent !== undefined ? { agent: spec.agent } : {}) };
+      checkWithin(within, expiresAt === undefined ? wanted : { ...wanted, expiresAt }, where);
+    }
     const row: Row = {
       id,
       name: spec.name ?? (spec.agent ? `agent ${spec.agent}` : 'token'),
@@ -121,15 +212,10 @@ export class TokenStore {
       paths: JSON.stringify(paths),
       read_only: spec.readOnly ? 1 : 0,
       created_at: now,
-      expires_at: spec.ttlMs === undefined ? null : now + spec.ttlMs,
+      expires_at: expiresAt ?? null,
       last_used_at: null,
     };
-    this.storage.db
-      .prepare(
-        `INSERT INTO tokens (id, name, hash, agent, paths, read_only, created_at, expires_at, last_used_at)
-         VALUES (@id, @name, @hash, @agent, @paths, @read_only, @created_at, @expires_at, @last_used_at)`,
-      )
-      .run(row);
+    if (this.insert.run(row).changes === 0) throw new FsError('ENOENT', where, `agent: no agent '${spec.agent}' (a token of an agent needs the agent)`);
     return { token: `a9_${id}_${secret}`, info: toInfo(row) };
   }
 
@@ -162,9 +248,7 @@ export class TokenStore {
   }
 
   private checkExpiry(info: TokenInfo, now: number): void {
-    if (info.expiresAt !== undefined && now >= info.expiresAt) {
-      throw new FsError('EAUTH', '/', `token ${info.id} expired at ${new Date(info.expiresAt).toISOString()}`);
-    }
+    if (info.expiresAt !== undefined && now >= info.expiresAt) throw expiredError(info);
   }
 
   get(id: string): TokenInfo | undefined {
@@ -189,8 +273,14 @@ export class TokenStore {
   /** Deletes the token: its hash is gone, so it can never authenticate again. */
   revoke(id: string): boolean {
     const removed = this.storage.db.prepare('DELETE FROM tokens WHERE id = ?').run(id).changes > 0;
-    for (const [text, v] of this.verified) if (v.info.id === id) this.verified.delete(text);
+    this.forget({ token: id });
     return removed;
+  }
+
+  /** Drops revoked tokens from the cache and tells the listeners (who end what those tokens opened). */
+  private forget(r: Revocation): void {
+    for (const [text, v] of this.verified) if (isRevoked(v.info, r)) this.verified.delete(text);
+    for (const listener of this.revocationListeners) listener(r);
   }
 
   /**
@@ -222,20 +312,4 @@ export class TokenStore {
     renameSync(tmp, file);
     return { token, file, created: true };
   }
-}
-
-/** `1h`, `30m`, `7d`, `90s`, `500ms` or a number of seconds, as milliseconds. */
-export function parseDuration(text: string | number, where = 'ttl'): number {
-  if (typeof text === 'number') {
-    if (!(text > 0) || !Number.isFinite(text)) throw new FsError('EINVAL', where, `bad duration ${text}`);
-    return text * 1000;
-  }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$/i.exec(text);
-  if (!m) throw new FsError('EINVAL', where, `bad duration '${text}' (use e.g. 90s, 30m, 1h, 7d)`);
-  const n = Number(m[1]);
-  const unit = (m[2] ?? 's').toLowerCase();
-  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[unit]!;
-  const ms = n * factor;
-  if (!(ms > 0)) throw new FsError('EINVAL', where, `duration must be positive: '${text}'`);
-  return ms;
 }

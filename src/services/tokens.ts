@@ -1,6 +1,7 @@
 /**
  * /runtime/tokens: token management as files, so every transport manages tokens the same way.
- *   new        call: {name?, agent?, paths?, read_only?, ttl?} -> the token (its secret is shown only here)
+ *   new        call: {name?, agent?, paths?, read_only?, ttl?} -> the token (its secret is shown only here);
+ *              the new token stays within the caller's own grant
  *   <id>       view: the token's metadata (never the secret); removing it revokes the token
  * Only admin principals reach any of it.
  */
@@ -43,7 +44,7 @@ export function tokenJson(info: TokenInfo, now = Date.now()): Record<string, unk
 function tokenTree(store: TokenStore): Node {
   return dir(
     {
-      new: call((req) => {
+      new: call((req, cx) => {
         const text = new TextDecoder().decode(req).trim();
         const parsed = NewTokenRequest.safeParse(text === '' ? {} : parseJson(text, '/new'));
         if (!parsed.success) {
@@ -57,7 +58,8 @@ function tokenTree(store: TokenStore): Node {
         if (r.paths !== undefined) spec.paths = r.paths;
         if (r.read_only !== undefined) spec.readOnly = r.read_only;
         if (r.ttl !== undefined) spec.ttlMs = parseDuration(r.ttl, '/new');
-        const { token, info } = store.create(spec);
+        // What a token mints stays within it (a ttl-only admin token mints tokens that expire with it).
+        const { token, info } = store.create(spec, { where: '/new', ...(cx.principal.grant ? { within: cx.principal.grant } : {}) });
         return jsonText({ ...tokenJson(info), token });
       }),
     },

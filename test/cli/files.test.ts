@@ -7,7 +7,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_TABLE } from '../../src/fs/errors.js';
 import { cleanup } from '../helpers.js';
-import { startFixtureServer, type FixtureServer } from '../http/helpers.js';
+import { registerAgents, startFixtureServer, type FixtureServer } from '../http/helpers.js';
 import { AGENTCTL, agentctl, ensureBuilt, type RunOptions } from './helpers.js';
 
 let s: FixtureServer;
@@ -16,6 +16,7 @@ let env: Record<string, string>;
 beforeAll(async () => {
   await ensureBuilt();
   s = await startFixtureServer();
+  registerAgents(s.storage, 'bob');
   env = { AGENT9_HOME: s.home };
 }, 240_000);
 

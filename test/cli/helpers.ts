@@ -6,6 +6,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll } from 'vitest';
+import { cleanup, tempDir } from '../helpers.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const AGENTCTL = join(ROOT, 'dist', 'cli', 'agentctl.js');
@@ -145,4 +147,27 @@ export function agentctlBackground(args: string[], env: Record<string, string>):
       return done;
     },
   };
+}
+
+/**
+ * `agentctl serve ARGS` on a fresh data directory for the tests of one file: built and started before
+ * them, killed after them. `run` is agentctl against it (its data directory finds the URL and token).
+ */
+export function servedForTests(prefix: string, args: string[] = []) {
+  const suite = {
+    server: undefined as unknown as ServeProcess,
+    env: {} as Record<string, string>,
+    run: (argv: string[], options: RunOptions = {}) => agentctl(argv, { ...options, env: { ...suite.env, ...options.env } }),
+  };
+  beforeAll(async () => {
+    await ensureBuilt();
+    const home = tempDir(prefix);
+    suite.server = await startServe(home, args);
+    suite.env = { AGENT9_HOME: home };
+  }, 240_000);
+  afterAll(async () => {
+    await suite.server?.stop('SIGKILL');
+    cleanup();
+  });
+  return suite;
 }

@@ -5,27 +5,13 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ERROR_TABLE } from '../../src/fs/errors.js';
-import { cleanup, tempDir } from '../helpers.js';
-import { AGENTCTL, agentctl, agentctlBackground, ensureBuilt, startServe, type RunOptions, type ServeProcess } from './helpers.js';
+import { tempDir } from '../helpers.js';
+import { AGENTCTL, agentctl, agentctlBackground, servedForTests, startServe } from './helpers.js';
 
-let server: ServeProcess;
-let env: Record<string, string>;
-
-beforeAll(async () => {
-  await ensureBuilt();
-  const home = tempDir('agent9-serve-');
-  server = await startServe(home, ['--demo']);
-  env = { AGENT9_HOME: home };
-}, 240_000);
-
-afterAll(async () => {
-  await server?.stop('SIGKILL');
-  cleanup();
-});
-
-const run = (args: string[], options: RunOptions = {}) => agentctl(args, { ...options, env: { ...env, ...options.env } });
+const suite = servedForTests('agent9-serve-', ['--demo']);
+const run = suite.run;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until<T>(probe: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
@@ -44,21 +30,21 @@ async function statusOf(id: string): Promise<{ state: string; tick_count: number
 
 describe('serve', () => {
   it('starts with the demo agent and prints a curl line that works as printed', async () => {
-    expect(server.stderr()).toContain(`agent9 serving ${server.url}`);
-    const line = server.stderr().split('\n').find((l) => l.startsWith('try: curl'))!;
-    expect(line).toContain(`${server.url}/agents/demo/status`);
-    const res = await fetch(`${server.url}/agents/demo/status`, { headers: { authorization: `Bearer ${server.token}` } });
+    expect(suite.server.stderr()).toContain(`agent9 serving ${suite.server.url}`);
+    const line = suite.server.stderr().split('\n').find((l) => l.startsWith('try: curl'))!;
+    expect(line).toContain(`${suite.server.url}/agents/demo/status`);
+    const res = await fetch(`${suite.server.url}/agents/demo/status`, { headers: { authorization: `Bearer ${suite.server.token}` } });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ id: 'demo', program: 'echo' });
     // The admin token file is private.
     const { statSync } = await import('node:fs');
-    expect(statSync(join(server.home, 'admin.token')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(suite.server.home, 'admin.token')).mode & 0o777).toBe(0o600);
   });
 
   it('a second server on the same data directory is refused; a remote address needs --allow-remote', async () => {
     const second = await run(['serve', '--port', '0']);
     expect(second.code).toBe(ERROR_TABLE.EBUSY.exit);
-    expect(second.stderr).toContain(`another agent9 server is serving ${server.home} (pid ${server.pid} at ${server.url})`);
+    expect(second.stderr).toContain(`another agent9 server is serving ${suite.server.home} (pid ${suite.server.pid} at ${suite.server.url})`);
     const remote = await agentctl(['serve', '--host', '0.0.0.0', '--port', '0'], { env: { AGENT9_HOME: tempDir() } });
     expect(remote.code).toBe(ERROR_TABLE.EPERM.exit);
     expect(remote.stderr).toContain('--allow-remote');
@@ -163,7 +149,7 @@ describe('agent verbs', () => {
     expect(recent.code).toBe(0);
     expect(recent.stdout.trim().split('\n').length).toBe(3);
     expect(recent.stdout).toMatch(/tick_(start|end)/);
-    const follow = agentctlBackground(['logs', 'demo', '-f', '-n', '0'], env);
+    const follow = agentctlBackground(['logs', 'demo', '-f', '-n', '0'], suite.env);
     await sleep(800);
     await run(['send', 'demo', 'follow me']);
     await until(async () => (follow.output().includes('tick_end') ? true : undefined));
@@ -173,7 +159,7 @@ describe('agent verbs', () => {
   });
 
   it('watch -f of an agent sees its inbox and outbox change', async () => {
-    const watch = agentctlBackground(['--json', 'watch', '-f', '/agents/demo'], env);
+    const watch = agentctlBackground(['--json', 'watch', '-f', '/agents/demo'], suite.env);
     await sleep(800);
     await run(['send', 'demo', 'watched']);
     await until(async () => (watch.output().includes('/agents/demo/outbox/') ? true : undefined));
@@ -227,19 +213,19 @@ describe('tokens on the real runtime', () => {
   });
 
   it('the compatibility routes work over plain HTTP', async () => {
-    const auth = { authorization: `Bearer ${server.token}` };
-    const list = (await (await fetch(`${server.url}/agents`, { headers: auth })).json()) as { id: string; state: string }[];
+    const auth = { authorization: `Bearer ${suite.server.token}` };
+    const list = (await (await fetch(`${suite.server.url}/agents`, { headers: auth })).json()) as { id: string; state: string }[];
     expect(list.find((a) => a.id === 'demo')).toMatchObject({ state: 'active' });
-    const created = await fetch(`${server.url}/agents`, { method: 'POST', headers: auth, body: '{"name": "erin", "program": "echo"}' });
+    const created = await fetch(`${suite.server.url}/agents`, { method: 'POST', headers: auth, body: '{"name": "erin", "program": "echo"}' });
     expect(created.status).toBe(201);
     expect(await created.json()).toMatchObject({ id: 'erin' });
-    expect((await fetch(`${server.url}/agents/erin/send`, { method: 'POST', headers: auth, body: 'hi erin' })).status).toBe(202);
-    expect((await fetch(`${server.url}/agents/erin/tick`, { method: 'POST', headers: auth })).status).toBe(202);
-    expect((await fetch(`${server.url}/agents/erin/send`, { method: 'POST', headers: auth, body: '' })).status).toBe(400);
-    expect((await fetch(`${server.url}/agents/nobody/tick`, { method: 'POST', headers: auth })).status).toBe(404);
-    expect((await fetch(`${server.url}/agents/erin`, { method: 'DELETE', headers: auth })).status).toBe(204);
-    expect((await fetch(`${server.url}/agents/erin/status`, { headers: auth })).status).toBe(404);
-    const metrics = await (await fetch(`${server.url}/runtime/metrics`, { headers: auth })).text();
+    expect((await fetch(`${suite.server.url}/agents/erin/send`, { method: 'POST', headers: auth, body: 'hi erin' })).status).toBe(202);
+    expect((await fetch(`${suite.server.url}/agents/erin/tick`, { method: 'POST', headers: auth })).status).toBe(202);
+    expect((await fetch(`${suite.server.url}/agents/erin/send`, { method: 'POST', headers: auth, body: '' })).status).toBe(400);
+    expect((await fetch(`${suite.server.url}/agents/nobody/tick`, { method: 'POST', headers: auth })).status).toBe(404);
+    expect((await fetch(`${suite.server.url}/agents/erin`, { method: 'DELETE', headers: auth })).status).toBe(204);
+    expect((await fetch(`${suite.server.url}/agents/erin/status`, { headers: auth })).status).toBe(404);
+    const metrics = await (await fetch(`${suite.server.url}/runtime/metrics`, { headers: auth })).text();
     expect(metrics).toMatch(/^agent9_agents\{state="active"\} \d+$/m);
     expect(metrics).toMatch(/^agent9_ticks_total \d+$/m);
     expect(metrics).toContain('# TYPE agent9_ticks_total counter');

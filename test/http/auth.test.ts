@@ -5,13 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountWithAccess, ReadWrite } from '../../src/mounts/access.js';
 import { FIXTURE_SCOPE } from '../conformance/fixture.js';
 import { cleanup } from '../helpers.js';
-import { startFixtureServer, type FixtureServer } from './helpers.js';
+import { registerAgents, startFixtureServer, type FixtureServer } from './helpers.js';
 import { SseParser } from '../../src/http/sse-parser.js';
 
 let s: FixtureServer;
 
 /** Stand-ins for agents' local namespaces: data trees at /agents/<id> of the served view. */
 function mountAgentTree(server: FixtureServer, id: string): void {
+  registerAgents(server.storage, id);
   const tree = server.storage.dataTree(`agent-tree:${id}`, { scope: FIXTURE_SCOPE, prefix: `/agents/${id}` });
   mountWithAccess(server.ns, `/agents/${id}`, tree, ReadWrite);
 }

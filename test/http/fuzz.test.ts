@@ -10,13 +10,14 @@ import { isUnder, normalizePath } from '../../src/fs/paths.js';
 import { mountWithAccess, ReadWrite } from '../../src/mounts/access.js';
 import { FIXTURE_SCOPE } from '../conformance/fixture.js';
 import { cleanup } from '../helpers.js';
-import { startFixtureServer, type FixtureServer } from './helpers.js';
+import { registerAgents, startFixtureServer, type FixtureServer } from './helpers.js';
 
 let s: FixtureServer;
 const tokens: Record<string, string> = {};
 
 beforeAll(async () => {
   s = await startFixtureServer({ bodyLimit: 64 * 1024 });
+  registerAgents(s.storage, 'bob');
   mountWithAccess(s.ns, '/agents/bob', s.storage.dataTree('fuzz:bob', { scope: FIXTURE_SCOPE, prefix: '/agents/bob' }), ReadWrite);
   tokens['admin'] = s.token;
   for (const [name, spec] of Object.entries({
@@ -25,6 +26,7 @@ beforeAll(async () => {
     bob: { agent: 'bob' },
   })) {
     const res = await s.req('/runtime/tokens/new', { method: 'POST', body: JSON.stringify(spec) });
+    expect(res.status, name).toBe(200);
     tokens[name] = ((await res.json()) as { token: string }).token;
   }
   await s.req('/data/sub/', { method: 'PUT' });

@@ -1,6 +1,7 @@
 /** Servers for HTTP tests: the conformance fixture served on a real loopback socket (port 0). */
 import { buildFixture } from '../conformance/fixture.js';
 import { Storage, type StorageOptions } from '../../src/runtime/storage/index.js';
+import { RuntimeStore } from '../../src/runtime/store/index.js';
 import { startServer, type RunningServer } from '../../src/http/server.js';
 import type { Namespace } from '../../src/fs/namespace.js';
 import { tempDir } from '../helpers.js';
@@ -61,4 +62,15 @@ export async function startFixtureServer(options: FixtureServerOptions = {}): Pr
       storage.close();
     },
   };
+}
+
+/**
+ * Registers stand-in agents in the agent table (the fixture serves data trees at /agents/<id>, not the
+ * runtime), so that tokens can be scoped to them: a token of an agent needs the agent.
+ */
+export function registerAgents(storage: Storage, ...ids: string[]): void {
+  const store = new RuntimeStore(storage.db);
+  for (const id of ids) {
+    store.insertAgent({ id, state: 'active', program: '{"type":"echo"}', env: '{}', limits: '{}', schedule: '{}', inbox_policy: '{}', created_at: Date.now() });
+  }
 }

@@ -50,8 +50,14 @@ async function cat(ctx: CliContext, path: string): Promise<void> {
     throw new FsError('EISDIR', path, 'is a directory (use agentctl ls)');
   }
   if (!res.body) return;
-  for await (const chunk of res.body) {
-    if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
+  try {
+    for await (const chunk of res.body) {
+      if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
+    }
+  } catch (err) {
+    // Cut off: the server says why when it can (a token revoked or expired meanwhile is EAUTH).
+    await ctx.client.stat(path, ctx.cx);
+    throw new FsError('EIO', path, `the server cut the stream off (${(err as Error).message})`);
   }
 }
 

@@ -12,10 +12,9 @@
  *     "job_retention_ms": 604800000
  *   }}
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { z } from 'zod';
 import { FsError } from '../../fs/errors.js';
+import { configSection } from '../../runtime/config.js';
 import { describeIssues } from './request.js';
 import type { ProviderConfig } from './providers/index.js';
 import type { PolicyInput } from './policy.js';
@@ -55,21 +54,8 @@ export interface ComputeConfig {
 
 /** The compute section of `<home>/config.json` ({} when the file or the section is missing). */
 export function loadComputeConfig(home: string): ComputeConfig {
-  const file = join(home, 'config.json');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw err;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new FsError('EINVAL', file, `malformed JSON: ${(err as Error).message}`);
-  }
-  return parseComputeConfig((json as { compute?: unknown } | null)?.compute ?? {}, file);
+  const { value, file } = configSection(home, 'compute');
+  return parseComputeConfig(value ?? {}, file);
 }
 
 export function parseComputeConfig(value: unknown, where = 'config.json'): ComputeConfig {

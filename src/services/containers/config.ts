@@ -9,10 +9,9 @@
  *
  * Everything is optional: without the file the engine is the local Docker socket with the default policy.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { z } from 'zod';
 import { FsError } from '../../fs/errors.js';
+import { configSection } from '../../runtime/config.js';
 import type { PolicyInput } from './policy.js';
 import { describeIssues } from './request.js';
 
@@ -30,21 +29,8 @@ export interface ContainersConfig {
 
 /** The containers section of `<home>/config.json` ({} when the file or the section is missing). */
 export function loadContainersConfig(home: string): ContainersConfig {
-  const file = join(home, 'config.json');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw err;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new FsError('EINVAL', file, `malformed JSON: ${(err as Error).message}`);
-  }
-  return parseContainersConfig((json as { containers?: unknown } | null)?.containers ?? {}, file);
+  const { value, file } = configSection(home, 'containers');
+  return parseContainersConfig(value ?? {}, file);
 }
 
 export function parseContainersConfig(value: unknown, where = 'config.json'): ContainersConfig {
