@@ -287,7 +287,7 @@ describe('random strings into every field', () => {
   beforeAll(async () => {
     // Few sessions at once, so valid requests do not pile up containers (over it: EAGAIN, a 4xx).
     expect((await asAdmin('PUT', '/agents/eve/containers/policy', { max_concurrent: 4, default_time_secs: 60 })).status).toBeLessThan(300);
-    const started = await asAgent('POST', '/containers/new', { image: BUSYBOX, kind: 'interactive' });
+    const started = await asAgent('POST', '/containers/new', { image: BUSYBOX, kind: 'interactive', limits: { max_time_secs: 900 } });
     expect(started.status, started.body).toBe(200);
     sid = started.json['session_id'] as string;
   }, 60_000);
