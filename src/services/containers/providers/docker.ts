@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import type { Duplex, Readable } from 'node:stream';
 import { FsError } from '../../../fs/errors.js';
 import { checkImageReference } from '../reference.js';
+import { engineId, engineMessage, isConnectionError, statusOf } from './docker-errors.js';
 import { SIGNAL_TREE_SCRIPT, USAGE_SCRIPT } from './scripts.js';
 import type {
   CgroupUsage,
@@ -63,58 +64,6 @@ export function normalizeImage(image: string): string {
   const lastSlash = image.lastIndexOf('/');
   const name = image.slice(lastSlash + 1);
   return name.includes(':') || name.includes('@') ? image : `${image}:latest`;
-}
-
-interface DockerErrorLike {
-  statusCode?: number;
-  code?: string;
-  message?: string;
-  json?: { message?: string } | null;
-  reason?: string;
-}
-
-const CONNECTION_ERRORS: Record<string, string> = {
-  ENOENT: 'no socket at that path',
-  ECONNREFUSED: 'connection refused',
-  EACCES: 'permission denied',
-  ECONNRESET: 'connection reset',
-  EPIPE: 'connection closed',
-};
-
-/**
- * The engine's own words for a failed request (the `message` of its JSON answer), else a sentence of
- * ours: never the client library's message, which repeats request URLs and internal names.
- */
-export function engineMessage(err: unknown): string {
-  const e = err as DockerErrorLike;
-  if (typeof e?.statusCode === 'number') {
-    const fromJson = e.json && typeof e.json === 'object' ? e.json.message : undefined;
-    return typeof fromJson === 'string' && fromJson.trim() ? fromJson.trim().slice(0, 1000) : `the engine answered HTTP ${e.statusCode}`;
-  }
-  const code = typeof e?.code === 'string' ? e.code : undefined;
-  if (code && CONNECTION_ERRORS[code]) return `${CONNECTION_ERRORS[code]} (${code})`;
-  return `the engine client failed${code && /^[A-Z_]+$/.test(code) ? ` (${code})` : ''}`;
-}
-
-function isConnectionError(err: unknown): boolean {
-  const code = (err as DockerErrorLike)?.code;
-  return typeof code === 'string' && CONNECTION_ERRORS[code] !== undefined && typeof (err as DockerErrorLike).statusCode !== 'number';
-}
-
-/**
- * Ids of containers and execs as they go into engine API paths. They come from the engine, but one that
- * were not a plain name (`..`, `/`, `?`) would make the engine redirect, and the client library throws
- * where nothing can catch it while following a redirect: so nothing else is ever sent.
- */
-const ENGINE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-
-function engineId(id: string): string {
-  if (!ENGINE_ID.test(id)) throw new FsError('EINVAL', '/', `${JSON.stringify(id)} is not a container id`);
-  return id;
-}
-
-function statusOf(err: unknown): number | undefined {
-  return (err as DockerErrorLike)?.statusCode;
 }
 
 /**
