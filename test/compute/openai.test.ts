@@ -1,4 +1,5 @@
 /** The openai provider over real HTTP against a local test double of an OpenAI-compatible endpoint. */
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -195,6 +196,41 @@ describe('openai provider', () => {
       expect(seen.join('\n')).not.toContain(secret);
     }
     expect(creds.info()).toMatchObject({ endpoint: fake.url, auth: 'basic credentials from base_url' });
+  });
+
+  it('does not follow redirects: the key stays with the endpoint, the job fails saying where base_url should point', async () => {
+    const seen: { url: string; auth: string | undefined }[] = [];
+    const target = createHttpServer((req, res) => {
+      seen.push({ url: req.url ?? '', auth: req.headers.authorization });
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"data": []}');
+    });
+    const redirector = createHttpServer((req, res) => res.writeHead(307, { location: `http://127.0.0.1:${(target.address() as AddressInfo).port}/v1${req.url?.slice(3)}` }).end());
+    for (const srv of [target, redirector]) await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      const moved = new OpenAiProvider('moved', { base_url: `http://127.0.0.1:${(redirector.address() as AddressInfo).port}/v1`, api_key: KEY, models: ['m'] }, {});
+      const { ns } = setupCompute({ providers: [moved] });
+      const st = await waitStatus(ns, (await submit(ns, { model: 'm', prompt: 'x' })).job_id);
+      expect(st).toMatchObject({ status: 'failed', error: { code: 'EREMOTEIO' } });
+      expect((st['error'] as { message: string }).message).toMatch(/^provider moved: HTTP 307: the endpoint redirects to http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions; redirects are not followed/);
+      expect(await moved.health()).toMatchObject({ status: 'degraded', reason: expect.stringContaining('HTTP 307: the endpoint redirects to') });
+      expect(seen).toEqual([]);
+    } finally {
+      for (const srv of [target, redirector]) await new Promise((r) => srv.close(r));
+    }
+  });
+
+  it('refuses a base_url with a query or fragment and headers that cannot be sent, at construction', () => {
+    const make = (config: Partial<ConstructorParameters<typeof OpenAiProvider>[1]>, env: Record<string, string> = {}) => () =>
+      new OpenAiProvider('p', { base_url: 'http://127.0.0.1:1/v1', models: ['m'], ...config }, env);
+    expect(make({ base_url: 'http://127.0.0.1:1/v1?x=1' })).toThrow(/base_url cannot have a query/);
+    expect(make({ base_url: 'http://127.0.0.1:1/v1#frag' })).toThrow(/base_url cannot have a query/);
+    expect(make({ base_url: 'file:///etc/passwd' })).toThrow(/base_url must be http or https/);
+    expect(make({ headers: { 'bad name': 'v' } })).toThrow(/"bad name" is not a header name/);
+    expect(make({ headers: { 'x-key': 'secret-value\r\nx-injected: 1' } })).toThrow(/the value of header 'x-key' holds a control character/);
+    expect(make({ headers: { 'x-key': 'secret-value\nx' } })).not.toThrow(/secret-value/);
+    expect(make({ api_key: 'sk-abc\n' })).toThrow(/api_key holds a control character/);
+    expect(make({ api_key_env: 'K' }, { K: 'sk-abc\r\n' })).toThrow(/the key in \$K holds a control character/);
+    expect(new OpenAiProvider('p', { base_url: 'http://127.0.0.1:1/v1?', models: ['m'] }, {}).info().endpoint).toBe('http://127.0.0.1:1/v1');
   });
 
   it('info shows the endpoint without credentials; models and health come from the endpoint when not configured', async () => {

@@ -64,6 +64,21 @@ describe('docker provider', () => {
     expect(normalizeImage('x@sha256:abc')).toBe('x@sha256:abc');
   });
 
+  it('never sends the engine an id or image it would redirect (the client library crashed the process following one)', async () => {
+    for (const bad of ['../x', 'a/../../b', '%2e%2e', '//x', 'x?y', 'x#y', '.', '']) {
+      await expect(provider.inspect(bad)).rejects.toMatchObject({ code: 'EINVAL' });
+      await expect(provider.remove(bad)).rejects.toMatchObject({ code: 'EINVAL' });
+      await expect(provider.stop(bad, 0)).rejects.toMatchObject({ code: 'EINVAL' });
+      await expect(provider.kill(bad)).rejects.toMatchObject({ code: 'EINVAL' });
+      await expect(provider.exec(bad, { marker: 'm', argv: ['true'], env: {}, stdin: false }, { stdout: () => {}, stderr: () => {} })).rejects.toMatchObject({ code: 'EINVAL' });
+      await expect(provider.hasImage(bad)).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining("field 'image'") });
+      await expect(provider.createSession(spec({ image: bad }))).rejects.toMatchObject({ code: 'EINVAL' });
+    }
+    // The engine's own 404s still read as "not there".
+    expect(await provider.inspect('a'.repeat(64))).toBeUndefined();
+    expect(await provider.hasImage('no/such:image')).toBe(false);
+  });
+
   it('reports health and images of the engine', async () => {
     const h = await provider.health();
     expect(h.status).toBe('available');

@@ -397,7 +397,7 @@ export class ContainerEngine {
       throw new FsError(
         'EINVAL',
         path,
-        `image ${req.image} is not in the engine (agent9 never pulls from a registry); present: ${images.join(', ') || 'none'}`,
+        `field 'image': ${req.image} is not in the engine (agent9 never pulls from a registry); present: ${images.join(', ') || 'none'}`,
       );
     }
 

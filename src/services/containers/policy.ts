@@ -6,7 +6,11 @@
 import { z } from 'zod';
 import { FsError } from '../../fs/errors.js';
 import type { Storage } from '../../runtime/storage/index.js';
+import { checkImageReference, imagePatternProblem } from './reference.js';
 import { describeIssues } from './request.js';
+
+/** An engine network (`bridge`, a user network) or `container:<name>`, in the engine's name characters. */
+const NETWORK_MODE = /^(?:container:)?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 const positive = z.number().int().positive();
 const money = z.number().int().nonnegative().nullable();
@@ -62,8 +66,12 @@ export const policySchema = z.strictObject({
 export type ContainerPolicy = z.infer<typeof policySchema>;
 export type PolicyInput = z.input<typeof policySchema>;
 
-/** Validates a policy (a partial one takes the defaults); EINVAL names the field. */
-export function parsePolicy(value: unknown, path = '/policy', defaults: Partial<ContainerPolicy> = {}): ContainerPolicy {
+/**
+ * Validates a policy (a partial one takes the defaults); EINVAL names the field. What an admin writes
+ * (and the config's defaults) must also name images and networks the engine can take; a policy stored
+ * before that rule (`stored`) is read as it is, and a bad default image is then refused per request.
+ */
+export function parsePolicy(value: unknown, path = '/policy', defaults: Partial<ContainerPolicy> = {}, opts: { stored?: boolean } = {}): ContainerPolicy {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new FsError('EINVAL', path, 'the policy must be a JSON object');
   }
@@ -79,7 +87,25 @@ export function parsePolicy(value: unknown, path = '/policy', defaults: Partial<
   ] as const) {
     if (p[dflt] > p[max]) throw new FsError('EINVAL', path, `${dflt} (${p[dflt]}) is over ${max} (${p[max]})`);
   }
+  if (!opts.stored) checkEngineNames(p, path);
   return p;
+}
+
+/** default_image is a reference, the image lists are patterns of references, network_mode a network name. */
+function checkEngineNames(p: ContainerPolicy, path: string): void {
+  const refuse = (field: string, value: string, problem: string): never => {
+    throw new FsError('EINVAL', path, `field '${field}': ${JSON.stringify(value)} ${problem}`);
+  };
+  checkImageReference(p.default_image, path, 'default_image');
+  for (const list of ['allowed_images', 'blocked_images'] as const) {
+    p[list].forEach((pattern, i) => {
+      const problem = imagePatternProblem(pattern);
+      if (problem) refuse(`${list}.${i}`, pattern, `is not an image pattern: ${problem}`);
+    });
+  }
+  if (!NETWORK_MODE.test(p.network_mode)) {
+    refuse('network_mode', p.network_mode, 'is not a network name (letters, digits, _ . -, or container:<name>)');
+  }
 }
 
 /** `*` matches any run of characters; everything else literally. `agent9/*` matches every agent9 image. */
@@ -124,7 +150,7 @@ export class PolicyStore {
     if (cached) return cached;
     const row = this.q.get.get(agentId) as { policy: string; version: number; updated_at: number } | undefined;
     const entry = row
-      ? { policy: parsePolicy(JSON.parse(row.policy), '/policy', this.defaults), version: row.version, updatedAt: row.updated_at }
+      ? { policy: parsePolicy(JSON.parse(row.policy), '/policy', this.defaults, { stored: true }), version: row.version, updatedAt: row.updated_at }
       : { policy: this.defaults, version: 0, updatedAt: 0 };
     this.cache.set(agentId, entry);
     return entry;

@@ -2,6 +2,11 @@
  * What is written to /containers/new and to a session's exec/new, parsed and checked against the policy.
  * Every problem is an FsError naming the file and the field: EINVAL for malformed JSON, unknown or bad
  * fields, limits over the policy's maxima, refused images.
+ *
+ * Everything here ends up in an engine call, so nothing passes that the engine could misread: image
+ * references follow the engine's grammar (reference.ts), no string holds a NUL byte (the kernel cuts
+ * argv and environment strings at it), paths are absolute and normalized without control characters,
+ * and users and environment names have the forms the engine takes.
  */
 import { z } from 'zod';
 import { utf8 } from '../../fs/bytes.js';
@@ -9,14 +14,30 @@ import { FsError } from '../../fs/errors.js';
 import { parseJson } from '../../fs/synthetic.js';
 import type { BudgetScope } from '../../runtime/budgets.js';
 import type { ContainerPolicy } from './policy.js';
+import { checkImageReference, describeBadReference, imageReferenceProblem } from './reference.js';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const USER = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$/;
 
+const NO_NUL = (what: string) => [(s: string) => !s.includes('\0'), `${what} cannot hold a NUL byte`] as const;
+/** An argument or shell line: the kernel ends a string at its first NUL, so one is refused. */
+const arg = (min: number) => z.string().min(min).max(128 * 1024).refine(...NO_NUL('a command'));
 /** A command: a shell line (run with `/bin/sh -c`) or an argv array (run as is). */
-const command = z.union([z.string().min(1).max(128 * 1024), z.array(z.string().max(128 * 1024)).min(1).max(4096)]);
-const env = z.record(z.string().regex(ENV_NAME, 'environment names are letters, digits and _'), z.string().max(128 * 1024));
+const command = z.union([arg(1), z.array(arg(0)).min(1).max(4096)]);
+const env = z.record(
+  z.string().max(256).regex(ENV_NAME, 'environment names are letters, digits and _, not starting with a digit'),
+  z.string().max(128 * 1024).refine(...NO_NUL('an environment value')),
+);
+const user = z.string().regex(USER, 'a user is a name or uid, optionally :group (letters, digits, _ . -)');
+/** An image reference the engine accepts (checked before any engine call: it becomes part of an API path). */
+export const imageField = z
+  .string()
+  .max(512)
+  .superRefine((ref, ctx) => {
+    const problem = imageReferenceProblem(ref);
+    if (problem) ctx.addIssue({ code: 'custom', message: describeBadReference(ref, problem) });
+  });
 
 const limits = z.strictObject({
   max_time_secs: z.number().int().positive().optional(),
@@ -31,12 +52,12 @@ const limits = z.strictObject({
 export const requestSchema = z.strictObject({
   kind: z.enum(['ephemeral', 'interactive']).optional(),
   provider: z.string().regex(ID).optional(),
-  image: z.string().min(1).max(512).optional(),
+  image: imageField.optional(),
   /** Shell lines run in order (`"echo hi"` alone is one); an inner array is one argv command. */
-  commands: z.union([z.array(command).max(1000), z.string().min(1).max(128 * 1024)]).optional(),
+  commands: z.union([z.array(command).max(1000), arg(1)]).optional(),
   workdir: z.string().min(2).max(1024).optional(),
   env: env.optional(),
-  user: z.string().regex(USER, 'a user is a name or uid, optionally :group').optional(),
+  user: user.optional(),
   limits: limits.optional(),
   /** The session's lifetime in ms (the origin's field; limits.max_time_secs says the same in seconds). */
   timeout_ms: z.number().int().positive().optional(),
@@ -61,7 +82,7 @@ export const execSchema = z.strictObject({
   timeout_secs: z.number().int().positive().optional(),
   env: env.optional(),
   workdir: z.string().min(1).max(1024).optional(),
-  user: z.string().regex(USER, 'a user is a name or uid, optionally :group').optional(),
+  user: user.optional(),
   /** Answer with the command's result once it is done. */
   wait: z.boolean().optional(),
 });
@@ -120,16 +141,35 @@ export interface ExecRequest {
 
 /** Paths the workdir may not be: the root and the kernel's own trees. */
 const RESERVED_DIRS = ['/proc', '/sys', '/dev'];
+/** The longest name one directory entry may have (Linux NAME_MAX, in bytes). */
+const NAME_MAX = 255;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** Why a relative path is not a normalized one (no empty, `.` or `..` parts, no control characters), or undefined. */
+function pathProblem(parts: string[]): string | undefined {
+  if (parts.some((p) => p === '' || p === '.' || p === '..')) return 'a normalized path is needed (no empty, . or .. parts)';
+  if (parts.some((p) => CONTROL.test(p))) return 'a path cannot hold control characters';
+  if (parts.some((p) => Buffer.byteLength(p) > NAME_MAX)) return `a path part has more than ${NAME_MAX} bytes`;
+  return undefined;
+}
 
 export function checkWorkdir(workdir: string, path: string, field = 'workdir'): string {
   const w = workdir.replace(/\/+$/, '');
-  if (!w.startsWith('/') || w.split('/').some((s, i) => i > 0 && (s === '' || s === '.' || s === '..')) || w.includes('\0')) {
-    throw new FsError('EINVAL', path, `field '${field}': an absolute, normalized path is needed (got ${JSON.stringify(workdir)})`);
-  }
+  const problem = !workdir.startsWith('/') ? 'an absolute path is needed' : w === '' ? undefined : pathProblem(w.split('/').slice(1));
+  if (problem) throw new FsError('EINVAL', path, `field '${field}': ${problem} (got ${JSON.stringify(workdir)})`);
   if (w === '' || RESERVED_DIRS.some((r) => w === r || w.startsWith(r + '/'))) {
     throw new FsError('EINVAL', path, `field '${field}': ${JSON.stringify(workdir)} cannot be the workdir`);
   }
   return w;
+}
+
+/** An exec's workdir: absolute, or relative to the session's workdir (normalized, so it stays below it). */
+function checkExecWorkdir(workdir: string, path: string): string {
+  if (workdir.startsWith('/')) return checkWorkdir(workdir, path);
+  const problem = pathProblem(workdir.replace(/\/+$/, '').split('/'));
+  if (problem) throw new FsError('EINVAL', path, `field 'workdir': ${problem} (got ${JSON.stringify(workdir)})`);
+  return workdir.replace(/\/+$/, '');
 }
 
 function overMax(path: string, field: string, value: number, max: number, policyField: string): never {
@@ -190,7 +230,7 @@ export function parseSessionRequest(data: Uint8Array, policy: ContainerPolicy, p
   return {
     kind,
     provider: raw.provider,
-    image: raw.image ?? policy.default_image,
+    image: raw.image ?? checkImageReference(policy.default_image, path, 'image', "the policy's default_image"),
     commands,
     workdir: checkWorkdir(raw.workdir ?? '/workspace', path),
     env: raw.env ?? {},
@@ -208,21 +248,15 @@ export function parseExecRequest(data: Uint8Array, path: string): ExecRequest {
   const text = utf8(data);
   const trimmed = text.trim();
   if (trimmed.length === 0) throw new FsError('EINVAL', path, 'empty command: write a command line or {"command": ...}');
-  let raw: z.infer<typeof execSchema>;
-  if (trimmed.startsWith('{')) {
-    const parsed = execSchema.safeParse(parseJson(trimmed, path));
-    if (!parsed.success) throw new FsError('EINVAL', path, describeIssues(parsed.error));
-    raw = parsed.data;
-  } else {
-    raw = { command: trimmed };
-  }
-  if (raw.workdir !== undefined && raw.workdir.startsWith('/')) checkWorkdir(raw.workdir, path);
+  const parsed = execSchema.safeParse(trimmed.startsWith('{') ? parseJson(trimmed, path) : { command: trimmed });
+  if (!parsed.success) throw new FsError('EINVAL', path, describeIssues(parsed.error));
+  const raw = parsed.data;
   return {
     command: raw.command,
     stdin: raw.stdin ?? false,
     timeout_secs: raw.timeout_secs,
     env: raw.env ?? {},
-    workdir: raw.workdir,
+    workdir: raw.workdir === undefined ? undefined : checkExecWorkdir(raw.workdir, path),
     user: raw.user,
     wait: raw.wait ?? false,
   };

@@ -55,6 +55,12 @@ interface ChatCompletion {
   error?: { message?: string } | string;
 }
 
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** What a header value cannot hold: fetch refuses CR, LF and NUL, and other controls are never meant. */
+// eslint-disable-next-line no-control-regex
+const NOT_IN_HEADER = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
 /** The URL without credentials or query, for info files and messages. */
 function displayUrl(raw: string): string {
   try {
@@ -92,9 +98,18 @@ export class OpenAiProvider implements ComputeProvider {
     } catch {
       throw new FsError('EINVAL', `/providers/${id}`, `compute provider '${id}': base_url is not a URL`);
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new FsError('EINVAL', `/providers/${id}`, `compute provider '${id}': base_url must be http or https`);
+    const refuse = (why: string): never => {
+      throw new FsError('EINVAL', `/providers/${id}`, `compute provider '${id}': ${why}`);
+    };
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') refuse('base_url must be http or https');
+    // Request paths are appended to it: a query or fragment would swallow them.
+    if (url.search || url.hash) refuse('base_url cannot have a query (?) or fragment (#); /chat/completions and /models are appended to it');
+    for (const [name, value] of Object.entries(config.headers ?? {})) {
+      if (!HEADER_NAME.test(name)) refuse(`header ${JSON.stringify(name)} is not a header name`);
+      if (NOT_IN_HEADER.test(value)) refuse(`the value of header '${name}' holds a control character (a newline?)`);
     }
+    url.search = '';
+    url.hash = '';
     // fetch refuses URLs with credentials (and its error repeats the URL): they become a Basic header.
     const password = decodeURIComponent(url.password);
     const userinfo = url.username || password ? `${decodeURIComponent(url.username)}:${password}` : undefined;
@@ -105,9 +120,11 @@ export class OpenAiProvider implements ComputeProvider {
     this.secrets = [userinfo, password, this.basicAuth?.slice('Basic '.length), ...Object.values(config.headers ?? {})].filter((s): s is string => !!s && s.length >= 4);
     if (config.api_key_env) {
       this.apiKey = env[config.api_key_env] || undefined;
+      if (this.apiKey && NOT_IN_HEADER.test(this.apiKey)) refuse(`the key in $${config.api_key_env} holds a control character (a newline?)`);
       this.authSource = `bearer key from $${config.api_key_env}${this.apiKey ? '' : ' (not set)'}`;
     } else if (config.api_key) {
       this.apiKey = config.api_key;
+      if (NOT_IN_HEADER.test(this.apiKey)) refuse('api_key holds a control character (a newline?)');
       this.authSource = 'bearer key from config.json';
     } else {
       this.authSource = this.basicAuth ? 'basic credentials from base_url' : 'none';
@@ -170,6 +187,7 @@ export class OpenAiProvider implements ComputeProvider {
       const res = await fetch(`${this.baseUrl}/models`, {
         headers: this.headers(),
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        redirect: 'manual',
       });
       const latency = Date.now() - started;
       const body = await res.text();
@@ -177,7 +195,7 @@ export class OpenAiProvider implements ComputeProvider {
         if (!this.configured) this.discovered = parseModelList(body);
         return { status: 'available', checked_at: Date.now(), latency_ms: latency };
       }
-      const reason = `HTTP ${res.status}: ${this.scrub(errorText(body))}`;
+      const reason = `HTTP ${res.status}: ${this.scrub(redirectText(res) ?? errorText(body))}`;
       const status = res.status === 401 || res.status === 403 || res.status >= 500 ? 'unavailable' : 'degraded';
       return { status, reason, checked_at: Date.now(), latency_ms: latency };
     } catch (err) {
@@ -208,6 +226,7 @@ export class OpenAiProvider implements ComputeProvider {
         headers: this.headers(),
         body: JSON.stringify(body),
         signal,
+        redirect: 'manual',
       });
     } catch (err) {
       if (signal.aborted) onAbort();
@@ -216,7 +235,7 @@ export class OpenAiProvider implements ComputeProvider {
     try {
       if (!res.ok) {
         const text = await res.text();
-        throw this.fail(`HTTP ${res.status}: ${errorText(text)}`);
+        throw this.fail(`HTTP ${res.status}: ${redirectText(res) ?? errorText(text)}`);
       }
       const type = res.headers.get('content-type') ?? '';
       // Usage the endpoint does not report stays null: the engine estimates it at this model's token ratio.
@@ -305,6 +324,22 @@ export class OpenAiProvider implements ComputeProvider {
 function toUsage(u: ChatCompletion['usage']): TokenUsage | null {
   if (!u || typeof u.prompt_tokens !== 'number' || typeof u.completion_tokens !== 'number') return null;
   return usageOf(u.prompt_tokens, u.completion_tokens);
+}
+
+/**
+ * A redirect is not followed: it would carry the key (and the request) to wherever the endpoint says.
+ * Its message tells the admin where base_url should point instead.
+ */
+function redirectText(res: Response): string | undefined {
+  if (res.status < 300 || res.status > 399) return undefined;
+  const location = res.headers.get('location');
+  let target = '';
+  try {
+    if (location) target = ` to ${displayUrl(new URL(location, res.url).toString())}`;
+  } catch {
+    // not a URL: said without it
+  }
+  return `the endpoint redirects${target}; redirects are not followed (they would carry the key elsewhere): point base_url there`;
 }
 
 /** The provider's own message from an error body (OpenAI's `{error:{message}}`), else the text. */

@@ -8,6 +8,8 @@ import Docker from 'dockerode';
 import { readFile } from 'node:fs/promises';
 import type { Duplex, Readable } from 'node:stream';
 import { FsError } from '../../../fs/errors.js';
+import { checkImageReference } from '../reference.js';
+import { engineId, engineMessage, isConnectionError, statusOf } from './docker-errors.js';
 import { SIGNAL_TREE_SCRIPT, USAGE_SCRIPT } from './scripts.js';
 import type {
   CgroupUsage,
@@ -62,31 +64,6 @@ export function normalizeImage(image: string): string {
   const lastSlash = image.lastIndexOf('/');
   const name = image.slice(lastSlash + 1);
   return name.includes(':') || name.includes('@') ? image : `${image}:latest`;
-}
-
-interface DockerErrorLike {
-  statusCode?: number;
-  code?: string;
-  message?: string;
-  json?: { message?: string } | null;
-  reason?: string;
-}
-
-/** The engine's own words for an error. */
-export function engineMessage(err: unknown): string {
-  const e = err as DockerErrorLike;
-  const fromJson = e?.json && typeof e.json === 'object' ? e.json.message : undefined;
-  const text = fromJson ?? e?.message ?? String(err);
-  return text.replace(/^\(HTTP code \d+\) [a-z ]+ - /, '').trim();
-}
-
-function isConnectionError(err: unknown): boolean {
-  const code = (err as DockerErrorLike)?.code;
-  return code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES' || code === 'ECONNRESET' || code === 'EPIPE';
-}
-
-function statusOf(err: unknown): number | undefined {
-  return (err as DockerErrorLike)?.statusCode;
 }
 
 /**
@@ -206,15 +183,26 @@ export class DockerProvider implements ContainerProvider {
     return this.cachedHealth;
   }
 
-  /** Engine failures as FsErrors: EREMOTEIO with the engine's reason; an unreachable engine marks health. */
-  private fail(err: unknown, what: string): FsError {
+  /**
+   * Engine failures as FsErrors: EREMOTEIO with the engine's reason (an unreachable engine marks health);
+   * a request the engine calls invalid (HTTP 400) is EINVAL naming `field` when one is given.
+   */
+  private fail(err: unknown, what: string, field?: string): FsError {
     if (err instanceof FsError) return err;
     if (isConnectionError(err)) {
       const reason = `cannot reach the Docker engine at unix://${this.socketPath}: ${engineMessage(err)}`;
       this.cachedHealth = { status: 'unavailable', reason, checked_at: this.now() };
       return new FsError('EREMOTEIO', '/', `${what}: ${reason}`, { cause: err });
     }
+    if (statusOf(err) === 400) {
+      return new FsError('EINVAL', '/', `${field ? `field '${field}': ` : ''}${what}: the engine refused it: ${engineMessage(err)}`, { cause: err });
+    }
     return new FsError('EREMOTEIO', '/', `${what}: docker: ${engineMessage(err)}`, { cause: err });
+  }
+
+  /** A container of the engine, by an id that is safe in an API path. */
+  private container(id: string): Docker.Container {
+    return this.docker.getContainer(engineId(id));
   }
 
   async images(): Promise<string[]> {
@@ -230,7 +218,8 @@ export class DockerProvider implements ContainerProvider {
   }
 
   async hasImage(image: string): Promise<boolean> {
-    const ref = normalizeImage(image);
+    // The reference becomes a path segment (/images/<ref>/json): only a valid one is ever sent.
+    const ref = normalizeImage(checkImageReference(image, '/'));
     const seen = this.seenImages.get(ref);
     if (seen !== undefined && this.now() - seen < this.healthTtlMs) return true;
     try {
@@ -239,7 +228,7 @@ export class DockerProvider implements ContainerProvider {
       return true;
     } catch (err) {
       if (statusOf(err) === 404) return false;
-      throw this.fail(err, `looking up image ${image}`);
+      throw this.fail(err, `looking up image ${image}`, 'image');
     }
   }
 
@@ -252,7 +241,7 @@ export class DockerProvider implements ContainerProvider {
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer({
-        Image: normalizeImage(spec.image),
+        Image: normalizeImage(checkImageReference(spec.image, '/')),
         Entrypoint: ['/bin/sh', '-c'],
         Cmd: [IDLE],
         Labels: spec.labels,
@@ -278,7 +267,7 @@ export class DockerProvider implements ContainerProvider {
     } catch (err) {
       if (statusOf(err) === 404) {
         this.seenImages.delete(normalizeImage(spec.image));
-        throw new FsError('EINVAL', '/', `image ${spec.image} is not in the engine (agent9 never pulls from a registry)`);
+        throw new FsError('EINVAL', '/', `field 'image': ${spec.image} is not in the engine (agent9 never pulls from a registry)`);
       }
       throw this.fail(err, 'creating the container');
     }
@@ -294,7 +283,7 @@ export class DockerProvider implements ContainerProvider {
   }
 
   async exec(containerId: string, spec: ExecSpec, io: ExecIO): Promise<RunningExec> {
-    const container = this.docker.getContainer(containerId);
+    const container = this.container(containerId);
     let stream: Duplex | Readable;
     let engineExec: Docker.Exec;
     try {
@@ -523,7 +512,7 @@ export class DockerProvider implements ContainerProvider {
 
   async inspect(containerId: string): Promise<ContainerState | undefined> {
     try {
-      const info = await this.docker.getContainer(containerId).inspect();
+      const info = await this.container(containerId).inspect();
       const time = (s: string | undefined) => {
         const t = s ? Date.parse(s) : NaN;
         return Number.isFinite(t) && t > 0 ? t : null;
@@ -544,7 +533,7 @@ export class DockerProvider implements ContainerProvider {
 
   async stop(containerId: string, graceSecs: number): Promise<void> {
     try {
-      await this.docker.getContainer(containerId).stop({ t: graceSecs });
+      await this.container(containerId).stop({ t: graceSecs });
     } catch (err) {
       const status = statusOf(err);
       if (status === 304 || status === 404) return;
@@ -554,7 +543,7 @@ export class DockerProvider implements ContainerProvider {
 
   async kill(containerId: string): Promise<void> {
     try {
-      await this.docker.getContainer(containerId).kill();
+      await this.container(containerId).kill();
     } catch (err) {
       const status = statusOf(err);
       if (status === 404 || status === 409) return;
@@ -564,7 +553,7 @@ export class DockerProvider implements ContainerProvider {
 
   async remove(containerId: string): Promise<void> {
     try {
-      await this.docker.getContainer(containerId).remove({ force: true, v: true });
+      await this.container(containerId).remove({ force: true, v: true });
     } catch (err) {
       const status = statusOf(err);
       // 409: removal already in progress.
