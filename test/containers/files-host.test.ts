@@ -60,6 +60,19 @@ describe('links in the workdir', () => {
     expect(await sh(sid, 'ls -d d absdir 2>&1; true')).toContain('absdir: No such file');
     await writeAll(rig.ns, `/containers/sessions/${sid}/ctl`, 'kill', admin);
   });
+
+  it('never follows a session that moves its workdir away and puts a link or a directory in its place', async () => {
+    const sid = await session(rig, { workdir: '/tmp/a/w' });
+    const F = `/containers/sessions/${sid}/files`;
+    await writeAll(rig.ns, `${F}/note`, 'in the workdir\n', admin);
+    expect(await sh(sid, 'cat /tmp/a/w/note')).toBe('in the workdir\n');
+    // /tmp is the session's own: it can move the directory holding the workdir's mount away.
+    await sh(sid, 'cd / && mv /tmp/a /tmp/moved && mkdir /tmp/a && ln -s /etc /tmp/a/w');
+    await expectCode(readAll(rig.ns, `${F}/passwd`, admin), 'EINVAL', 'a link the session made');
+    await sh(sid, 'rm /tmp/a/w && mkdir /tmp/a/w && echo decoy > /tmp/a/w/note');
+    await expectCode(readAll(rig.ns, `${F}/note`, admin), 'ENOENT', 'not where its container mounted it');
+    await writeAll(rig.ns, `/containers/sessions/${sid}/ctl`, 'kill', admin);
+  });
 });
 
 describe("files/ as the session's user", () => {

@@ -9,7 +9,7 @@
 import { constants as K, readFileSync } from 'node:fs';
 import { FsError } from '../../../fs/errors.js';
 import { identityOf, type Identity } from './access.js';
-import { at, closeFd, errnoOf, O_PATH, openFd, Walk, type Jail } from './walk.js';
+import { at, closeFd, errnoOf, O_PATH, openFd, statFd, Walk, type Jail } from './walk.js';
 
 export interface PinnedWorkdir {
   jail: Jail;
@@ -127,12 +127,18 @@ export class ContainerProcs {
   }
 }
 
-/** The workdir inside the container's root, walked like any path there: `..` and absolute links stay in that root. */
+/**
+ * The workdir inside the container's root, walked like any path there (`..` and absolute links stay in
+ * that root). Only the image's links are followed (on the read-only root), and what is found must be a
+ * mount of its own: a session that moved a directory above its workdir (in /tmp, say) and put a link or
+ * a directory of its own in its place does not get files/ to act there.
+ */
 function openBeneath(root: number, user: Identity, workdir: string, path: string): PinnedWorkdir {
-  const walk = new Walk({ fd: root, where: [], user }, path);
+  const walk = new Walk({ fd: root, where: [], user, linksOn: statFd(root).dev }, path);
   try {
     const found = walk.resolve(workdir);
     if (!found.node?.stat.isDirectory()) throw new FsError('ENOENT', path, "the session's workdir does not exist");
+    if (found.node.stat.dev === found.dir.stat.dev) throw new FsError('ENOENT', path, "the session's workdir is not where its container mounted it");
     const fd = walk.keep(found.node.fd);
     const where = found.name === '' ? found.names : [...found.names, found.name];
     return { jail: { fd, where, user, dev: found.node.stat.dev }, close: () => closeFd(fd) };

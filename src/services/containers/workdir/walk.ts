@@ -79,6 +79,8 @@ export interface Jail {
   user: Identity;
   /** The device of the tree, when it is one file system (a tmpfs workdir): anything else met is refused. */
   dev?: bigint;
+  /** Links are followed only in directories of this device (the image's read-only root: the session makes none there). */
+  linksOn?: bigint;
 }
 
 /**
@@ -193,6 +195,7 @@ export class Walk {
       if (jail.dev !== undefined && st.dev !== jail.dev) throw this.outside();
       if (st.isSymbolicLink()) {
         this.drop(fd);
+        if (jail.linksOn !== undefined && dir.stat.dev !== jail.linksOn) throw new FsError('EINVAL', this.path, 'the path goes through a link the session made');
         if (last) lastLink = st;
         if (++links > MAX_LINKS) throw new FsError('EINVAL', this.path, 'too many levels of symbolic links');
         let target: string;
