@@ -4,25 +4,19 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readAll, writeAll } from '../../src/fs/ops.js';
 import { DockerProvider } from '../../src/services/containers/providers/docker.js';
-import { admin, cleanup, collect, expectCode, openStorage, tempDir, text, user } from '../helpers.js';
-import { BUSYBOX, PYTHON, removeLabelled, requireEngine } from './engine.js';
-import { AGENT, lines, makeRig, type Rig } from './setup.js';
+import { admin, collect, expectCode, openStorage, tempDir, text, user } from '../helpers.js';
+import { BUSYBOX, PYTHON } from './engine.js';
+import { AGENT, lines, makeRig, onEngineRig, type Rig } from './setup.js';
 
 let provider: DockerProvider;
 let rig: Rig;
 
-beforeAll(async () => {
-  provider = await requireEngine();
-  rig = makeRig();
-});
-
-afterAll(async () => {
-  await rig?.engine.close();
-  if (provider && rig) await removeLabelled(provider, { 'agent9.instance': rig.engine.instanceId });
-  cleanup();
+onEngineRig((p, r) => {
+  provider = p;
+  rig = r;
 });
 
 async function finished(sid: string) {

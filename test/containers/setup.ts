@@ -1,4 +1,5 @@
 /** An agent namespace with /containers mounted over the real engine, for in-process tests. */
+import { afterAll, beforeAll } from 'vitest';
 import { Namespace } from '../../src/fs/namespace.js';
 import { callFile, readAll } from '../../src/fs/ops.js';
 import { mountWithAccess, ReadWrite } from '../../src/mounts/access.js';
@@ -6,7 +7,9 @@ import { BudgetLedger } from '../../src/runtime/budgets.js';
 import type { Storage } from '../../src/runtime/storage/index.js';
 import { ContainerEngine, createContainersService, CONTAINERS_ADMIN_WRITE, type PolicyInput } from '../../src/services/containers/index.js';
 import type { ContainerProvider } from '../../src/services/containers/providers/types.js';
-import { admin, openStorage, text } from '../helpers.js';
+import type { DockerProvider } from '../../src/services/containers/providers/docker.js';
+import { admin, cleanup, openStorage, text } from '../helpers.js';
+import { removeLabelled, requireEngine } from './engine.js';
 
 export const AGENT = 'alice';
 
@@ -46,6 +49,25 @@ export function makeRig(opts: { storage?: Storage; providers?: ContainerProvider
       return JSON.parse(text(out)) as Record<string, unknown>;
     },
   };
+}
+
+/**
+ * For a test file on the real engine: before its tests, the engine (or a failure saying how to start
+ * one) and a rig over it, handed to `use`; after them, the rig closed and every container it made removed.
+ */
+export function onEngineRig(use: (provider: DockerProvider, rig: Rig) => void): void {
+  let provider: DockerProvider | undefined;
+  let rig: Rig | undefined;
+  beforeAll(async () => {
+    provider = await requireEngine();
+    rig = makeRig();
+    use(provider, rig);
+  });
+  afterAll(async () => {
+    await rig?.engine.close();
+    if (provider && rig) await removeLabelled(provider, { 'agent9.instance': rig.engine.instanceId });
+    cleanup();
+  });
 }
 
 /** Parses JSON lines of an output stream. */

@@ -1,29 +1,32 @@
 /**
  * sessions/<sid>/files/<path>: the session's workdir as a real directory tree (list, stat, read, write,
- * append, truncate, mkdir, rm, rename, chmod/chown/utimes). Every operation runs inside the container
- * (providers/scripts.ts FILES_SCRIPT) as the session's user; no path, symlinks included, can leave the
- * workdir (EINVAL). A handle reads the whole file at its first read and writes it back at flush, like a
- * network file system with close-to-open consistency.
+ * append, truncate, mkdir, rm, rename, chmod/chown/utimes), with the permissions of the session's user;
+ * no path, symlinks included, can leave the workdir (EINVAL). A handle reads the whole file at its first
+ * read and writes it back at flush, like a network file system with close-to-open consistency.
+ *
+ * Every operation acts from the host on the container's workdir (workdir/pin.ts: opened through
+ * /proc/<pid>/root of the container's init), walking each path one name at a time with O_NOFOLLOW and
+ * acting on the descriptors the walk holds (workdir/walk.ts, ops.ts). Why this way:
+ * - A check that runs before the use, apart from it (the shell script run inside the container that
+ *   this replaces: `readlink -f`, then `cat`), loses to a command swapping a directory for a link in
+ *   between: 2 of 300 racing reads returned the container's /etc/passwd, and listings showed /etc.
+ *   Any image must do, and busybox offers nothing but /bin/sh to do better with inside.
+ * - A native helper run inside (openat2 with RESOLVE_BENEATH) would have to get there: the root is
+ *   read-only, `docker cp` cannot write into a tmpfs, and a mount from the host is what sessions must
+ *   not have. It would still cost a `docker exec` per operation.
+ * - From the host the walk is race-free and needs no process: an operation takes about 1 ms where the
+ *   exec took about 150 ms (measured on the development machine). The host side is root, so the user's
+ *   permissions are applied here (workdir/access.ts, from the init's credentials).
+ * An engine on another machine has no /proc here: files/ is ENOSYS there.
  */
 import { EMPTY } from '../../fs/bytes.js';
-import { FsError, type ErrorCode } from '../../fs/errors.js';
+import { FsError } from '../../fs/errors.js';
 import { sliceAt } from '../../fs/handles.js';
 import type { DirEntry, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from '../../fs/types.js';
 import type { ContainerEngine } from './engine.js';
-import { FILES_SCRIPT } from './providers/scripts.js';
-import type { RunResult } from './providers/types.js';
-
-/** errno numbers the files script exits with. */
-const EXIT_CODES: Record<number, ErrorCode> = {
-  2: 'ENOENT',
-  13: 'EACCES',
-  17: 'EEXIST',
-  20: 'ENOTDIR',
-  21: 'EISDIR',
-  22: 'EINVAL',
-  27: 'EFBIG',
-  39: 'ENOTEMPTY',
-};
+import type { ContainerProvider } from './providers/types.js';
+import { WorkdirOps } from './workdir/ops.js';
+import { ContainerProcs, type PinnedWorkdir } from './workdir/pin.js';
 
 /** A stat cached from a listing is reused for this long (the `ls -l` pattern: readdir, then stat each). */
 const STAT_CACHE_MS = 1000;
@@ -37,67 +40,9 @@ export interface FileTarget {
   path: string;
 }
 
-function errorOf(r: RunResult, path: string, diskMb: number): FsError {
-  const stderr = new TextDecoder().decode(r.stderr).trim();
-  const code = EXIT_CODES[r.exitCode];
-  if (code) return new FsError(code, path, stderr || undefined);
-  if (/No space left/i.test(stderr)) return new FsError('EFBIG', path, `no space left in the workdir (${diskMb} MB)`);
-  if (/Read-only file system/i.test(stderr)) return new FsError('EACCES', path, 'read-only file system');
-  if (/Permission denied/i.test(stderr)) return new FsError('EACCES', path, 'permission denied');
-  if (r.exitCode === 126 || r.exitCode === 127) return new FsError('EIO', path, `the image cannot run /bin/sh: ${stderr}`);
-  return new FsError('EIO', path, stderr || `file operation failed (exit ${r.exitCode})`);
-}
-
-/** Parses a stat line of STAT_FORMAT: raw mode (hex), size, atime, mtime, ctime, uid, gid. */
-export function parseStat(line: string, path: string): Stat {
-  const [modeHex, size, atime, mtime, ctime, uid, gid] = line.trim().split(/\s+/);
-  const raw = Number.parseInt(modeHex ?? '', 16);
-  if (!Number.isFinite(raw) || size === undefined || gid === undefined) throw new FsError('EIO', path, `unexpected stat output: ${line.slice(0, 80)}`);
-  const isDir = (raw & 0o170000) === 0o040000;
-  const m = Number(mtime) * 1000;
-  return {
-    type: isDir ? 'dir' : 'file',
-    kind: isDir ? 'dir' : 'data',
-    size: isDir ? 0 : Number(size),
-    mode: raw & 0o7777,
-    mtime: m,
-    ctime: Number(ctime) * 1000,
-    atime: Number(atime) * 1000,
-    // The engine gives whole seconds: the version follows the mtime (and the size, for writes within one second).
-    version: Number(mtime) * 1000 + (isDir ? 0 : Number(size) % 1000),
-    uid: Number(uid),
-    gid: Number(gid),
-  };
-}
-
-/** Parses the list output: two groups (existing targets, dangling links), each names\0...\0 then stat lines\0. */
-export function parseListing(out: Uint8Array, path: string): DirEntry[] {
-  const dec = new TextDecoder();
-  const entries: DirEntry[] = [];
-  let pos = 0;
-  const nextToken = (): string => {
-    const end = out.indexOf(0, pos);
-    if (end < 0) throw new FsError('EIO', path, 'truncated directory listing');
-    const tok = dec.decode(out.subarray(pos, end));
-    pos = end + 1;
-    return tok;
-  };
-  for (let group = 0; group < 2; group++) {
-    const names: string[] = [];
-    for (let name = nextToken(); name !== ''; name = nextToken()) names.push(name);
-    const lines = nextToken()
-      .split('\n')
-      .filter((l) => l.trim() !== '');
-    if (lines.length !== names.length) {
-      throw new FsError('EAGAIN', path, 'the directory changed while it was listed; list it again', { retryAfterMs: 10 });
-    }
-    names.forEach((name, i) => entries.push({ name, stat: parseStat(lines[i]!, path) }));
-  }
-  return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-}
-
 export class SessionFiles {
   private readonly stats = new Map<string, Map<string, { stat: Stat; at: number }>>();
+  private readonly procs = new ContainerProcs();
 
   constructor(private readonly engine: ContainerEngine) {
     engine.onExecActivity((sid) => this.forget(sid));
@@ -113,51 +58,60 @@ export class SessionFiles {
     return undefined;
   }
 
-  private remember(sid: string, rel: string, stat: Stat): void {
+  private remember(sid: string, rel: string, stat: Stat): Stat {
     let m = this.stats.get(sid);
     if (!m) this.stats.set(sid, (m = new Map()));
     m.set(rel, { stat, at: Date.now() });
+    return stat;
   }
 
-  /** Runs one files-script operation in the session's container as its user. */
-  async run(t: FileTarget, args: string[], opts: { stdin?: Uint8Array; maxStdout?: number } = {}): Promise<RunResult> {
+  /** Runs one operation on the session's workdir, opened from the host for it and closed after. */
+  private async withWorkdir<T>(t: FileTarget, op: (ops: WorkdirOps) => Promise<T>): Promise<T> {
     const { containerId, provider, record } = await this.engine.containerOf(t.agentId, t.sid, t.path);
-    const r = await provider.run(containerId, ['/bin/sh', '-c', FILES_SCRIPT, 'agent9-files', args[0]!, record.request.workdir, t.rel, ...args.slice(1)], {
-      ...(record.request.user !== undefined ? { user: record.request.user } : {}),
-      ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}),
-      ...(opts.maxStdout !== undefined ? { maxStdout: opts.maxStdout } : {}),
-    });
-    if (r.exitCode !== 0) throw errorOf(r, t.path, record.request.limits.disk_mb);
-    return r;
+    const pinned = await this.pin(t, containerId, provider, record.request.workdir);
+    try {
+      return await op(new WorkdirOps(pinned.jail, record.request.limits.disk_mb));
+    } finally {
+      pinned.close();
+    }
+  }
+
+  private async pin(t: FileTarget, containerId: string, provider: ContainerProvider, workdir: string): Promise<PinnedWorkdir> {
+    const elsewhere = () =>
+      new FsError('ENOSYS', t.path, `files/ needs the container engine on this machine; ${provider.info().endpoint} runs the containers elsewhere`);
+    if (!provider.initPid) throw elsewhere();
+    const notRunning = () => new FsError('ENOENT', t.path, `the container of session ${t.sid} is not running: its files went with it`);
+    let pinned = this.procs.pin(containerId, workdir, t.path);
+    if (pinned === 'unknown' || pinned === 'gone') {
+      const pid = await provider.initPid(containerId);
+      if (pid === undefined) throw notRunning();
+      pinned = this.procs.pin(containerId, workdir, t.path, pid);
+    }
+    // Gone right after the engine named it: it ended meanwhile, or it is a process of another machine.
+    if (pinned === 'gone' && (await provider.initPid(containerId)) === undefined) throw notRunning();
+    if (typeof pinned === 'string') throw elsewhere();
+    return pinned;
   }
 
   private maxBytes(t: FileTarget): number {
     return this.engine.policy(t.agentId).max_file_bytes;
   }
 
-  private statOut(r: RunResult, t: FileTarget): Stat {
-    const stat = parseStat(new TextDecoder().decode(r.stdout).trim().split('\n').at(-1) ?? '', t.path);
-    this.remember(t.sid, t.rel, stat);
-    return stat;
-  }
-
   async stat(t: FileTarget): Promise<Stat> {
     const hit = this.cached(t);
     if (hit) return hit;
-    return this.statOut(await this.run(t, ['stat']), t);
+    return this.remember(t.sid, t.rel, await this.withWorkdir(t, (w) => w.stat(t.rel, t.path)));
   }
 
   async readdir(t: FileTarget): Promise<DirEntry[]> {
-    const r = await this.run(t, ['list']);
-    const entries = parseListing(r.stdout, t.path);
+    const entries = await this.withWorkdir(t, (w) => w.list(t.rel, t.path));
     for (const e of entries) this.remember(t.sid, t.rel ? `${t.rel}/${e.name}` : e.name, e.stat);
     return entries;
   }
 
   async readFile(t: FileTarget): Promise<Uint8Array> {
     const max = this.maxBytes(t);
-    const r = await this.run(t, ['read', String(max)], { maxStdout: max });
-    return r.stdout;
+    return this.withWorkdir(t, (w) => w.read(t.rel, t.path, max));
   }
 
   async writeFile(t: FileTarget, data: Uint8Array, opts: WriteFileOptions): Promise<Stat> {
@@ -176,7 +130,7 @@ export class SessionFiles {
       if (current !== opts.ifVersion) throw new FsError('ESTALE', t.path, `version is ${current}, not ${opts.ifVersion}`);
     }
     this.forget(t.sid);
-    return this.statOut(await this.run(t, ['write', opts.append ? 'append' : 'replace'], { stdin: data }), t);
+    return this.remember(t.sid, t.rel, await this.withWorkdir(t, (w) => w.write(t.rel, t.path, data, !!opts.append)));
   }
 
   async open(t: FileTarget, flags: OpenFlags): Promise<Handle> {
@@ -185,10 +139,11 @@ export class SessionFiles {
       if (t.rel === '') throw new FsError('EISDIR', t.path, 'is a directory');
       this.forget(t.sid);
       const mode = (flags.mode ?? 0o644) & 0o7777;
-      stat = this.statOut(await this.run(t, ['create', flags.exclusive ? '1' : '0', flags.truncate ? '1' : '0', mode.toString(8)]), t);
+      const opts = { exclusive: !!flags.exclusive, truncate: !!flags.truncate, mode };
+      stat = this.remember(t.sid, t.rel, await this.withWorkdir(t, (w) => w.create(t.rel, t.path, opts)));
     } else if (flags.truncate && flags.write) {
       this.forget(t.sid);
-      stat = this.statOut(await this.run(t, ['truncate', '0']), t);
+      stat = this.remember(t.sid, t.rel, await this.withWorkdir(t, (w) => w.truncate(t.rel, t.path, 0)));
     } else {
       stat = await this.stat(t);
     }
@@ -199,41 +154,34 @@ export class SessionFiles {
   async mkdir(t: FileTarget, mode: number): Promise<void> {
     if (t.rel === '') throw new FsError('EEXIST', t.path, 'file exists');
     this.forget(t.sid);
-    await this.run(t, ['mkdir', ((mode || 0o755) & 0o7777).toString(8)]);
+    await this.withWorkdir(t, (w) => w.mkdir(t.rel, t.path, (mode || 0o755) & 0o7777));
   }
 
   async remove(t: FileTarget, dir: boolean | undefined): Promise<void> {
     if (t.rel === '') throw new FsError('EBUSY', t.path, 'cannot remove the workdir');
     this.forget(t.sid);
-    await this.run(t, ['rm', dir === undefined ? 'auto' : dir ? '1' : '0']);
+    await this.withWorkdir(t, (w) => w.remove(t.rel, t.path, dir));
   }
 
-  async rename(t: FileTarget, toRel: string): Promise<void> {
-    if (t.rel === '' || toRel === '') throw new FsError('EBUSY', t.path, 'cannot rename the workdir');
+  /** `toPath` is the destination as the caller named it: errors about the destination name it. */
+  async rename(t: FileTarget, toRel: string, toPath: string): Promise<void> {
+    if (t.rel === '') throw new FsError('EBUSY', t.path, 'cannot rename the workdir');
+    if (toRel === '') throw new FsError('EBUSY', toPath, 'cannot replace the workdir');
     if (toRel === t.rel) return;
     if (toRel.startsWith(t.rel + '/')) throw new FsError('EINVAL', t.path, 'cannot move a directory into itself');
     this.forget(t.sid);
-    await this.run(t, ['rename', toRel]);
+    await this.withWorkdir(t, (w) => w.rename(t.rel, t.path, toRel, toPath));
   }
 
   async truncate(t: FileTarget, size: number): Promise<void> {
     if (size > this.maxBytes(t)) throw new FsError('EFBIG', t.path, `file larger than the policy's max_file_bytes (${this.maxBytes(t)})`);
     this.forget(t.sid);
-    await this.run(t, ['truncate', String(Math.max(0, Math.floor(size)))]);
+    await this.withWorkdir(t, (w) => w.truncate(t.rel, t.path, Math.max(0, Math.floor(size))));
   }
 
   async setattr(t: FileTarget, attrs: SetAttr): Promise<Stat> {
     this.forget(t.sid);
-    const owner = attrs.uid !== undefined || attrs.gid !== undefined ? `${attrs.uid ?? ''}:${attrs.gid ?? ''}` : '-';
-    const secs = (ms: number | undefined) => (ms === undefined ? '-' : String(Math.floor(ms / 1000)));
-    const r = await this.run(t, [
-      'setattr',
-      attrs.mode === undefined ? '-' : (attrs.mode & 0o7777).toString(8),
-      owner,
-      secs(attrs.atime),
-      secs(attrs.mtime),
-    ]);
-    return this.statOut(r, t);
+    return this.remember(t.sid, t.rel, await this.withWorkdir(t, (w) => w.setattr(t.rel, t.path, attrs)));
   }
 }
 

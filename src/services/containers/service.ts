@@ -260,7 +260,7 @@ class ContainersFs implements FileService, WatchSource {
     const b = FILES_PATH.exec(to);
     if (!a) throw new FsError('EPERM', from, 'only files of a session can be renamed');
     if (!b || b[1] !== a.sid) throw new FsError('EXDEV', from, `cannot rename outside the session's files (to ${to})`);
-    return this.files.rename(a, b[2] ?? '');
+    return this.files.rename(a, b[2] ?? '', to);
   }
 
   async truncate(path: string, size: number, cx: Cx): Promise<void> {

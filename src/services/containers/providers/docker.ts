@@ -510,6 +510,16 @@ export class DockerProvider implements ContainerProvider {
     };
   }
 
+  async initPid(containerId: string): Promise<number | undefined> {
+    try {
+      const info = await this.docker.getContainer(containerId).inspect();
+      return info.State.Running && info.State.Pid > 0 ? info.State.Pid : undefined;
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw this.fail(err, 'inspecting the container');
+    }
+  }
+
   async inspect(containerId: string): Promise<ContainerState | undefined> {
     try {
       const info = await this.container(containerId).inspect();

@@ -126,6 +126,12 @@ export interface ContainerProvider {
   /** Runs a small helper command to completion (file operations, usage). */
   run(containerId: string, argv: string[], opts?: RunOptions): Promise<RunResult>;
   usage(containerId: string): Promise<CgroupUsage>;
+  /**
+   * The pid of the container's init process as the engine reports it (undefined when it is not running).
+   * It is a pid on the engine's machine: files/ checks that /proc/<pid> here belongs to the container
+   * before it acts through it (and refuses when the engine runs elsewhere).
+   */
+  initPid?(containerId: string): Promise<number | undefined>;
   inspect(containerId: string): Promise<ContainerState | undefined>;
   /** SIGTERM, then SIGKILL after `graceSecs`. */
   stop(containerId: string, graceSecs: number): Promise<void>;
