@@ -215,9 +215,7 @@ export class BudgetLedger {
     const db = storage.db;
     // IMMEDIATE takes the write lock at BEGIN: a second process cannot read the same remaining amount.
     // Nested inside an outer transaction (storage.tx), better-sqlite3 turns this into a savepoint.
-    const runner = db.transaction((fn: () => unknown) => fn());
-    this.immediate = <T>(fn: () => T): T =>
-      db.inTransaction ? (runner(fn) as T) : (storage.events.batch(() => runner.immediate(fn)) as T);
+    this.immediate = <T>(fn: () => T): T => storage.tx(fn, { immediate: true });
     this.q = {
       limits: db.prepare('SELECT tick_limit, day_limit FROM budget_limits WHERE agent_id = ? AND level = ?'),
       setLimits: db.prepare(`INSERT INTO budget_limits (agent_id, level, tick_limit, day_limit) VALUES (?, ?, ?, ?)

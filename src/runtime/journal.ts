@@ -63,8 +63,7 @@ export class IdempotencyJournal {
     this.ttlMs = options.ttlMs ?? DEFAULT_JOURNAL_TTL_MS;
     this.sweepEvery = options.sweepEvery ?? 256;
     const db = storage.db;
-    const runner = db.transaction((fn: () => unknown) => fn());
-    this.inTx = <T>(fn: () => T): T => (db.inTransaction ? (runner(fn) as T) : (storage.events.batch(() => runner.immediate(fn)) as T));
+    this.inTx = <T>(fn: () => T): T => storage.tx(fn, { immediate: true });
     this.q = {
       get: db.prepare('SELECT * FROM idempotency_journal WHERE key = ? AND expires_at > ?'),
       put: db.prepare(`INSERT INTO idempotency_journal (key, value, created_at, expires_at) VALUES (?, ?, ?, ?)

@@ -3,6 +3,7 @@
  * interface each store offers is narrow (domain operations, each one transaction) so that another
  * backend can follow.
  */
+import type Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { EventLog } from '../../fs/events.js';
 import { DataFs, type DataFsOptions } from '../../fs/datafs.js';
@@ -30,7 +31,7 @@ export class Storage {
   private closed = false;
   private readonly timers = new Set<ReturnType<typeof setInterval>>();
   /** One transaction function, made once: better-sqlite3 builds a new wrapper per db.transaction() call. */
-  private readonly runTx: (fn: () => unknown) => unknown;
+  private readonly runTx: Database.Transaction<(fn: () => unknown) => unknown>;
 
   private constructor(
     readonly db: Db,
@@ -68,8 +69,14 @@ export class Storage {
     return new Storage(openDb(file, options), file, options);
   }
 
-  /** One transaction whose events reach live watchers only if it commits. */
-  tx<T>(fn: () => T): T {
+  /**
+   * The one way to run a transaction: its events reach live watchers only if it commits. Inside another
+   * transaction it is a savepoint (it rolls back alone). `immediate` takes the write lock at BEGIN, for
+   * read-then-write work (budgets, journals) that must not fail with SQLITE_BUSY half way, or see a
+   * snapshot another connection has since changed.
+   */
+  tx<T>(fn: () => T, options: { immediate?: boolean } = {}): T {
+    if (options.immediate && !this.db.inTransaction) return this.events.batch(() => this.runTx.immediate(fn) as T);
     return this.events.batch(() => this.runTx(fn) as T);
   }
 
