@@ -1,0 +1,163 @@
+/**
+ * Shared parts of the Nostr tests: people with keys (the outside users, and agents' signers), a plain
+ * nostr-tools client as an outside user would run it, a consumer (pool, store, inbound, receiver) on a
+ * real SQLite file whose `deliver` writes each draft into a table in the same transaction, as the inbox
+ * enqueue will.
+ */
+import { vi } from 'vitest';
+import WebSocket from 'ws';
+import { Relay, useWebSocketImplementation } from 'nostr-tools/relay';
+import { finalizeEvent, generateSecretKey, getPublicKey, type Event } from 'nostr-tools/pure';
+import type { Filter } from 'nostr-tools/filter';
+import * as nip04 from 'nostr-tools/nip04';
+import { cleanup, openStorage, tempDir } from '../helpers.js';
+import { startRelay, stopRelays, type TestRelay, type TestRelayOptions } from '../support/nostr-relay.js';
+import type { Storage } from '../../src/runtime/storage/index.js';
+import { RelayPool, type PoolOptions } from '../../src/services/nostr/pool.js';
+import { NostrStore, nostrMigrations } from '../../src/services/nostr/store.js';
+import { NostrInbound, type InboxDraft, type InboundOptions } from '../../src/services/nostr/inbound.js';
+import { NostrReceiver } from '../../src/services/nostr/receiver.js';
+import { secretKeySigner, type NostrSigner } from '../../src/services/nostr/signer.js';
+
+useWebSocketImplementation(WebSocket);
+
+export interface Person {
+  secretKey: Uint8Array;
+  pubkey: string;
+  signer: NostrSigner;
+}
+
+export function person(): Person {
+  const secretKey = generateSecretKey();
+  return { secretKey, pubkey: getPublicKey(secretKey), signer: secretKeySigner(secretKey) };
+}
+
+const clients: Relay[] = [];
+
+/** A plain nostr-tools client, the way someone outside agent9 talks to a relay. */
+export async function plainClient(url: string): Promise<Relay> {
+  const relay = await Relay.connect(url);
+  clients.push(relay);
+  return relay;
+}
+
+/** NIP-42 AUTH of a plain client as `who`, once the relay's challenge has arrived. */
+export async function authenticate(relay: Relay, who: Person): Promise<void> {
+  await waitFor(() => relay.auth(async (t) => finalizeEvent(t, who.secretKey)).then(() => true, () => false), 5000, 'AUTH accepted');
+}
+
+export function closeClients(): void {
+  while (clients.length) clients.pop()!.close();
+}
+
+/** The events a plain client finds for `filter` (the stored ones, until EOSE). */
+export function query(relay: Relay, filter: Filter): Promise<Event[]> {
+  return new Promise((resolve) => {
+    const found: Event[] = [];
+    const sub = relay.subscribe([filter], {
+      onevent: (e) => found.push(e),
+      oneose: () => {
+        sub.close();
+        resolve(found);
+      },
+    });
+  });
+}
+
+const nowSec = () => Math.floor(Date.now() / 1000);
+
+/** A legacy NIP-04 DM as an outside client makes it. */
+export function legacyDm(from: Person, to: string, text: string): Event {
+  return finalizeEvent({ kind: 4, tags: [['p', to]], content: nip04.encrypt(from.secretKey, to, text), created_at: nowSec() }, from.secretKey);
+}
+
+/** Polls `check` until it gives a value other than undefined or false (vitest's waitFor underneath). */
+export function waitFor<T>(check: () => T | Promise<T>, ms = 10_000, what = 'condition'): Promise<Exclude<T, undefined | false>> {
+  return vi.waitFor(
+    async () => {
+      const v = await check();
+      if (v === undefined || v === false) throw new Error(`timed out waiting for ${what}`);
+      return v as Exclude<T, undefined | false>;
+    },
+    { timeout: ms, interval: 20 },
+  );
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A relay URL nothing listens on: a relay started and killed. */
+export async function deadRelayUrl(): Promise<string> {
+  const relay = await startRelay(tempDir());
+  await relay.kill();
+  return relay.url;
+}
+
+/** Options that keep tests quick: short backoffs and timeouts. */
+export const QUICK: PoolOptions = {
+  reconnect: { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5 },
+  publishBackoff: { initialMs: 100, maxMs: 500, factor: 2, jitter: 0.5 },
+  connectTimeoutMs: 2000,
+  publishTimeoutMs: 3000,
+};
+
+export interface Consumer {
+  storage: Storage;
+  store: NostrStore;
+  pool: RelayPool;
+  inbound: NostrInbound;
+  receiver: NostrReceiver;
+  /** The drafts delivered (read back from the table they were written to). */
+  delivered(): InboxDraft[];
+  close(): Promise<void>;
+}
+
+const consumers: Consumer[] = [];
+
+/** A consumer on the SQLite database in `dir`: what the integration will assemble, with a table standing in for the inbox. */
+export function openConsumer(dir: string, options: { pool?: PoolOptions; inbound?: InboundOptions } = {}): Consumer {
+  const storage = openStorage(dir, { migrations: nostrMigrations });
+  storage.db.exec('CREATE TABLE IF NOT EXISTS test_inbox (seq INTEGER PRIMARY KEY, agent_id TEXT NOT NULL, id TEXT NOT NULL, draft TEXT NOT NULL)');
+  const insert = storage.db.prepare('INSERT INTO test_inbox (agent_id, id, draft) VALUES (?, ?, ?)');
+  const store = new NostrStore(storage);
+  const pool = new RelayPool({ ...QUICK, ...options.pool });
+  const inbound = new NostrInbound(store, (d) => void insert.run(d.agentId, d.envelope.id, JSON.stringify(d)), options.inbound);
+  const receiver = new NostrReceiver(pool, inbound, store);
+  let closed = false;
+  const consumer: Consumer = {
+    storage,
+    store,
+    pool,
+    inbound,
+    receiver,
+    delivered: () => (storage.db.prepare('SELECT draft FROM test_inbox ORDER BY seq').pluck().all() as string[]).map((d) => JSON.parse(d) as InboxDraft),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await pool.close();
+      storage.close();
+    },
+  };
+  consumers.push(consumer);
+  return consumer;
+}
+
+/** The usual scene: a relay, a consumer with agent "bob" watching it, and "alice" outside with a plain client. */
+export async function bobAndAlice(relayOptions: TestRelayOptions = {}): Promise<{ relay: TestRelay; consumer: Consumer; bob: Person; alice: Person; client: Relay }> {
+  const relay = await startRelay(tempDir(), relayOptions);
+  const consumer = openConsumer(tempDir());
+  const bob = person();
+  consumer.receiver.watch({ agentId: 'bob', signer: bob.signer, relays: [relay.url] });
+  return { relay, consumer, bob, alice: person(), client: await plainClient(relay.url) };
+}
+
+export async function closeConsumers(): Promise<void> {
+  while (consumers.length) await consumers.pop()!.close();
+}
+
+/** What every Nostr test ends with: clients, consumers and relays closed, temporary files gone. */
+export async function closeEverything(): Promise<void> {
+  closeClients();
+  await closeConsumers();
+  await stopRelays();
+  cleanup();
+}
