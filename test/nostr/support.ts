@@ -1,8 +1,6 @@
 /**
  * Shared parts of the Nostr tests: people with keys (the outside users, and agents' signers), a plain
- * nostr-tools client as an outside user would run it, a consumer (pool, store, inbound, receiver) on a
- * real SQLite file whose `deliver` writes each draft into a table in the same transaction, as the inbox
- * enqueue will.
+ * nostr-tools client as an outside user would run it, consumers (consumer.ts) closed after each test.
  */
 import { vi } from 'vitest';
 import WebSocket from 'ws';
@@ -12,14 +10,13 @@ import type { Filter } from 'nostr-tools/filter';
 import * as nip04 from 'nostr-tools/nip04';
 import { cleanup, openStorage, tempDir } from '../helpers.js';
 import { startRelay, stopRelays, type TestRelay, type TestRelayOptions } from '../support/nostr-relay.js';
-import type { Storage } from '../../src/runtime/storage/index.js';
-import { RelayPool, type PoolOptions } from '../../src/services/nostr/pool.js';
-import { NostrStore, nostrMigrations } from '../../src/services/nostr/store.js';
-import { NostrInbound, type InboxDraft, type InboundOptions } from '../../src/services/nostr/inbound.js';
-import { NostrReceiver } from '../../src/services/nostr/receiver.js';
+import { nostrMigrations } from '../../src/services/nostr/store.js';
+import { assembleConsumer, type Consumer, type ConsumerOptions } from './consumer.js';
 import { secretKeySigner, type NostrSigner } from '../../src/services/nostr/signer.js';
 
 useWebSocketImplementation(WebSocket);
+
+export { QUICK, type Consumer } from './consumer.js';
 
 export interface Person {
   secretKey: Uint8Array;
@@ -92,51 +89,11 @@ export async function deadRelayUrl(): Promise<string> {
   return relay.url;
 }
 
-/** Options that keep tests quick: short backoffs and timeouts. */
-export const QUICK: PoolOptions = {
-  reconnect: { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5 },
-  publishBackoff: { initialMs: 100, maxMs: 500, factor: 2, jitter: 0.5 },
-  connectTimeoutMs: 2000,
-  publishTimeoutMs: 3000,
-};
-
-export interface Consumer {
-  storage: Storage;
-  store: NostrStore;
-  pool: RelayPool;
-  inbound: NostrInbound;
-  receiver: NostrReceiver;
-  /** The drafts delivered (read back from the table they were written to). */
-  delivered(): InboxDraft[];
-  close(): Promise<void>;
-}
-
 const consumers: Consumer[] = [];
 
-/** A consumer on the SQLite database in `dir`: what the integration will assemble, with a table standing in for the inbox. */
-export function openConsumer(dir: string, options: { pool?: PoolOptions; inbound?: InboundOptions } = {}): Consumer {
-  const storage = openStorage(dir, { migrations: nostrMigrations });
-  storage.db.exec('CREATE TABLE IF NOT EXISTS test_inbox (seq INTEGER PRIMARY KEY, agent_id TEXT NOT NULL, id TEXT NOT NULL, draft TEXT NOT NULL)');
-  const insert = storage.db.prepare('INSERT INTO test_inbox (agent_id, id, draft) VALUES (?, ?, ?)');
-  const store = new NostrStore(storage);
-  const pool = new RelayPool({ ...QUICK, ...options.pool });
-  const inbound = new NostrInbound(store, (d) => void insert.run(d.agentId, d.envelope.id, JSON.stringify(d)), options.inbound);
-  const receiver = new NostrReceiver(pool, inbound, store);
-  let closed = false;
-  const consumer: Consumer = {
-    storage,
-    store,
-    pool,
-    inbound,
-    receiver,
-    delivered: () => (storage.db.prepare('SELECT draft FROM test_inbox ORDER BY seq').pluck().all() as string[]).map((d) => JSON.parse(d) as InboxDraft),
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      await pool.close();
-      storage.close();
-    },
-  };
+/** A consumer on the SQLite database in `dir` (see consumer.ts), closed after the test. */
+export function openConsumer(dir: string, options: ConsumerOptions = {}): Consumer {
+  const consumer = assembleConsumer(openStorage(dir, { migrations: nostrMigrations }), options);
   consumers.push(consumer);
   return consumer;
 }
