@@ -6,8 +6,7 @@
  * and trace events. A failed tick commits nothing of the program's: its envelopes stay queued with one
  * more attempt, and after `max_attempts` go to the deadletter with the error.
  */
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { ensureWorkDir } from './workdir.js';
 import { performance } from 'node:perf_hooks';
 import { FsError, toFsError } from '../fs/errors.js';
 import type { Storage } from './storage/index.js';
@@ -212,11 +211,7 @@ export class TickEngine {
         deadline: now + agent.limits.tick_timeout_ms,
         signal: abort.signal,
         execEnv: () => this.options.execEnv(agentId),
-        workDir: async () => {
-          const dir = join(this.options.home, 'work', agentId);
-          await mkdir(dir, { recursive: true, mode: 0o700 });
-          return dir;
-        },
+        workDir: () => ensureWorkDir(this.options.home, agentId),
       });
       const result = normalizeResult(raw, Date.now(), 'program');
       report.duration_ms = Math.round(performance.now() - started);
