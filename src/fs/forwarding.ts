@@ -10,20 +10,21 @@
  * (`outwardEntries`), handles (their errors), watch events (`outwardEvent`) and watch matchers.
  */
 import { FsError, toFsError } from './errors.js';
+import { NO_LIMIT } from './types.js';
 import type { Matcher } from './events.js';
 import { MappedHandle } from './handles.js';
 import { isWatchSource, type WatchSource } from './namespace.js';
 import { readAll, readStat, writeAll } from './ops.js';
 import { normalizePath } from './paths.js';
-import type { Cx, DirEntry, FileService, FsEvent, Handle, OpenFlags, SetAttr, Stat, StatAndData, WriteFileOptions } from './types.js';
+import type { Cx, DirEntry, FileService, FsEvent, FsSpace, Handle, OpenFlags, SetAttr, Stat, StatAndData, WriteFileOptions } from './types.js';
 
 /** What an operation does to the path it names, as a wrapper judges it. */
 export type AccessKind = 'list' | 'read' | 'write';
 
 /** One operation, as `before` sees it. */
 export interface OpInfo {
-  op: 'stat' | 'readdir' | 'open' | 'mkdir' | 'remove' | 'rename' | 'rename-to' | 'truncate' | 'setattr' | 'readFile' | 'readStat' | 'writeFile' | 'watch';
-  /** list: stat, readdir, readStat, watch; read: open for reading, readFile; write: the rest. */
+  op: 'stat' | 'readdir' | 'open' | 'mkdir' | 'remove' | 'rename' | 'rename-to' | 'truncate' | 'setattr' | 'readFile' | 'readStat' | 'writeFile' | 'watch' | 'statfs';
+  /** list: stat, readdir, readStat, watch, statfs; read: open for reading, readFile; write: the rest. */
   kind: AccessKind;
   flags?: OpenFlags;
 }
@@ -37,6 +38,7 @@ const INFO = {
   readdir: { op: 'readdir', kind: 'list' },
   readStat: { op: 'readStat', kind: 'list' },
   watch: { op: 'watch', kind: 'list' },
+  statfs: { op: 'statfs', kind: 'list' },
   readFile: { op: 'readFile', kind: 'read' },
   mkdir: { op: 'mkdir', kind: 'write' },
   remove: { op: 'remove', kind: 'write' },
@@ -207,6 +209,13 @@ export abstract class ForwardingService implements FileService, WatchSource {
     const inner = this.inward(p);
     const st = await this.forward(p, async () => (await writeAll(this.inner, inner, data, cx, opts)) ?? this.inner.stat(inner, cx));
     return this.outwardStat(p, st, cx);
+  }
+
+  async statfs(path: string, cx: Cx): Promise<FsSpace> {
+    const p = normalizePath(path);
+    await this.before(INFO.statfs, p, cx);
+    const inner = this.inner;
+    return this.forward(p, () => (inner.statfs ? inner.statfs(this.inward(p), cx) : Promise.resolve(NO_LIMIT)));
   }
 
   watch(path: string, from: number | undefined, cx: Cx): AsyncIterable<FsEvent> {

@@ -14,6 +14,7 @@ import type {
   DirEntry,
   FileService,
   FsEvent,
+  FsSpace,
   Handle,
   OpenFlags,
   SetAttr,
@@ -21,7 +22,7 @@ import type {
   StatAndData,
   WriteFileOptions,
 } from './types.js';
-import { MODE } from './types.js';
+import { MODE, NO_LIMIT } from './types.js';
 
 /** A service whose changes are in the event log can say which events a watch of a path sees. */
 export interface WatchSource {
@@ -234,6 +235,16 @@ export class Namespace implements FileService, WatchSource {
   async setattr(path: string, attrs: SetAttr, cx: Cx): Promise<Stat> {
     const p = normalizePath(path);
     return this.run(p, (s, rel) => (s.setattr ? s.setattr(rel, attrs, cx) : this.unsupported(rel, 'setattr')));
+  }
+
+  /** The space of the mount holding `path`; directories of the namespace itself have no limit. */
+  async statfs(path: string, cx: Cx): Promise<FsSpace> {
+    const p = normalizePath(path);
+    if (!this.resolve(p)) {
+      if (this.leadsToMount(p)) return NO_LIMIT;
+      throw new FsError('ENOENT', p, 'no such file or directory');
+    }
+    return this.run(p, (s, rel) => (s.statfs ? s.statfs(rel, cx) : Promise.resolve(NO_LIMIT)));
   }
 
   /** Whole-file read: one step when the service offers it, else open/read/close. */

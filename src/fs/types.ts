@@ -154,9 +154,27 @@ export interface FileService {
    * Services that record their changes in the event log get this from the Namespace for free.
    */
   watch?(path: string, from: number | undefined, cx: Cx): AsyncIterable<FsEvent>;
+  /**
+   * The space of the tree holding `path`, as statfs(2) reports it: a data tree under a quota says its
+   * limit and use. Services without it have no limit of their own (the Namespace answers NO_LIMIT).
+   */
+  statfs?(path: string, cx: Cx): Promise<FsSpace>;
   /** For /mounts: a short name of the service. */
   readonly serviceName?: string;
 }
+
+/** Space of a file tree in bytes (and entries), what statfs(2) and `df` show. */
+export interface FsSpace {
+  totalBytes: number;
+  usedBytes: number;
+  /** Bytes a caller may still write: totalBytes - usedBytes, never below 0. */
+  freeBytes: number;
+  /** Number of files and directories, when known. */
+  files?: number;
+}
+
+/** What a tree without a quota of its own reports: 1 PiB, none of it used. */
+export const NO_LIMIT: FsSpace = { totalBytes: 2 ** 50, usedBytes: 0, freeBytes: 2 ** 50 };
 
 export const MODE = {
   dir: 0o755,
