@@ -25,18 +25,28 @@ describe('call handles', () => {
   });
 
   it('a failed call gives the same error to every concurrent reader', async () => {
+    let calls = 0;
     const fs = new SyntheticFs(
       dir({
         bad: call(async () => {
+          calls++;
           await new Promise((r) => setTimeout(r, 20));
-          throw new Error('provider down');
+          // A fresh message per run: readers that saw different runs would see different errors.
+          throw new Error(`provider down (run ${calls})`);
         }),
       }),
     );
     const h = await fs.open('/bad', { read: true, write: true }, admin);
     await h.write(bytes('q'), 0);
-    const results = await Promise.allSettled([h.read(10, 0), h.read(10, 0)]);
-    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    const results = await Promise.allSettled([h.read(10, 0), h.read(10, 0), h.read(10, 0)]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    const errors = results.map((r) => (r as PromiseRejectedResult).reason as Error);
+    expect(calls).toBe(1);
+    expect(new Set(errors.map((e) => e.message)).size).toBe(1);
+    expect(errors[0]!.message).toContain('provider down (run 1)');
+    // A later read of the same handle gives the same error again, without calling again.
+    await expect(h.read(10, 0)).rejects.toThrow('provider down (run 1)');
+    expect(calls).toBe(1);
     await h.close();
   });
 });

@@ -134,13 +134,33 @@ describe('scheduler', () => {
   });
 
   it('work left at shutdown is picked up after a restart (queued envelopes, due alarms)', async () => {
+    const causes: TickCause['type'][] = [];
+    // Sets an alarm at every tick but the alarm's own, and sleeps until it.
+    const alarmer = testProgram('alarmer', (ctx) => {
+      causes.push(ctx.cause.type);
+      return ctx.cause.type === 'alarm' ? {} : { alarm_in_ms: 200, hibernate: true };
+    });
     const home = tempDir();
-    const first = await openServer({ home, scheduler: false });
+    const first = await openServer({ home, scheduler: false, programs: [alarmer] });
     await createAgent(first, { name: 'bob', program: 'echo' });
+    await createAgent(first, { name: 'carol', program: 'alarmer' });
     await files(first.namespace).write('/agents/bob/inbox', 'queued before restart');
+    await first.runtime.tick('carol', { type: 'manual', invoked_by: 'test' });
+    const before = await files(first.namespace).json<Status>('/agents/carol/status');
+    expect(before.state).toBe('dormant');
+    expect(before.next_alarm).not.toBeNull();
     await first.close();
-    const second = await openServer({ home });
+    // The alarm falls due while no server runs.
+    await new Promise((r) => setTimeout(r, 400));
+    expect(causes).toEqual(['manual']);
+    const second = await openServer({ home, programs: [alarmer] });
     const f = files(second.namespace);
     await waitFor(async () => (await f.list('/agents/bob/outbox')).length === 1, 5000, 'the reply after restart');
+    const fired = await waitFor(async () => {
+      const st = await f.json<Status>('/agents/carol/status');
+      return st.last_tick_cause === 'alarm' && st;
+    }, 5000, 'the due alarm after restart');
+    expect(fired).toMatchObject({ state: 'active', next_alarm: null });
+    expect(causes).toEqual(['manual', 'alarm']);
   });
 });
