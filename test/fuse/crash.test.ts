@@ -3,6 +3,7 @@
  * the next start on the same directory recovers the mount point and the data.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
 import { rmdir } from 'node:fs/promises';
 import { mountedType } from '../../src/fuse/mount.js';
 import { cleanup, tempDir } from '../helpers.js';
@@ -37,9 +38,13 @@ describe('the server dies while shells use the mount', () => {
     const server = await start(home, dir);
     await ok(`echo kept > ${q(dir)}/data/kept.txt`);
 
-    const reader = sh(`cat ${q(dir)}/svc/feed`, { timeoutMs: 15_000 });
-    const inside = sh(`cd ${q(dir)}/data && sleep 1 && ls && cat kept.txt`, { timeoutMs: 15_000 });
-    await sleep(400);
+    // Each shell says (in a file outside the mount) when it is where the test wants it: the reader
+    // holds the stream open, the other shell stands inside the mount. Only then does the server die;
+    // a fixed sleep raced with slow process start-up on a loaded machine.
+    const ready = tempDir();
+    const reader = sh(`exec 3< ${q(dir)}/svc/feed && touch ${q(ready)}/reader && cat <&3`, { timeoutMs: 15_000 });
+    const inside = sh(`cd ${q(dir)}/data && touch ${q(ready)}/inside && sleep 1 && ls && cat kept.txt`, { timeoutMs: 15_000 });
+    await until(async () => existsSync(`${ready}/reader`) && existsSync(`${ready}/inside`), 10_000, 'both shells in place');
     server.kill('SIGKILL');
     expect(await server.exited).toBe('SIGKILL');
 
