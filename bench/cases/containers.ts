@@ -14,7 +14,7 @@ import { Namespace } from '../../src/fs/namespace.js';
 import { callFile, writeAll } from '../../src/fs/ops.js';
 import type { Cx } from '../../src/fs/types.js';
 import { mountWithAccess, ReadWrite } from '../../src/mounts/access.js';
-import { BudgetLedger } from '../../src/runtime/budgets.js';
+import { BudgetLedger } from '../../src/runtime/budget-ledger.js';
 import { Storage } from '../../src/runtime/storage/index.js';
 import { ContainerEngine, createContainersService, DockerProvider } from '../../src/services/containers/index.js';
 import { type BenchCase, type Figure } from '../harness.js';

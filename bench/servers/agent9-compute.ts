@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent9 } from '../../src/runtime/server.js';
+import { Agent9 } from '../../src/server/agent9.js';
 import { startServer } from '../../src/http/server.js';
 
 async function main(): Promise<void> {

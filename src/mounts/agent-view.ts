@@ -6,7 +6,7 @@
 import { Namespace } from '../fs/namespace.js';
 import type { FileService } from '../fs/types.js';
 import { mountWithAccess, ReadOnly, ReadWrite, SignOnly, type AccessLevel, type GuardOptions } from './access.js';
-import type { AgentRuntime } from '../runtime/runtime.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { memoryTree } from '../runtime/agents.js';
 import { ctlService } from '../services/ctl.js';
 import { statusService } from '../services/status.js';
@@ -16,8 +16,8 @@ import { outboxService } from '../services/outbox.js';
 import { GoalsFs } from '../services/goals.js';
 import { identityService } from '../services/identity.js';
 import { logsQueryService, logsService } from '../services/logs.js';
-import { metricsService } from '../services/metrics.js';
-import { configService, exportService } from '../services/config.js';
+import { metricsService } from '../services/agent-metrics.js';
+import { configService, exportService } from '../services/agent-config.js';
 
 export interface AgentMountContext {
   rt: AgentRuntime;

@@ -15,7 +15,7 @@ import type { Cx, DirEntry, FileService, Handle, OpenFlags, SetAttr, Stat, Write
 import { MODE } from '../fs/types.js';
 import { mountWithAccess, ReadOnly, ReadWrite } from './access.js';
 import { buildAgentView, type AgentMount } from './agent-view.js';
-import type { AgentRuntime } from '../runtime/runtime.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { statusOf } from '../services/status.js';
 import { importBundle } from '../runtime/bundle.js';
 

@@ -13,7 +13,7 @@ import { FsError } from '../../src/fs/errors.js';
 import type { Cx, FileService } from '../../src/fs/types.js';
 import { mountServer, type FuseMount } from '../../src/fuse/index.js';
 import { startServer, type RunningServer } from '../../src/http/server.js';
-import { Agent9 } from '../../src/runtime/server.js';
+import { Agent9 } from '../../src/server/agent9.js';
 import type { DockerProvider } from '../../src/services/containers/providers/docker.js';
 import { cleanup, expectCode, tempDir } from '../helpers.js';
 import { mountPoint, ok, q } from '../fuse/helpers.js';

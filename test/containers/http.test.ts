@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/http/server.js';
-import { Agent9 } from '../../src/runtime/server.js';
+import { Agent9 } from '../../src/server/agent9.js';
 import type { DockerProvider } from '../../src/services/containers/providers/docker.js';
 import { cleanup, tempDir } from '../helpers.js';
 import { BUSYBOX, PYTHON, removeLabelled, requireEngine } from './engine.js';

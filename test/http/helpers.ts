@@ -1,7 +1,7 @@
 /** Servers for HTTP tests: the conformance fixture served on a real loopback socket (port 0). */
 import { buildFixture } from '../conformance/fixture.js';
 import { Storage, type StorageOptions } from '../../src/runtime/storage/index.js';
-import { RuntimeStore } from '../../src/runtime/store/index.js';
+import { RuntimeStore } from '../../src/runtime/agent-store/index.js';
 import { startServer, type RunningServer } from '../../src/http/server.js';
 import type { Namespace } from '../../src/fs/namespace.js';
 import { tempDir } from '../helpers.js';

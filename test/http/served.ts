@@ -4,7 +4,7 @@
  * agent-scoped one, and agents with their own tokens.
  */
 import { startServer, type RunningServer } from '../../src/http/server.js';
-import { Agent9, type Agent9Options } from '../../src/runtime/server.js';
+import { Agent9, type Agent9Options } from '../../src/server/agent9.js';
 import { tempDir } from '../helpers.js';
 
 export interface Served {

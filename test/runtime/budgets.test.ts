@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { AGENT_LEVEL, BudgetLedger, budgetHook, formatUsd, MINUTE_MS, scopeLevels } from '../../src/runtime/budgets.js';
+import { AGENT_LEVEL, BudgetLedger, budgetHook, formatUsd, MINUTE_MS, scopeLevels } from '../../src/runtime/budget-ledger.js';
 import { Storage } from '../../src/runtime/storage/index.js';
 import { Namespace } from '../../src/fs/namespace.js';
 import { mountWithAccess, Budgeted } from '../../src/mounts/access.js';

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { IdempotencyJournal, DEFAULT_JOURNAL_TTL_MS } from '../../src/runtime/journal.js';
-import { BudgetLedger } from '../../src/runtime/budgets.js';
+import { IdempotencyJournal, DEFAULT_JOURNAL_TTL_MS } from '../../src/runtime/idempotency-journal.js';
+import { BudgetLedger } from '../../src/runtime/budget-ledger.js';
 import { Storage } from '../../src/runtime/storage/index.js';
 import { cleanup, openStorage, tempDir } from '../helpers.js';
 

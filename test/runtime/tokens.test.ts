@@ -11,8 +11,8 @@ import type { Grant } from '../../src/fs/types.js';
 import { migrate, openDb } from '../../src/runtime/storage/db.js';
 import { Storage } from '../../src/runtime/storage/index.js';
 import { migrations } from '../../src/runtime/storage/migrations.js';
-import { RuntimeStore } from '../../src/runtime/store/index.js';
-import { TokenStore, type Revocation } from '../../src/runtime/tokens.js';
+import { RuntimeStore } from '../../src/runtime/agent-store/index.js';
+import { TokenStore, type Revocation } from '../../src/runtime/token-store.js';
 import { openStorage, tempDir } from '../helpers.js';
 import { createAgent, openServer } from './support.js';
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { FsError } from '../../fs/errors.js';
 import { DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE } from '../../http/defaults.js';
-import { agent9Home } from '../../runtime/config.js';
+import { agent9Home } from '../../runtime/home-config.js';
 import { HomeLock } from '../../runtime/storage/home-lock.js';
 import { action, usage } from '../context.js';
 import { addFuseOptions, fuseOptionsOf, type FuseCliOptions } from './mount.js';
@@ -50,9 +50,9 @@ async function serve(opts: ServeOptions): Promise<void> {
   // The heavy parts load only here, so every other verb starts fast.
   const [{ pino }, { Agent9, createDemoAgent, DEMO_AGENT }, { startServer, checkHost, isLoopback, execTokens }, prom] = await Promise.all([
     import('pino'),
-    import('../../runtime/server.js'),
+    import('../../server/agent9.js'),
     import('../../http/server.js'),
-    import('../../runtime/prometheus.js'),
+    import('../../runtime/prometheus-registry.js'),
   ]);
   checkHost(opts.host, !!opts.allowRemote);
   if (!isLoopback(opts.host)) {

@@ -5,10 +5,10 @@
 import type { Migration } from './db.js';
 import { eventMigrations } from './events.js';
 import { dataFileMigrations } from './datafiles.js';
-import { runtimeMigrations } from '../store/schema.js';
-import { budgetMigrations } from '../budgets.js';
-import { journalMigrations } from '../journal.js';
-import { tokenMigrations } from '../tokens.js';
+import { runtimeMigrations } from '../agent-store/schema.js';
+import { budgetMigrations } from '../budget-ledger.js';
+import { journalMigrations } from '../idempotency-journal.js';
+import { tokenMigrations } from '../token-store.js';
 import { computeMigrations } from '../../services/compute/migrations.js';
 import { containerMigrations } from '../../services/containers/migrations.js';
 

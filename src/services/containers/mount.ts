@@ -5,8 +5,8 @@
  */
 import { ReadWrite } from '../../mounts/access.js';
 import type { AgentMount } from '../../mounts/agent-view.js';
-import type { BudgetLedger } from '../../runtime/budgets.js';
-import type { IdempotencyJournal } from '../../runtime/journal.js';
+import type { BudgetLedger } from '../../runtime/budget-ledger.js';
+import type { IdempotencyJournal } from '../../runtime/idempotency-journal.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import { loadContainersConfig, type ContainersConfig } from './config.js';
 import { ContainerEngine, type TraceSink } from './engine.js';

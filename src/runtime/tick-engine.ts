@@ -10,7 +10,7 @@ import { ensureWorkDir } from './workdir.js';
 import { performance } from 'node:perf_hooks';
 import { FsError, toFsError } from '../fs/errors.js';
 import type { Storage } from './storage/index.js';
-import type { QueuedRow, RuntimeStore } from './store/index.js';
+import type { QueuedRow, RuntimeStore } from './agent-store/index.js';
 import { configOf, parseAgent, type AgentRecord } from './agents.js';
 import { newId } from './envelope.js';
 import { errorText, type TraceData, type Tracer } from './trace.js';
@@ -51,7 +51,7 @@ export class KeyedLock {
   }
 }
 
-/** The budget ledger as the runtime uses it (BudgetLedger in src/runtime/budgets.ts). */
+/** The budget ledger as the runtime uses it (BudgetLedger in src/runtime/budget-ledger.ts). */
 export interface BudgetView {
   usage(agentId: string): unknown;
   /** Starts the agent's new tick window; called at the start of every tick. */
