@@ -12,7 +12,7 @@ async function main(): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'agent9-bench-compute-'));
   const a9 = await Agent9.open({ home, scheduler: false });
   a9.runtime.agents.create({ name: 'bench', program: 'echo' }, '/agents/new');
-  const server = await startServer({ home, storage: a9.storage, namespace: a9.namespace, port: 0 });
+  const server = await startServer({ home, storage: a9.storage, namespace: a9.namespace, tokens: a9.tokens, registry: a9.registry, port: 0 });
   const stop = async () => {
     await server.close();
     await a9.close();

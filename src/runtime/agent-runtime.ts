@@ -40,7 +40,7 @@ export class AgentRuntime {
   readonly agents: AgentRegistry;
   readonly startedAt = Date.now();
   private execEnvHook: ExecEnvHook | undefined;
-  /** Called when an agent is deleted (views drop what they cached). */
+  /** Called when an agent is deleted (views drop what they cached; the assembly has every capability forget it). */
   onDeleted: (agentId: string) => void = () => undefined;
 
   constructor(
@@ -68,7 +68,6 @@ export class AgentRuntime {
       },
       deleted: (id) => {
         this.scheduler.forget(id);
-        this.engine.budgets?.forget?.(id);
         this.onDeleted(id);
       },
       exclusive: (id, fn) => this.engine.locks.run(id, fn),

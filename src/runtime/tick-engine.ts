@@ -56,8 +56,6 @@ export interface BudgetView {
   usage(agentId: string): unknown;
   /** Starts the agent's new tick window; called at the start of every tick. */
   resetTick(agentId: string): unknown;
-  /** Drops what the ledger holds for a deleted agent (optional). */
-  forget?(agentId: string): void;
 }
 
 export interface TickReport {

@@ -107,7 +107,7 @@ beforeAll(async () => {
   provider = await requireEngine();
   const home = tempDir();
   a9 = await Agent9.open({ home, scheduler: false });
-  server = await startServer({ home, storage: a9.storage, namespace: a9.namespace, port: 0 });
+  server = await startServer({ home, storage: a9.storage, namespace: a9.namespace, tokens: a9.tokens, registry: a9.registry, port: 0 });
   const admin = { authorization: `Bearer ${server.adminToken}` };
   await fetch(`${server.url}/agents/new`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'bob', program: 'echo' }) });
   const minted = await fetch(`${server.url}/runtime/tokens/new`, { method: 'POST', headers: admin, body: JSON.stringify({ agent: 'bob' }) });
