@@ -14,8 +14,7 @@ import type { Migration } from '../runtime/storage/db.js';
 import type { Storage } from '../runtime/storage/index.js';
 import type { AgentMount } from '../services/agent-mount.js';
 import { budgetService } from '../services/budget-files.js';
-import { computeMigrations, type ComputeEngine } from '../services/compute/index.js';
-import { computeMount, openComputeEngine } from '../services/compute/mount.js';
+import { computeMigrations, computeMount, openComputeEngine, type ComputeEngine } from '../services/compute/index.js';
 import { containerMigrations, containersAgentMount, openContainerEngine, type ContainerEngine } from '../services/containers/index.js';
 
 /** What every capability is opened with. */
