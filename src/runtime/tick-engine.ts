@@ -16,7 +16,7 @@ import { newId } from './envelope.js';
 import { errorText, type TraceData, type Tracer } from './trace.js';
 import { normalizeResult, type NormalizedResult, type ProgramRegistry } from './programs/index.js';
 import type { Queues } from './queues.js';
-import { GroupCommit } from './group-commit.js';
+import { GroupCommit } from './storage/group-commit.js';
 import type { Envelope, LifecycleState, TickCause, Trigger } from './spec.js';
 
 /** Serialises work per key: each run starts after the previous one for the same key has finished. */
