@@ -15,6 +15,7 @@ import { Namespace } from '../src/fs/namespace.js';
 import { mountWithAccess, ReadWrite } from '../src/mounts/access.js';
 import { mountNamespace, mountOptionList, unmountOnSignals } from '../src/fuse/index.js';
 import type { Cx } from '../src/fs/types.js';
+import { serverMigrations } from '../src/server/capabilities.js';
 
 const [mode, ...rest] = process.argv.slice(2);
 const num = (name: string): number | undefined => {
@@ -25,7 +26,7 @@ const timeouts = { attrTimeout: num('--attr') ?? 1, entryTimeout: num('--entry')
 const ready = () => process.stdout.write(JSON.stringify({ ready: true, pid: process.pid }) + '\n');
 
 async function serveAgent9(home: string, dir: string): Promise<void> {
-  const storage = Storage.open(home);
+  const storage = Storage.open(home, { migrations: serverMigrations() });
   const ns = new Namespace({ scope: 'bench', events: storage.events });
   mountWithAccess(ns, '/data', storage.dataTree('bench:data', { scope: 'bench', prefix: '/data' }), ReadWrite);
   const bigMiB = num('--big');

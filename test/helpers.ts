@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Cx } from '../src/fs/types.js';
 import { Storage, type StorageOptions } from '../src/runtime/storage/index.js';
+import { serverMigrations } from '../src/server/capabilities.js';
 
 export const admin: Cx = { principal: { id: 'admin', admin: true } };
 export const user: Cx = { principal: { id: 'user', admin: false } };
@@ -15,8 +16,9 @@ export function tempDir(prefix = 'agent9-test-'): string {
   return dir;
 }
 
+/** A storage with every table a full server has (the runtime's and each standard capability's), plus `options.migrations`. */
 export function openStorage(dir = tempDir(), options: StorageOptions = {}): Storage {
-  const storage = Storage.open(dir, options);
+  const storage = Storage.open(dir, { ...options, migrations: [...serverMigrations(), ...(options.migrations ?? [])] });
   cleanups.push(() => storage.close());
   return storage;
 }

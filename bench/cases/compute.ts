@@ -18,6 +18,7 @@ import { ComputeEngine, createComputeService, LocalEchoProvider, ProviderRegistr
 import type { ComputeRequest } from '../../src/services/compute/types.js';
 import type { Cx } from '../../src/fs/types.js';
 import { median, timeAsync, timeIt, type BenchCase, type Figure } from '../harness.js';
+import { serverMigrations } from '../../src/server/capabilities.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cx: Cx = { principal: { id: 'bench', admin: false, agentId: 'bench' } };
@@ -36,7 +37,7 @@ async function directCall(provider: LocalEchoProvider): Promise<void> {
 }
 
 function setup(dir: string) {
-  const storage = Storage.open(dir);
+  const storage = Storage.open(dir, { migrations: serverMigrations() });
   const engine = new ComputeEngine({ storage, providers: new ProviderRegistry([new LocalEchoProvider()]) });
   const ns = new Namespace({ scope: 'bench', events: storage.events });
   mountWithAccess(ns, '/compute', createComputeService({ engine, agentId: 'bench' }), ReadWrite, { adminWrite: ['/policy'] });

@@ -14,10 +14,11 @@ import { Namespace } from '../../src/fs/namespace.js';
 import { callFile, writeAll } from '../../src/fs/ops.js';
 import type { Cx } from '../../src/fs/types.js';
 import { mountWithAccess, ReadWrite } from '../../src/mounts/access.js';
-import { BudgetLedger } from '../../src/runtime/budgets.js';
+import { BudgetLedger } from '../../src/runtime/budget-ledger.js';
 import { Storage } from '../../src/runtime/storage/index.js';
 import { ContainerEngine, createContainersService, DockerProvider } from '../../src/services/containers/index.js';
 import { type BenchCase, type Figure } from '../harness.js';
+import { serverMigrations } from '../../src/server/capabilities.js';
 
 const run = promisify(execFile);
 const cx: Cx = { principal: { id: 'bench', admin: true } };
@@ -54,7 +55,7 @@ export const containersCase: BenchCase = {
     const health = await provider.health({ fresh: true });
     if (health.status !== 'available') throw new Error(`no Docker engine: ${health.reason}`);
     const docker = new Docker({ socketPath: provider.socketPath });
-    const storage = Storage.open(join(tmp, 'containers'));
+    const storage = Storage.open(join(tmp, 'containers'), { migrations: serverMigrations() });
     const engine = new ContainerEngine({ storage, ledger: new BudgetLedger(storage), providers: [provider] });
     const ns = new Namespace({ scope: AGENT, events: storage.events });
     mountWithAccess(ns, '/containers', createContainersService({ engine, agentId: AGENT }), ReadWrite);

@@ -4,7 +4,7 @@
  * - `measure HOME`: opens the server (scheduler running) on HOME, settles, and reports its RSS.
  * Prints one JSON line.
  */
-import { Agent9 } from '../../src/runtime/server.js';
+import { Agent9 } from '../../src/server/agent9.js';
 import { callFile } from '../../src/fs/ops.js';
 
 const [mode, home, countText] = process.argv.slice(2);

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Agent9 } from '../../src/runtime/server.js';
+import { Agent9 } from '../../src/server/agent9.js';
 import { writeAll, callFile } from '../../src/fs/ops.js';
 import type { Cx } from '../../src/fs/types.js';
 import { timeAsync, timeIt, type BenchCase, type Figure } from '../harness.js';

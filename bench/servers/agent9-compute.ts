@@ -5,14 +5,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent9 } from '../../src/runtime/server.js';
+import { Agent9 } from '../../src/server/agent9.js';
 import { startServer } from '../../src/http/server.js';
 
 async function main(): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'agent9-bench-compute-'));
   const a9 = await Agent9.open({ home, scheduler: false });
   a9.runtime.agents.create({ name: 'bench', program: 'echo' }, '/agents/new');
-  const server = await startServer({ home, storage: a9.storage, namespace: a9.namespace, port: 0 });
+  const server = await startServer({ home, storage: a9.storage, namespace: a9.namespace, tokens: a9.tokens, registry: a9.registry, port: 0 });
   const stop = async () => {
     await server.close();
     await a9.close();

@@ -10,8 +10,8 @@ import type { Command } from 'commander';
 import { ERROR_TABLE, FsError, toFsError } from '../fs/errors.js';
 import { HttpFileService } from '../http/client.js';
 import { DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE } from '../http/defaults.js';
-import { agent9Home } from '../runtime/config.js';
-import { ADMIN_TOKEN_FILE } from '../runtime/tokens.js';
+import { agent9Home } from '../runtime/home-config.js';
+import { ADMIN_TOKEN_FILE } from '../runtime/token-store.js';
 import type { Cx } from '../fs/types.js';
 
 export interface GlobalOptions {

@@ -3,7 +3,7 @@
  * view at DIR, where every operation acts as that agent (as an agent-scoped token does over HTTP).
  */
 import { join } from 'node:path';
-import type { Agent9 } from '../runtime/server.js';
+import type { Agent9 } from '../server/agent9.js';
 import type { Principal } from '../fs/types.js';
 import { mountNamespace, type FuseMount, type MountNamespaceOptions } from './mount.js';
 

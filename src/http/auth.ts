@@ -6,7 +6,7 @@
 import { FsError } from '../fs/errors.js';
 import type { Cx, FileService, Principal } from '../fs/types.js';
 import { restrict, rootAt } from '../mounts/scope.js';
-import { agentRoot, isRevoked, type Revocation, type TokenInfo, type TokenStore } from '../runtime/tokens.js';
+import { agentRoot, isRevoked, type Revocation, type TokenInfo, type TokenStore } from '../runtime/token-store.js';
 
 export { agentRoot };
 

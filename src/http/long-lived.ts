@@ -5,7 +5,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { FsError } from '../fs/errors.js';
-import { expiredError, isRevoked, type Revocation } from '../runtime/tokens.js';
+import { expiredError, isRevoked, type Revocation } from '../runtime/token-store.js';
 
 /** Ends a response; `reason` (EAUTH) when its token stopped being valid, none at shutdown. */
 export type EndResponse = (reason?: FsError) => void;

@@ -1,7 +1,7 @@
 /**
- * Serving a namespace over HTTP: tokens (the admin token file on first start), `/runtime/tokens` and
- * `/runtime/metrics` mounted into the served namespace, the fastify app, the listening socket, and
- * `$AGENT9_HOME/server.json` so that agentctl on this machine finds the URL without flags.
+ * Serving a namespace over HTTP: the admin token file on first start, the fastify app, the listening
+ * socket, and `$AGENT9_HOME/server.json` so that agentctl on this machine finds the URL without flags.
+ * What the namespace holds (`/runtime/tokens`, `/runtime/metrics`) is the assembly's business.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -10,13 +10,8 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { FsError } from '../fs/errors.js';
 import type { Namespace } from '../fs/namespace.js';
-import { mountWithAccess, ReadOnly, ReadWrite } from '../mounts/access.js';
-import { createRegistry, registerStorageMetrics } from '../runtime/prometheus.js';
 import type { Storage } from '../runtime/storage/index.js';
-import { loadTokenConfig } from '../runtime/token-rules.js';
-import { TokenStore } from '../runtime/tokens.js';
-import { prometheusFile } from '../services/prometheus.js';
-import { TokenService } from '../services/tokens.js';
+import type { TokenStore } from '../runtime/token-store.js';
 import { buildApp } from './app.js';
 import { TokenAuthenticator } from './auth.js';
 import { HttpMetrics } from './metrics.js';
@@ -29,8 +24,12 @@ export interface ServerOptions {
   /** AGENT9_HOME: where admin.token and server.json live. */
   home: string;
   storage: Storage;
-  /** The namespace to serve (the global view); /runtime/tokens and /runtime/metrics are mounted into it. */
+  /** The namespace to serve (the global view). */
   namespace: Namespace;
+  /** The tokens requests are checked against: the same store the namespace's /runtime/tokens manages. */
+  tokens: TokenStore;
+  /** The registry the HTTP figures go into (the one /runtime/metrics reads). */
+  registry: Registry;
   host?: string;
   /** 0 picks a free port. */
   port?: number;
@@ -40,8 +39,6 @@ export interface ServerOptions {
   heartbeatMs?: number;
   bodyLimit?: number;
   retryMs?: number;
-  /** A registry to report into (the runtime may have registered its metrics already). */
-  registry?: Registry;
 }
 
 /**
@@ -109,17 +106,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (!isLoopback(host)) {
     options.logger?.warn({ host }, `listening on ${host}: reachable from other machines; keep tokens secret and prefer TLS in front`);
   }
-  const { storage, namespace } = options;
-  // config.json's tokens section is checked before anything listens: a bad one stops the start.
-  const tokens = new TokenStore(storage, loadTokenConfig(options.home));
+  const { storage, namespace, tokens, registry } = options;
   const admin = tokens.ensureAdminToken(options.home);
   if (admin.created) options.logger?.info({ file: admin.file }, 'created the admin token');
 
-  const registry = options.registry ?? createRegistry();
-  registerStorageMetrics(registry, storage);
   const metrics = new HttpMetrics(registry);
-  mountWithAccess(namespace, '/runtime/tokens', new TokenService(tokens), ReadWrite);
-  mountWithAccess(namespace, '/runtime/metrics', prometheusFile(registry), ReadOnly);
 
   const app = await buildApp({
     auth: new TokenAuthenticator(tokens, namespace),
@@ -148,9 +139,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     close() {
       closing ??= (async () => {
         await app.close();
-        tokens.close();
-        namespace.unmount('/runtime/tokens');
-        namespace.unmount('/runtime/metrics');
         try {
           const written = JSON.parse(readFileSync(serverFile, 'utf8')) as { pid?: number };
           if (written.pid === process.pid) rmSync(serverFile, { force: true });

@@ -1,60 +1,18 @@
 /**
- * Access levels, enforced here at the mount layer and never inside services. A guarded service checks
- * each operation against its level before the service sees it:
- * - ReadOnly: reads, lists, stats and watches; every write is EACCES
- * - ReadWrite: everything
- * - SignOnly: only the identity files (pubkey, npub, sign, verify, encrypt, decrypt)
- * - Budgeted: everything, but every write charges a budget first (EDQUOT when over)
- * - Disabled: everything is EACCES
- * Admin-only paths (policies) can be written only by an admin principal, whatever the level.
+ * Access levels (src/fs/access-levels.ts), enforced here at the mount layer and never inside services:
+ * a guarded service checks each operation against its level before the service sees it. The levels are
+ * re-exported so that one import mounts a service behind one.
  */
 import { FsError } from '../fs/errors.js';
 import { isUnder } from '../fs/paths.js';
 import { ForwardingService, type OpInfo } from '../fs/forwarding.js';
 import type { Namespace } from '../fs/namespace.js';
 import type { Cx, DirEntry, FileService, Stat } from '../fs/types.js';
+import { accessLabel, SIGN_ONLY_FILES, type AccessLevel, type GuardOptions } from '../fs/access-levels.js';
 
-/** Charges writes to a budget; throws FsError EDQUOT when the budget cannot pay. */
-export interface BudgetHook {
-  charge(amountMicroUsd: number, path: string, cx: Cx): void | Promise<void>;
-}
-
-export type AccessLevel =
-  | { level: 'ReadOnly' }
-  | { level: 'ReadWrite' }
-  | { level: 'SignOnly'; allow?: readonly string[] }
-  | { level: 'Budgeted'; budget: BudgetHook; costPerWrite?: number }
-  | { level: 'Disabled' };
-
-export const ReadOnly: AccessLevel = { level: 'ReadOnly' };
-export const ReadWrite: AccessLevel = { level: 'ReadWrite' };
-export const SignOnly: AccessLevel = { level: 'SignOnly' };
-export const Disabled: AccessLevel = { level: 'Disabled' };
-export const Budgeted = (budget: BudgetHook, costPerWrite = 1): AccessLevel => ({ level: 'Budgeted', budget, costPerWrite });
+export * from '../fs/access-levels.js';
 
 const DISABLED_ROOT: Stat = { type: 'dir', kind: 'dir', size: 0, mode: 0, mtime: 0, ctime: 0, version: 0 };
-
-export const SIGN_ONLY_FILES = ['/pubkey', '/npub', '/sign', '/verify', '/encrypt', '/decrypt'] as const;
-
-export interface GuardOptions {
-  /** Paths (relative to the mount) that only an admin may write. */
-  adminWrite?: readonly string[];
-}
-
-export function accessLabel(access: AccessLevel): string {
-  switch (access.level) {
-    case 'ReadOnly':
-      return 'ro';
-    case 'ReadWrite':
-      return 'rw';
-    case 'SignOnly':
-      return 'sign-only';
-    case 'Budgeted':
-      return 'budgeted';
-    case 'Disabled':
-      return 'disabled';
-  }
-}
 
 /** A service behind an access level: a few hooks on the forwarding base. */
 export class GuardedService extends ForwardingService {

@@ -1,12 +1,14 @@
 /**
  * One agent's local namespace: what the agent sees at `/` and the global view shows at `/agents/<id>`.
  * Each service is mounted behind its access level. The mount list is data: adding a service (compute,
- * containers) is one entry in `standardAgentMounts` or one `Agent9.addAgentMount` call.
+ * containers) is one entry in `standardAgentMounts`, a capability plugin's `agentMounts`, or one `Agent9.addAgentMount` call.
  */
 import { Namespace } from '../fs/namespace.js';
-import type { FileService } from '../fs/types.js';
-import { mountWithAccess, ReadOnly, ReadWrite, SignOnly, type AccessLevel, type GuardOptions } from './access.js';
-import type { AgentRuntime } from '../runtime/runtime.js';
+import { mountWithAccess, ReadOnly, ReadWrite, SignOnly, type GuardOptions } from './access.js';
+import type { AgentMount, AgentMountContext } from '../services/agent-mount.js';
+
+export type { AgentMount, AgentMountContext };
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { memoryTree } from '../runtime/agents.js';
 import { ctlService } from '../services/ctl.js';
 import { statusService } from '../services/status.js';
@@ -16,25 +18,12 @@ import { outboxService } from '../services/outbox.js';
 import { GoalsFs } from '../services/goals.js';
 import { identityService } from '../services/identity.js';
 import { logsQueryService, logsService } from '../services/logs.js';
-import { metricsService } from '../services/metrics.js';
-import { configService, exportService } from '../services/config.js';
-
-export interface AgentMountContext {
-  rt: AgentRuntime;
-  /** The agent id: also the event scope of its namespace. */
-  id: string;
-}
-
-export interface AgentMount {
-  path: string;
-  build(ctx: AgentMountContext): FileService;
-  access: AccessLevel | ((ctx: AgentMountContext) => AccessLevel);
-  options?: GuardOptions;
-}
+import { metricsService } from '../services/agent-metrics.js';
+import { configService, exportService } from '../services/agent-config.js';
 
 const ADMIN_ONLY: GuardOptions = { adminWrite: ['/'] };
 
-/** The standard services of DESIGN.md section 3. */
+/** The standard services of every agent (CONTRACT.md section 9). */
 export function standardAgentMounts(): AgentMount[] {
   return [
     { path: '/ctl', build: ({ rt, id }) => ctlService(rt, id), access: ReadWrite, options: ADMIN_ONLY },

@@ -1,7 +1,8 @@
 /**
  * The server's namespace (the global view): `/agents` lists the agents and nests each agent's local
  * namespace at `/agents/<id>`; `/agents/new` and `/agents/import` create agents; removing `/agents/<id>`
- * deletes one; `/runtime/status` describes the server. Agent namespaces are built on first access and a
+ * deletes one; `/runtime/status` describes the server, `/runtime/tokens` manages tokens, `/runtime/metrics`
+ * is its Prometheus text. Agent namespaces are built on first access and a
  * bounded number are cached (LRU), so idle agents cost no objects.
  */
 import { FsError, rebaseError } from '../fs/errors.js';
@@ -13,11 +14,15 @@ import { isUnder, relativeTo, segmentsOf } from '../fs/paths.js';
 import { jsonText } from '../fs/bytes.js';
 import type { Cx, DirEntry, FileService, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from '../fs/types.js';
 import { MODE } from '../fs/types.js';
+import type { Registry } from 'prom-client';
 import { mountWithAccess, ReadOnly, ReadWrite } from './access.js';
 import { buildAgentView, type AgentMount } from './agent-view.js';
-import type { AgentRuntime } from '../runtime/runtime.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { statusOf } from '../services/status.js';
 import { importBundle } from '../runtime/bundle.js';
+import type { TokenStore } from '../runtime/token-store.js';
+import { prometheusFile } from '../services/prometheus-file.js';
+import { TokenService } from '../services/token-files.js';
 
 const CREATE_FILES = ['new', 'import'] as const;
 const MAX_BUNDLE_BYTES = 512 * 1024 * 1024;
@@ -274,10 +279,27 @@ export function runtimeService(rt: AgentRuntime, views: AgentViews): SyntheticFs
   );
 }
 
-/** The global view: `/agents` and `/runtime`, plus the `/mounts` every namespace has. */
-export function buildGlobalView(rt: AgentRuntime, views: AgentViews): Namespace {
+/** What `/runtime` serves besides `status`: token management and the server's metrics. */
+export interface ServerFiles {
+  tokens: TokenStore;
+  /** Read together into `/runtime/metrics` (the server's registry and the process-wide one). */
+  metrics: Registry[];
+}
+
+/**
+ * Mounts `/runtime/tokens` and `/runtime/metrics` into a global view. The assembly does it once, so that
+ * `/runtime` holds the same entries whichever transport serves it (HTTP, FUSE, both, or none).
+ */
+export function mountServerFiles(ns: Namespace, files: ServerFiles): void {
+  mountWithAccess(ns, '/runtime/tokens', new TokenService(files.tokens), ReadWrite);
+  mountWithAccess(ns, '/runtime/metrics', prometheusFile(...files.metrics), ReadOnly);
+}
+
+/** The global view: `/agents` and `/runtime` (status, tokens, metrics), plus the `/mounts` every namespace has. */
+export function buildGlobalView(rt: AgentRuntime, views: AgentViews, files: ServerFiles): Namespace {
   const ns = new Namespace({ scope: SERVER_SCOPE, events: rt.storage.events, name: 'server' });
   mountWithAccess(ns, '/agents', new AgentsFs(rt, views), ReadWrite);
   mountWithAccess(ns, '/runtime', runtimeService(rt, views), ReadOnly);
+  mountServerFiles(ns, files);
   return ns;
 }

@@ -6,7 +6,7 @@
 import { FsError } from '../fs/errors.js';
 import { SERVER_SCOPE } from '../fs/events.js';
 import type { Storage } from './storage/index.js';
-import type { RuntimeStore, AgentRow } from './store/index.js';
+import type { RuntimeStore, AgentRow } from './agent-store/index.js';
 import type { KeyStore } from './keys.js';
 import type { Tracer } from './trace.js';
 import type { ProgramRegistry } from './programs/index.js';

@@ -7,10 +7,10 @@
 import { z } from 'zod';
 import { FsError } from '../fs/errors.js';
 import type { DataNode } from '../fs/datafs.js';
-import type { AgentRuntime } from './runtime.js';
+import type { AgentRuntime } from './agent-runtime.js';
 import { memoryTree } from './agents.js';
 import { checkAgentId, validate, type Envelope } from './spec.js';
-import type { AgentRow } from './store/index.js';
+import type { AgentRow } from './agent-store/index.js';
 
 export const BUNDLE_FORMAT = 'agent9.agent';
 export const BUNDLE_VERSION = 1;

@@ -13,7 +13,7 @@ import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import * as nip19 from 'nostr-tools/nip19';
 import * as nip44 from 'nostr-tools/nip44';
 import { FsError } from '../fs/errors.js';
-import type { RuntimeStore } from './store/index.js';
+import type { RuntimeStore } from './agent-store/index.js';
 
 export const SERVER_KEY_FILE = 'server.key';
 

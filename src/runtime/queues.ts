@@ -5,7 +5,7 @@
  */
 import { FsError } from '../fs/errors.js';
 import type { Storage } from './storage/index.js';
-import type { InboxMeta, RuntimeStore } from './store/index.js';
+import type { InboxMeta, RuntimeStore } from './agent-store/index.js';
 import type { Tracer } from './trace.js';
 import { InboxPolicySchema, type Envelope, type InboxPolicy } from './spec.js';
 

@@ -5,8 +5,8 @@
  * per idle agent: due times live in indexed columns of the agents table, and one timer waits for the
  * earliest. At most `concurrency` ticks run at once.
  */
-import type { RuntimeStore } from './store/index.js';
-import type { TickEngine } from './engine.js';
+import type { RuntimeStore } from './agent-store/index.js';
+import type { TickEngine } from './tick-engine.js';
 import { parseAgent } from './agents.js';
 import type { Queues } from './queues.js';
 import type { Storage } from './storage/index.js';

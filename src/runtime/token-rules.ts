@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { FsError } from '../fs/errors.js';
 import { isUnder, joinPath } from '../fs/paths.js';
 import type { Grant } from '../fs/types.js';
-import { configSection } from './config.js';
+import { configSection } from './home-config.js';
 import { describeIssues } from './spec.js';
 
 export const DEFAULT_MAX_TTL_MS = 365 * 86_400_000;

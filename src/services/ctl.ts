@@ -7,7 +7,7 @@ import { FsError } from '../fs/errors.js';
 import { utf8 } from '../fs/bytes.js';
 import { SyntheticFs, message } from '../fs/synthetic.js';
 import type { Cx } from '../fs/types.js';
-import type { AgentRuntime } from '../runtime/runtime.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import type { LifecycleState } from '../runtime/spec.js';
 
 const USAGE = 'tick [reason] | hibernate | wake | stop | start';

@@ -8,8 +8,8 @@ import { FsError } from '../fs/errors.js';
 import { utf8 } from '../fs/bytes.js';
 import { SyntheticFs, dir, message, view } from '../fs/synthetic.js';
 import type { Cx } from '../fs/types.js';
-import type { AgentRuntime } from '../runtime/runtime.js';
-import type { DeadRow } from '../runtime/store/index.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
+import type { DeadRow } from '../runtime/agent-store/index.js';
 
 const USAGE = 'replay <id> | discard <id> | purge';
 const JSON_SUFFIX = '.json';

@@ -9,8 +9,8 @@ import { SyntheticHandle } from '../fs/handles.js';
 import { parseJson } from '../fs/synthetic.js';
 import type { Cx, DirEntry, FileService, Handle, OpenFlags, Stat, WriteFileOptions } from '../fs/types.js';
 import { MODE } from '../fs/types.js';
-import type { AgentRuntime } from '../runtime/runtime.js';
-import type { GoalRow } from '../runtime/store/index.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
+import type { GoalRow } from '../runtime/agent-store/index.js';
 import { newId } from '../runtime/envelope.js';
 import { GoalSchema, RECORD_ID_RE, validate } from '../runtime/spec.js';
 

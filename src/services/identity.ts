@@ -10,7 +10,7 @@
  */
 import { FsError } from '../fs/errors.js';
 import { SyntheticFs, call, dir, view } from '../fs/synthetic.js';
-import type { AgentRuntime } from '../runtime/runtime.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { npubOf, parsePubkey, verifySignature } from '../runtime/keys.js';
 import { parseJsonObject } from '../runtime/spec.js';
 

@@ -9,7 +9,7 @@ import { FsError } from '../fs/errors.js';
 import { SyntheticFs, dir, jsonView, message, parseJson, view } from '../fs/synthetic.js';
 import type { Cx, Stat, WriteFileOptions } from '../fs/types.js';
 import { DEFAULT_MESSAGE_CAP } from '../fs/handles.js';
-import type { AgentRuntime } from '../runtime/runtime.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { envelopeFromWrite } from '../runtime/envelope.js';
 
 function queuedJson(rt: AgentRuntime, id: string): string {

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { SyntheticFs, call, dir, jsonView, stream, view } from '../fs/synthetic.js';
 import type { EventRecord } from '../fs/events.js';
 import type { FsEvent } from '../fs/types.js';
-import type { AgentRuntime } from '../runtime/runtime.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { TRACE_PATH } from '../runtime/trace.js';
 import { parseJsonObject, validate } from '../runtime/spec.js';
 

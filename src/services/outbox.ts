@@ -1,6 +1,6 @@
 /** /outbox: the envelopes the agent emitted, oldest first, `<id>.json` each (the newest limits.outbox_max kept). */
 import { SyntheticFs, dir, view } from '../fs/synthetic.js';
-import type { AgentRuntime } from '../runtime/runtime.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
 
 const JSON_SUFFIX = '.json';
 

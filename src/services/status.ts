@@ -1,9 +1,9 @@
-/** /status: the agent as JSON, computed at open (every field of DESIGN.md section 3, from the database). */
+/** /status: the agent as JSON, computed at open (every field of CONTRACT.md section 9, from the database). */
 import { SyntheticFs, jsonView } from '../fs/synthetic.js';
-import type { AgentRuntime } from '../runtime/runtime.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { npubOf } from '../runtime/keys.js';
 import type { LifecycleState } from '../runtime/spec.js';
-import type { AgentRow } from '../runtime/store/index.js';
+import type { AgentRow } from '../runtime/agent-store/index.js';
 
 export interface AgentStatus {
   id: string;

@@ -5,7 +5,7 @@
  */
 import { rmdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Agent9 } from '../../src/runtime/server.js';
+import { Agent9 } from '../../src/server/agent9.js';
 import { mountServer, type FuseMount } from '../../src/fuse/index.js';
 import { cleanup, tempDir } from '../helpers.js';
 import { codeOfStderr, mountPoint, ok, q, sh, until } from '../fuse/helpers.js';

@@ -7,6 +7,7 @@ import { splitChunks } from '../../src/services/compute/providers/local-echo.js'
 import type { ComputeProvider, ProviderRun } from '../../src/services/compute/types.js';
 import { admin, cleanup, collect, expectCode, tempDir, text, user } from '../helpers.js';
 import { AGENT, agentNamespace, closeEngines, readJson, readStream, setupCompute, submit, waitStatus, writeJson } from './setup.js';
+import { serverMigrations } from '../../src/server/capabilities.js';
 
 afterEach(closeEngines);
 afterAll(cleanup);
@@ -326,7 +327,7 @@ describe('/compute with local-echo', () => {
     expect(before.engine.ledger.usage(AGENT).day.reserved).toBe(300);
 
     // A new server on the same database, as after a crash (the old one is still hanging in its provider).
-    const storage = Storage.open(dir);
+    const storage = Storage.open(dir, { migrations: serverMigrations() });
     const after = new ComputeEngine({ storage, providers: new ProviderRegistry([new LocalEchoProvider()]) });
     const ns = agentNamespace(storage, after);
     const st = await readJson(ns, inflight.paths.status);
@@ -348,7 +349,7 @@ describe('/compute with local-echo', () => {
     const first = setupCompute({ dir });
     const job = await submit(first.ns, { model: 'echo', prompt: 'old news' });
     await waitStatus(first.ns, job.job_id);
-    const storage = Storage.open(dir);
+    const storage = Storage.open(dir, { migrations: serverMigrations() });
     const sixDays = new ComputeEngine({ storage, providers: new ProviderRegistry([new LocalEchoProvider()]), now: () => Date.now() + 6 * 86_400_000 });
     expect(sixDays.jobs.ids(AGENT)).toEqual([job.job_id]);
     await sixDays.close();
@@ -422,7 +423,7 @@ describe('/compute/policy', () => {
     const dir = tempDir();
     const one = setupCompute({ dir });
     await writeJson(one.ns, '/compute/policy', { blocked_models: ['echo'] }, admin);
-    const storage = Storage.open(dir);
+    const storage = Storage.open(dir, { migrations: serverMigrations() });
     const two = setupCompute({ storage });
     await expectCode(submit(two.ns, { model: 'echo', prompt: 'hi' }), 'EACCES', 'blocked');
     await two.engine.close();

@@ -13,7 +13,7 @@ import { FsError } from '../../src/fs/errors.js';
 import type { Cx, FileService } from '../../src/fs/types.js';
 import { mountServer, type FuseMount } from '../../src/fuse/index.js';
 import { startServer, type RunningServer } from '../../src/http/server.js';
-import { Agent9 } from '../../src/runtime/server.js';
+import { Agent9 } from '../../src/server/agent9.js';
 import type { DockerProvider } from '../../src/services/containers/providers/docker.js';
 import { cleanup, expectCode, tempDir } from '../helpers.js';
 import { mountPoint, ok, q } from '../fuse/helpers.js';
@@ -107,7 +107,7 @@ beforeAll(async () => {
   provider = await requireEngine();
   const home = tempDir();
   a9 = await Agent9.open({ home, scheduler: false });
-  server = await startServer({ home, storage: a9.storage, namespace: a9.namespace, port: 0 });
+  server = await startServer({ home, storage: a9.storage, namespace: a9.namespace, tokens: a9.tokens, registry: a9.registry, port: 0 });
   const admin = { authorization: `Bearer ${server.adminToken}` };
   await fetch(`${server.url}/agents/new`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'bob', program: 'echo' }) });
   const minted = await fetch(`${server.url}/runtime/tokens/new`, { method: 'POST', headers: admin, body: JSON.stringify({ agent: 'bob' }) });

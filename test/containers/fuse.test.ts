@@ -6,7 +6,7 @@
 import { rmdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountServer, type FuseMount } from '../../src/fuse/index.js';
-import { Agent9 } from '../../src/runtime/server.js';
+import { Agent9 } from '../../src/server/agent9.js';
 import type { DockerProvider } from '../../src/services/containers/providers/docker.js';
 import { cleanup, tempDir } from '../helpers.js';
 import { mountPoint, ok, q, sh } from '../fuse/helpers.js';

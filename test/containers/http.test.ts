@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/http/server.js';
-import { Agent9 } from '../../src/runtime/server.js';
+import { Agent9 } from '../../src/server/agent9.js';
 import type { DockerProvider } from '../../src/services/containers/providers/docker.js';
 import { cleanup, tempDir } from '../helpers.js';
 import { BUSYBOX, PYTHON, removeLabelled, requireEngine } from './engine.js';
@@ -21,7 +21,7 @@ beforeAll(async () => {
   provider = await requireEngine();
   const home = tempDir();
   a9 = await Agent9.open({ home, scheduler: false });
-  server = await startServer({ home, storage: a9.storage, namespace: a9.namespace, port: 0 });
+  server = await startServer({ home, storage: a9.storage, namespace: a9.namespace, tokens: a9.tokens, registry: a9.registry, port: 0 });
   await req('/agents/new', { method: 'POST', body: JSON.stringify({ name: 'bob', program: 'echo' }) });
 });
 
@@ -145,7 +145,7 @@ describe('/containers over HTTP', () => {
     const home = tempDir();
     writeFileSync(join(home, 'config.json'), JSON.stringify({ containers: { docker: { socket: '/nonexistent/docker.sock' } } }));
     const b = await Agent9.open({ home, scheduler: false });
-    const s = await startServer({ home, storage: b.storage, namespace: b.namespace, port: 0 });
+    const s = await startServer({ home, storage: b.storage, namespace: b.namespace, tokens: b.tokens, registry: b.registry, port: 0 });
     try {
       const h = { authorization: `Bearer ${s.adminToken}` };
       await fetch(`${s.url}/agents/new`, { method: 'POST', headers: h, body: JSON.stringify({ name: 'carl', program: 'echo' }) });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { Namespace } from '../../src/fs/namespace.js';
 import { callFile, readAll } from '../../src/fs/ops.js';
 import { mountWithAccess, ReadWrite } from '../../src/mounts/access.js';
-import { BudgetLedger } from '../../src/runtime/budgets.js';
+import { BudgetLedger } from '../../src/runtime/budget-ledger.js';
 import type { Storage } from '../../src/runtime/storage/index.js';
 import { ContainerEngine, createContainersService, CONTAINERS_ADMIN_WRITE, type PolicyInput } from '../../src/services/containers/index.js';
 import type { ContainerProvider } from '../../src/services/containers/providers/types.js';

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmdir } from 'node:fs/promises';
-import { Agent9 } from '../../src/runtime/server.js';
+import { Agent9 } from '../../src/server/agent9.js';
 import { agentRootEnv, mountServer, type FuseMount } from '../../src/fuse/index.js';
 import { cleanup, tempDir } from '../helpers.js';
 import { mountPoint, ok, q, sh, until } from './helpers.js';

@@ -13,6 +13,7 @@ import { Storage } from '../../src/runtime/storage/index.js';
 import { buildFixture } from '../conformance/fixture.js';
 import { writeAll } from '../../src/fs/ops.js';
 import { mountNamespace, unmountAll, unmountOnSignals } from '../../src/fuse/index.js';
+import { serverMigrations } from '../../src/server/capabilities.js';
 
 const [home, dir, ...rest] = process.argv.slice(2);
 if (!home || !dir) {
@@ -24,7 +25,7 @@ const flag = (name: string) => {
   return i >= 0 ? Number(rest[i + 1]) : undefined;
 };
 
-const storage = Storage.open(home);
+const storage = Storage.open(home, { migrations: serverMigrations() });
 const ns = buildFixture(storage);
 const admin = { principal: { id: 'admin', admin: true } };
 const opts: Parameters<typeof mountNamespace>[2] = {};

@@ -1,7 +1,12 @@
 /** Servers for HTTP tests: the conformance fixture served on a real loopback socket (port 0). */
 import { buildFixture } from '../conformance/fixture.js';
 import { Storage, type StorageOptions } from '../../src/runtime/storage/index.js';
-import { RuntimeStore } from '../../src/runtime/store/index.js';
+import { RuntimeStore } from '../../src/runtime/agent-store/index.js';
+import { createRegistry, processMetricsRegistry, registerStorageMetrics } from '../../src/runtime/prometheus-registry.js';
+import { TokenStore } from '../../src/runtime/token-store.js';
+import { loadTokenConfig } from '../../src/runtime/token-rules.js';
+import { mountServerFiles } from '../../src/mounts/global-view.js';
+import { serverMigrations } from '../../src/server/capabilities.js';
 import { startServer, type RunningServer } from '../../src/http/server.js';
 import type { Namespace } from '../../src/fs/namespace.js';
 import { tempDir } from '../helpers.js';
@@ -29,12 +34,19 @@ export interface FixtureServerOptions {
 
 export async function startFixtureServer(options: FixtureServerOptions = {}): Promise<FixtureServer> {
   const home = options.home ?? tempDir('agent9-http-');
-  const storage = Storage.open(home, options.storage ?? {});
+  const storage = Storage.open(home, { ...options.storage, migrations: serverMigrations() });
   const ns = buildFixture(storage);
+  // What the assembly gives a served global view: /runtime/tokens and /runtime/metrics.
+  const tokens = new TokenStore(storage, loadTokenConfig(home));
+  const registry = createRegistry({ processMetrics: false });
+  registerStorageMetrics(registry, storage);
+  mountServerFiles(ns, { tokens, metrics: [registry, processMetricsRegistry()] });
   const server = await startServer({
     home,
     storage,
     namespace: ns,
+    tokens,
+    registry,
     port: options.port ?? 0,
     ...(options.heartbeatMs !== undefined ? { heartbeatMs: options.heartbeatMs } : {}),
     ...(options.bodyLimit !== undefined ? { bodyLimit: options.bodyLimit } : {}),
@@ -59,6 +71,7 @@ export async function startFixtureServer(options: FixtureServerOptions = {}): Pr
       if (closed) return;
       closed = true;
       await server.close();
+      tokens.close();
       storage.close();
     },
   };

@@ -4,7 +4,7 @@
  * agent-scoped one, and agents with their own tokens.
  */
 import { startServer, type RunningServer } from '../../src/http/server.js';
-import { Agent9, type Agent9Options } from '../../src/runtime/server.js';
+import { Agent9, type Agent9Options } from '../../src/server/agent9.js';
 import { tempDir } from '../helpers.js';
 
 export interface Served {
@@ -22,7 +22,7 @@ export interface Served {
 export async function serveAgent9(options: Partial<Agent9Options> = {}): Promise<Served> {
   const home = options.home ?? tempDir('agent9-served-');
   const a9 = await Agent9.open({ scheduler: false, ...options, home });
-  const server = await startServer({ home, storage: a9.storage, namespace: a9.namespace, port: 0 });
+  const server = await startServer({ home, storage: a9.storage, namespace: a9.namespace, tokens: a9.tokens, registry: a9.registry, port: 0 });
   const call = (path: string, init: RequestInit & { token?: string } = {}) => {
     const { token, ...rest } = init;
     const headers = new Headers(rest.headers);

@@ -1,11 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { AGENT_LEVEL, BudgetLedger, budgetHook, formatUsd, MINUTE_MS, scopeLevels } from '../../src/runtime/budgets.js';
+import { AGENT_LEVEL, BudgetLedger, budgetHook, formatUsd, MINUTE_MS, scopeLevels } from '../../src/runtime/budget-ledger.js';
 import { Storage } from '../../src/runtime/storage/index.js';
 import { Namespace } from '../../src/fs/namespace.js';
 import { mountWithAccess, Budgeted } from '../../src/mounts/access.js';
 import { writeAll } from '../../src/fs/ops.js';
 import { cleanup, expectCode, openStorage, tempDir, user } from '../helpers.js';
+import { serverMigrations } from '../../src/server/capabilities.js';
 
 afterAll(cleanup);
 
@@ -183,7 +184,7 @@ describe('BudgetLedger', () => {
 
   it('limits, counters and open reservations persist across a reopen of the database', () => {
     const dir = tempDir();
-    const s1 = Storage.open(dir);
+    const s1 = Storage.open(dir, { migrations: serverMigrations() });
     const l1 = new BudgetLedger(s1);
     l1.setLimits('a', { tick: 50, day: 80 });
     l1.resetTick('a');

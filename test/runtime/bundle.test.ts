@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { createAgent, files, openServer, testProgram } from './support.js';
 import { admin, expectCode, tempDir } from '../helpers.js';
 import { SERVER_KEY_FILE } from '../../src/runtime/keys.js';
-import type { Agent9 } from '../../src/runtime/server.js';
+import type { Agent9 } from '../../src/server/agent9.js';
 
 const stateful = testProgram('stateful', (ctx) => {
   const n = ((ctx.state as { n?: number } | undefined)?.n ?? 0) + 1;

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { GroupCommit } from '../../src/runtime/group-commit.js';
+import { GroupCommit } from '../../src/runtime/storage/group-commit.js';
 import { cleanup, openStorage } from '../helpers.js';
 import { FsError } from '../../src/fs/errors.js';
 

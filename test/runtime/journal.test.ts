@@ -1,8 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { IdempotencyJournal, DEFAULT_JOURNAL_TTL_MS } from '../../src/runtime/journal.js';
-import { BudgetLedger } from '../../src/runtime/budgets.js';
+import { IdempotencyJournal, DEFAULT_JOURNAL_TTL_MS } from '../../src/runtime/idempotency-journal.js';
+import { BudgetLedger } from '../../src/runtime/budget-ledger.js';
 import { Storage } from '../../src/runtime/storage/index.js';
 import { cleanup, openStorage, tempDir } from '../helpers.js';
+import { serverMigrations } from '../../src/server/capabilities.js';
 
 afterAll(cleanup);
 
@@ -108,7 +109,7 @@ describe('IdempotencyJournal', () => {
 
   it('entries survive a restart', () => {
     const dir = tempDir();
-    const s1 = Storage.open(dir);
+    const s1 = Storage.open(dir, { migrations: serverMigrations() });
     new IdempotencyJournal(s1).put('k', '{"job_id":"j1"}');
     s1.close();
     expect(new IdempotencyJournal(openStorage(dir)).get('k')).toBe('{"job_id":"j1"}');

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { createAgent, files, openServer } from './support.js';
 import { expectCode, tempDir } from '../helpers.js';
-import { createDemoAgent } from '../../src/runtime/server.js';
+import { createDemoAgent } from '../../src/server/agent9.js';
 import { ReadWrite } from '../../src/mounts/access.js';
 
 describe('agents through /agents', () => {

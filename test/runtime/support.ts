@@ -1,6 +1,6 @@
 /** Shared set-up for runtime and service tests: a real Agent9 on a temp home, driven through its namespace. */
 import { afterEach } from 'vitest';
-import { Agent9, type Agent9Options } from '../../src/runtime/server.js';
+import { Agent9, type Agent9Options } from '../../src/server/agent9.js';
 import { readAll, writeAll, callFile } from '../../src/fs/ops.js';
 import type { Cx, FileService, FsEvent } from '../../src/fs/types.js';
 import type { Program, ProgramContext, ProgramResult } from '../../src/runtime/programs/index.js';

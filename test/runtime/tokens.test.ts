@@ -10,9 +10,10 @@ import { FsError } from '../../src/fs/errors.js';
 import type { Grant } from '../../src/fs/types.js';
 import { migrate, openDb } from '../../src/runtime/storage/db.js';
 import { Storage } from '../../src/runtime/storage/index.js';
-import { migrations } from '../../src/runtime/storage/migrations.js';
-import { RuntimeStore } from '../../src/runtime/store/index.js';
-import { TokenStore, type Revocation } from '../../src/runtime/tokens.js';
+import { storageMigrations } from '../../src/runtime/storage/migrations.js';
+import { serverMigrations } from '../../src/server/capabilities.js';
+import { RuntimeStore } from '../../src/runtime/agent-store/index.js';
+import { TokenStore, type Revocation } from '../../src/runtime/token-store.js';
 import { openStorage, tempDir } from '../helpers.js';
 import { createAgent, openServer } from './support.js';
 
@@ -114,7 +115,7 @@ describe('agent tokens', () => {
   it('the upgrade drops the tokens of agents deleted before this rule, and keeps the others', () => {
     const file = join(tempDir('agent9-tokens-upgrade-'), 'agent9.db');
     const db = openDb(file);
-    migrate(db, migrations.filter((m) => m.version <= 30));
+    migrate(db, [...storageMigrations, ...serverMigrations()].filter((m) => m.version <= 30));
     new RuntimeStore(db).insertAgent({ id: 'alive', state: 'active', program: '{"type":"echo"}', env: '{}', limits: '{}', schedule: '{}', inbox_policy: '{}', created_at: 1 });
     const insert = db.prepare("INSERT INTO tokens (id, name, hash, agent, created_at) VALUES (?, ?, '00', ?, 1)");
     insert.run('aaaaaaaaaaaa', 'of alive', 'alive');
@@ -122,7 +123,7 @@ describe('agent tokens', () => {
     insert.run('cccccccccccc', 'global', null);
     db.close();
 
-    const storage = Storage.open(file);
+    const storage = Storage.open(file, { migrations: serverMigrations() });
     try {
       const ids = (storage.db.prepare('SELECT id FROM tokens ORDER BY id').all() as { id: string }[]).map((r) => r.id);
       expect(ids).toEqual(['aaaaaaaaaaaa', 'cccccccccccc']);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { FsError } from '../../fs/errors.js';
 import { DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE } from '../../http/defaults.js';
-import { agent9Home } from '../../runtime/config.js';
+import { agent9Home } from '../../runtime/home-config.js';
 import { HomeLock } from '../../runtime/storage/home-lock.js';
 import { action, usage } from '../context.js';
 import { addFuseOptions, fuseOptionsOf, type FuseCliOptions } from './mount.js';
@@ -48,11 +48,10 @@ async function serve(opts: ServeOptions): Promise<void> {
   if (opts.agent !== undefined && opts.mount === undefined) throw usage('--agent says whose view --mount shows: it needs --mount DIR');
 
   // The heavy parts load only here, so every other verb starts fast.
-  const [{ pino }, { Agent9, createDemoAgent, DEMO_AGENT }, { startServer, checkHost, isLoopback, execTokens }, prom] = await Promise.all([
+  const [{ pino }, { Agent9, createDemoAgent, DEMO_AGENT }, { startServer, checkHost, isLoopback, execTokens }] = await Promise.all([
     import('pino'),
-    import('../../runtime/server.js'),
+    import('../../server/agent9.js'),
     import('../../http/server.js'),
-    import('../../runtime/prometheus.js'),
   ]);
   checkHost(opts.host, !!opts.allowRemote);
   if (!isLoopback(opts.host)) {
@@ -68,7 +67,7 @@ async function serve(opts: ServeOptions): Promise<void> {
   const exec = new Promise<ReturnType<typeof execTokens>>((resolve) => (tokensReady = resolve));
   // With a mount they also get AGENT_ROOT, their directory on it.
   let mountEnv: (agentId: string) => Record<string, string> = () => ({});
-  const a9 = await Agent9.open({ home, execEnv: async (agentId) => ({ ...(await (await exec).env(agentId)), ...mountEnv(agentId) }) });
+  const a9 = await Agent9.open({ home, log: logger, execEnv: async (agentId) => ({ ...(await (await exec).env(agentId)), ...mountEnv(agentId) }) });
   if (opts.demo) createDemoAgent(a9);
   if (opts.agent !== undefined && !a9.runtime.agents.has(opts.agent)) {
     await a9.close();
@@ -76,22 +75,16 @@ async function serve(opts: ServeOptions): Promise<void> {
   }
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
-    const registry = prom.createRegistry();
-    prom.registerRuntimeMetrics(registry, {
-      agentsByState: () => a9.runtime.store.countByState(),
-      totals: () => a9.runtime.store.totals(),
-      ticksRunning: () => a9.runtime.engine.locks.size,
-    });
-    if (a9.compute) prom.registerComputeMetrics(registry, a9.compute.stats);
     server = await startServer({
       home,
       storage: a9.storage,
       namespace: a9.namespace,
+      tokens: a9.tokens,
+      registry: a9.registry,
       host: opts.host,
       port: Number(opts.port),
       allowRemote: !!opts.allowRemote,
       logger,
-      registry,
       ...(bodyLimit !== undefined ? { bodyLimit } : {}),
     });
   } catch (err) {

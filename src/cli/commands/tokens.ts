@@ -1,7 +1,7 @@
 /** `agentctl token create|list|revoke`: the files of /runtime/tokens through the HTTP client. */
 import type { Command } from 'commander';
 import { utf8 } from '../../fs/bytes.js';
-import { parseDuration } from '../../runtime/tokens.js';
+import { parseDuration } from '../../runtime/token-store.js';
 import { action, commandOf, contextOf } from '../context.js';
 import { c, printJson, table, timeString, write } from '../output.js';
 

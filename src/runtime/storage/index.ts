@@ -10,14 +10,17 @@ import { DataFs, type DataFsOptions } from '../../fs/datafs.js';
 import { migrate, openDb, type Db, type Migration, type OpenDbOptions } from './db.js';
 import { SqliteEventStore, type RetentionOptions } from './events.js';
 import { SqliteDataFileStore } from './datafiles.js';
-import { migrations as allMigrations } from './migrations.js';
+import { storageMigrations } from './migrations.js';
 
 export interface StorageOptions extends OpenDbOptions {
   retention?: RetentionOptions;
   /** How often retention runs over every event scope (default 10 minutes; 0: only at open). */
   retentionSweepMs?: number;
-  /** Extra migrations (tests). */
-  migrations?: Migration[];
+  /**
+   * The tables of the layers above (the runtime's, each capability's): applied with the storage's own in
+   * one pass, in version order, each version once.
+   */
+  migrations?: readonly Migration[];
   chunkSize?: number;
 }
 
@@ -38,7 +41,7 @@ export class Storage {
     readonly file: string,
     options: StorageOptions,
   ) {
-    migrate(db, [...allMigrations, ...(options.migrations ?? [])]);
+    migrate(db, [...storageMigrations, ...(options.migrations ?? [])]);
     this.runTx = db.transaction((fn: () => unknown) => fn());
     this.eventStore = new SqliteEventStore(db, options.retention);
     this.events = new EventLog(this.eventStore);

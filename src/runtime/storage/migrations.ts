@@ -1,16 +1,12 @@
 /**
- * Every schema migration, by version. Each area owns a range so that work on different areas never
- * collides: 1-9 core, 10-29 runtime, 30-39 http/auth, 40-49 compute, 50-59 containers.
+ * The storage's own tables: server metadata, the event log and data files. Everything else brings its
+ * migrations to `Storage.open` (the runtime's in src/runtime/migrations.ts, each capability's with its
+ * plugin), so that storage knows no layer above it. Version ranges per area keep work on different areas
+ * from colliding: 1-9 core, 10-29 runtime, 30-39 http/auth, 40-49 compute, 50-59 containers, 60-64 nostr.
  */
 import type { Migration } from './db.js';
 import { eventMigrations } from './events.js';
 import { dataFileMigrations } from './datafiles.js';
-import { runtimeMigrations } from '../store/schema.js';
-import { budgetMigrations } from '../budgets.js';
-import { journalMigrations } from '../journal.js';
-import { tokenMigrations } from '../tokens.js';
-import { computeMigrations } from '../../services/compute/migrations.js';
-import { containerMigrations } from '../../services/containers/migrations.js';
 
 const core: Migration[] = [
   {
@@ -20,14 +16,4 @@ const core: Migration[] = [
   },
 ];
 
-export const migrations: Migration[] = [
-  ...core,
-  ...eventMigrations,
-  ...dataFileMigrations,
-  ...runtimeMigrations,
-  ...budgetMigrations,
-  ...journalMigrations,
-  ...tokenMigrations,
-  ...computeMigrations,
-  ...containerMigrations,
-];
+export const storageMigrations: Migration[] = [...core, ...eventMigrations, ...dataFileMigrations];

@@ -14,7 +14,7 @@
  */
 import { z } from 'zod';
 import { FsError } from '../../fs/errors.js';
-import { configSection } from '../../runtime/config.js';
+import { configSection } from '../../runtime/home-config.js';
 import { describeIssues } from './request.js';
 import type { ProviderConfig } from './providers/index.js';
 import type { PolicyInput } from './policy.js';

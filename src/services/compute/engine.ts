@@ -7,9 +7,9 @@
  */
 import { FsError, toFsError } from '../../fs/errors.js';
 import type { EventChannel } from '../../fs/events.js';
-import { BudgetLedger, type BudgetScope } from '../../runtime/budgets.js';
-import { IdempotencyJournal } from '../../runtime/journal.js';
-import { GroupCommit } from '../../runtime/group-commit.js';
+import { BudgetLedger, type BudgetScope } from '../../runtime/budget-ledger.js';
+import { IdempotencyJournal } from '../../runtime/idempotency-journal.js';
+import { GroupCommit } from '../../runtime/storage/group-commit.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import { JobStore, newJobId, type Job } from './jobs.js';
 import { PolicyStore, route, type ComputePolicy, type PolicyInput } from './policy.js';

@@ -4,9 +4,9 @@
  * is admin-write).
  */
 import type { FileService } from '../../fs/types.js';
-import { ReadWrite, type AccessLevel, type GuardOptions } from '../../mounts/access.js';
-import type { BudgetLedger } from '../../runtime/budgets.js';
-import type { IdempotencyJournal } from '../../runtime/journal.js';
+import { ReadWrite, type AccessLevel, type GuardOptions } from '../../fs/access-levels.js';
+import type { BudgetLedger } from '../../runtime/budget-ledger.js';
+import type { IdempotencyJournal } from '../../runtime/idempotency-journal.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import { loadComputeConfig, type ComputeConfig } from './config.js';
 import { ComputeEngine, type TraceSink } from './engine.js';

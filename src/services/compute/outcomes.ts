@@ -5,7 +5,7 @@
  * cancelled one releases its reservation.
  */
 import type { EventChannel } from '../../fs/events.js';
-import type { BudgetLedger } from '../../runtime/budgets.js';
+import type { BudgetLedger } from '../../runtime/budget-ledger.js';
 import { chargeOf } from './cap.js';
 import type { JobStore, Job } from './jobs.js';
 import type { ProviderStats } from './overruns.js';

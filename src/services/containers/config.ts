@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import { FsError } from '../../fs/errors.js';
-import { configSection } from '../../runtime/config.js';
+import { configSection } from '../../runtime/home-config.js';
 import type { PolicyInput } from './policy.js';
 import { describeIssues } from './request.js';
 

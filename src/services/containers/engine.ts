@@ -13,8 +13,8 @@
 import { randomBytes } from 'node:crypto';
 import { FsError, toFsError } from '../../fs/errors.js';
 import type { EventChannel } from '../../fs/events.js';
-import { BudgetLedger, type BudgetScope } from '../../runtime/budgets.js';
-import { IdempotencyJournal } from '../../runtime/journal.js';
+import { BudgetLedger, type BudgetScope } from '../../runtime/budget-ledger.js';
+import { IdempotencyJournal } from '../../runtime/idempotency-journal.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import { emitTrace } from '../../runtime/trace.js';
 import { createHash } from 'node:crypto';

@@ -3,10 +3,10 @@
  * every agent's namespace gets (`/containers`, ReadWrite: the service reserves its own budget; the policy
  * is admin-write).
  */
-import { ReadWrite } from '../../mounts/access.js';
-import type { AgentMount } from '../../mounts/agent-view.js';
-import type { BudgetLedger } from '../../runtime/budgets.js';
-import type { IdempotencyJournal } from '../../runtime/journal.js';
+import { ReadWrite } from '../../fs/access-levels.js';
+import type { AgentMount } from '../agent-mount.js';
+import type { BudgetLedger } from '../../runtime/budget-ledger.js';
+import type { IdempotencyJournal } from '../../runtime/idempotency-journal.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import { loadContainersConfig, type ContainersConfig } from './config.js';
 import { ContainerEngine, type TraceSink } from './engine.js';

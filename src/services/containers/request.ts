@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { utf8 } from '../../fs/bytes.js';
 import { FsError } from '../../fs/errors.js';
 import { parseJson } from '../../fs/synthetic.js';
-import type { BudgetScope } from '../../runtime/budgets.js';
+import type { BudgetScope } from '../../runtime/budget-ledger.js';
 import type { ContainerPolicy } from './policy.js';
 import { checkImageReference, describeBadReference, imageReferenceProblem } from './reference.js';
 

@@ -1,5 +1,5 @@
 /** Sessions and execs: their states, durable records, and the JSON the files answer with. */
-import type { BudgetScope } from '../../runtime/budgets.js';
+import type { BudgetScope } from '../../runtime/budget-ledger.js';
 import type { Command, SessionRequest } from './request.js';
 import type { CgroupUsage } from './providers/types.js';
 

@@ -1,11 +1,13 @@
 /**
- * Group commit: work submitted while other work of the same turn is still running (concurrent ticks,
- * concurrent writers) commits in one SQLite transaction, each piece in its own savepoint, so a failing
- * piece rolls back alone and every submitter learns its own outcome only after the commit is durable.
- * A lone piece runs in a plain transaction.
+ * Group commit, on the one transaction API: work submitted while other work of the same turn is still
+ * running (concurrent ticks, concurrent writers) commits in one `storage.tx(..., {immediate: true})`,
+ * each piece in its own nested `storage.tx` (a savepoint), so a failing piece rolls back alone and every
+ * submitter learns its own outcome only after the commit is durable. A lone piece runs in a plain
+ * transaction. IMMEDIATE because the pieces read, then write: the write lock is taken at BEGIN, so the
+ * group cannot fail with SQLITE_BUSY half way when another connection writes.
  */
-import type { Storage } from './storage/index.js';
-import { FsError } from '../fs/errors.js';
+import type { Storage } from './index.js';
+import { FsError } from '../../fs/errors.js';
 
 interface Job {
   work: () => unknown;
@@ -38,20 +40,23 @@ export class GroupCommit {
     this.pending = [];
     const outcomes: { ok: boolean; value: unknown }[] = [];
     try {
-      this.storage.tx(() => {
-        for (const job of jobs) {
-          if (jobs.length === 1) {
-            outcomes.push({ ok: true, value: job.work() });
-            continue;
+      this.storage.tx(
+        () => {
+          for (const job of jobs) {
+            if (jobs.length === 1) {
+              outcomes.push({ ok: true, value: job.work() });
+              continue;
+            }
+            try {
+              outcomes.push({ ok: true, value: job.savepoint ? this.storage.tx(job.work) : job.work() });
+            } catch (err) {
+              if (!job.savepoint && !(err instanceof FsError)) throw err;
+              outcomes.push({ ok: false, value: err });
+            }
           }
-          try {
-            outcomes.push({ ok: true, value: job.savepoint ? this.storage.tx(job.work) : job.work() });
-          } catch (err) {
-            if (!job.savepoint && !(err instanceof FsError)) throw err;
-            outcomes.push({ ok: false, value: err });
-          }
-        }
-      });
+        },
+        { immediate: true },
+      );
     } catch (err) {
       for (const job of jobs) job.reject(err);
       return;

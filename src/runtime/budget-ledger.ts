@@ -19,7 +19,7 @@
  *   before it.
  */
 import { FsError } from '../fs/errors.js';
-import type { BudgetHook } from '../mounts/access.js';
+import type { BudgetHook } from '../fs/access-levels.js';
 import type { Migration } from './storage/db.js';
 import type { Storage } from './storage/index.js';
 

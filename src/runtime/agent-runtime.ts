@@ -3,14 +3,14 @@
  * Services and the server assembly reach everything through it.
  */
 import type { Storage } from './storage/index.js';
-import { RuntimeStore } from './store/index.js';
+import { RuntimeStore } from './agent-store/index.js';
 import { KeyStore, loadServerKey } from './keys.js';
 import { Tracer } from './trace.js';
 import { ProgramRegistry, type Program } from './programs/index.js';
 import { echoProgram } from './programs/echo.js';
 import { execProgram } from './programs/exec.js';
 import { Queues } from './queues.js';
-import { TickEngine, type BudgetView, type TickReport } from './engine.js';
+import { TickEngine, type BudgetView, type TickReport } from './tick-engine.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 import { AgentRegistry } from './agents.js';
 import type { TickCause } from './spec.js';
@@ -40,7 +40,7 @@ export class AgentRuntime {
   readonly agents: AgentRegistry;
   readonly startedAt = Date.now();
   private execEnvHook: ExecEnvHook | undefined;
-  /** Called when an agent is deleted (views drop what they cached). */
+  /** Called when an agent is deleted (views drop what they cached; the assembly has every capability forget it). */
   onDeleted: (agentId: string) => void = () => undefined;
 
   constructor(
@@ -68,7 +68,6 @@ export class AgentRuntime {
       },
       deleted: (id) => {
         this.scheduler.forget(id);
-        this.engine.budgets?.forget?.(id);
         this.onDeleted(id);
       },
       exclusive: (id, fn) => this.engine.locks.run(id, fn),

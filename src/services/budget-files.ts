@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { FsError } from '../fs/errors.js';
 import { SyntheticFs, jsonView, parseJson } from '../fs/synthetic.js';
 import type { FileService } from '../fs/types.js';
-import { AGENT_LEVEL, parseLevel, type BudgetLedger, type BudgetUsage, type Limits } from '../runtime/budgets.js';
+import { AGENT_LEVEL, parseLevel, type BudgetLedger, type BudgetUsage, type Limits } from '../runtime/budget-ledger.js';
 
 const money = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 const windowSchema = z.union([money, z.null(), z.object({ limit: z.union([money, z.null()]) }).passthrough()]);

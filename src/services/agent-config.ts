@@ -3,7 +3,7 @@
  * state; each top-level field given replaces that field. /export: the agent as one JSON bundle.
  */
 import { SyntheticFs, jsonView, parseJson } from '../fs/synthetic.js';
-import type { AgentRuntime } from '../runtime/runtime.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { configOf } from '../runtime/agents.js';
 import { exportBundle } from '../runtime/bundle.js';
 

@@ -12,6 +12,17 @@ export function createRegistry(options: { processMetrics?: boolean } = {}): Regi
   return registry;
 }
 
+let processRegistry: Registry | undefined;
+
+/**
+ * The process figures (`agent9_process_*`, `agent9_nodejs_*`), collected once per process: they describe
+ * the process, not one server in it, and each collection keeps an event-loop monitor running for good.
+ */
+export function processMetricsRegistry(): Registry {
+  processRegistry ??= createRegistry({ processMetrics: true });
+  return processRegistry;
+}
+
 /** A gauge whose value is read at scrape time. */
 export function gaugeOf(
   registry: Registry,

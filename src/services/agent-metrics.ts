@@ -8,8 +8,8 @@
  */
 import { FsError } from '../fs/errors.js';
 import { SyntheticFs, dir, jsonView } from '../fs/synthetic.js';
-import type { AgentRuntime } from '../runtime/runtime.js';
-import type { AgentRow } from '../runtime/store/index.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
+import type { AgentRow } from '../runtime/agent-store/index.js';
 import { queueCounters } from './status.js';
 
 export function metricsService(rt: AgentRuntime, id: string): SyntheticFs {

@@ -10,7 +10,7 @@ import { FsError } from '../fs/errors.js';
 import { jsonText } from '../fs/bytes.js';
 import { SyntheticFs, call, dir, jsonView, parseJson, type Node } from '../fs/synthetic.js';
 import type { Cx, DirEntry, FileService, Handle, OpenFlags, Stat } from '../fs/types.js';
-import { parseDuration, type TokenInfo, type TokenStore } from '../runtime/tokens.js';
+import { parseDuration, type TokenInfo, type TokenStore } from '../runtime/token-store.js';
 
 const AGENT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 

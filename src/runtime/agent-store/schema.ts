@@ -5,7 +5,7 @@
  */
 import type { Migration } from '../storage/db.js';
 
-export const runtimeMigrations: Migration[] = [
+export const agentStoreMigrations: Migration[] = [
   {
     version: 10,
     name: 'runtime: agents, state, kv, queues, goals, seen cache, keys',

@@ -10,13 +10,13 @@ import { ensureWorkDir } from './workdir.js';
 import { performance } from 'node:perf_hooks';
 import { FsError, toFsError } from '../fs/errors.js';
 import type { Storage } from './storage/index.js';
-import type { QueuedRow, RuntimeStore } from './store/index.js';
+import type { QueuedRow, RuntimeStore } from './agent-store/index.js';
 import { configOf, parseAgent, type AgentRecord } from './agents.js';
 import { newId } from './envelope.js';
 import { errorText, type TraceData, type Tracer } from './trace.js';
 import { normalizeResult, type NormalizedResult, type ProgramRegistry } from './programs/index.js';
 import type { Queues } from './queues.js';
-import { GroupCommit } from './group-commit.js';
+import { GroupCommit } from './storage/group-commit.js';
 import type { Envelope, LifecycleState, TickCause, Trigger } from './spec.js';
 
 /** Serialises work per key: each run starts after the previous one for the same key has finished. */
@@ -51,13 +51,11 @@ export class KeyedLock {
   }
 }
 
-/** The budget ledger as the runtime uses it (BudgetLedger in src/runtime/budgets.ts). */
+/** The budget ledger as the runtime uses it (BudgetLedger in src/runtime/budget-ledger.ts). */
 export interface BudgetView {
   usage(agentId: string): unknown;
   /** Starts the agent's new tick window; called at the start of every tick. */
   resetTick(agentId: string): unknown;
-  /** Drops what the ledger holds for a deleted agent (optional). */
-  forget?(agentId: string): void;
 }
 
 export interface TickReport {
