@@ -9,6 +9,7 @@ import { runtimeMigrations } from '../store/schema.js';
 import { budgetMigrations } from '../budgets.js';
 import { journalMigrations } from '../journal.js';
 import { tokenMigrations } from '../tokens.js';
+import { quotaMigrations } from '../quota.js';
 import { computeMigrations } from '../../services/compute/migrations.js';
 import { containerMigrations } from '../../services/containers/migrations.js';
 
@@ -25,6 +26,7 @@ export const migrations: Migration[] = [
   ...eventMigrations,
   ...dataFileMigrations,
   ...runtimeMigrations,
+  ...quotaMigrations,
   ...budgetMigrations,
   ...journalMigrations,
   ...tokenMigrations,
