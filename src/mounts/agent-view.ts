@@ -51,7 +51,7 @@ export function standardAgentMounts(): AgentMount[] {
         rt.storage.dataTree(
           memoryTree(id),
           { scope: id, prefix: '/memory' },
-          { serviceName: 'memory' },
+          { serviceName: 'memory', space: () => rt.quota.space(id) },
           (store) => rt.quota.store(id, store),
         ),
       access: ReadWrite,

@@ -2,10 +2,13 @@
  * limits.memory_bytes over HTTP and agentctl, against `agentctl serve` in a child process: with an
  * agent-scoped token over loopback, a PUT or append past the quota is 402 EDQUOT (JSON naming the
  * path, the use and the limit) and leaves the file as it was; many concurrent writers together never
- * exceed it; agentctl exits 10 with the message; /status reports limit and use.
+ * exceed it; agentctl exits 10 with the message; `GET ?statfs=1` and /status report limit and use.
  */
-import { describe, expect, it } from 'vitest';
-import { servedForTests } from '../cli/helpers.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { rmdir } from 'node:fs/promises';
+import { agentctlBackground, servedForTests } from '../cli/helpers.js';
+import { mountedType } from '../../src/fuse/mount.js';
+import { mountPoint, ok, q, sh, until } from '../fuse/helpers.js';
 
 const MiB = 1024 * 1024;
 const suite = servedForTests('agent9-quota-');
@@ -29,6 +32,15 @@ async function createAgent(name: string, memoryBytes: number): Promise<string> {
 }
 
 const filled = (n: number, byte: number) => new Uint8Array(n).fill(byte);
+
+const mounts: { dir: string; stop: () => Promise<unknown> }[] = [];
+afterAll(async () => {
+  for (const m of mounts) {
+    await m.stop().catch(() => undefined);
+    if ((await mountedType(m.dir))?.startsWith('fuse')) await sh(`fusermount -u -z ${q(m.dir)}`);
+    await rmdir(m.dir).catch(() => undefined);
+  }
+});
 
 describe('the data quota over HTTP', () => {
   it('refuses a PUT or an append past the limit with 402 EDQUOT, naming path, use and limit; nothing partial is left', async () => {
@@ -122,5 +134,40 @@ describe('the data quota over HTTP', () => {
     expect(defaults.status).toBe(200);
     const config = (await req('/agents/dflt/config')).json() as { limits: { memory_bytes: number } };
     expect(config.limits.memory_bytes).toBe(1024 ** 3);
+  });
+
+  it('GET ?statfs=1 reports the limit and the use of the memory tree; other trees have no limit', async () => {
+    const token = await createAgent('space', MiB);
+    expect((await req('/memory/a', { method: 'PUT', body: filled(300_000, 1), token })).status).toBe(204);
+    await req('/memory/d/', { method: 'PUT', token });
+    const space = await req('/memory?statfs=1', { token });
+    expect(space.status).toBe(200);
+    expect(space.json()).toEqual({ total_bytes: MiB, used_bytes: 300_000, free_bytes: MiB - 300_000, files: 3 });
+    expect((await req('/memory/a?statfs=1', { token })).json()).toEqual(space.json());
+    expect((await req('/agents/space/memory/d?statfs=1')).json()).toEqual(space.json());
+    expect((await req('/inbox?statfs=1', { token })).json()).toEqual({ total_bytes: 2 ** 50, used_bytes: 0, free_bytes: 2 ** 50 });
+    const missing = await req('/memory/nothing?statfs=1', { token });
+    expect(missing.status).toBe(404);
+    expect(missing.json()['error']).toMatchObject({ code: 'ENOENT', path: '/memory/nothing' });
+  });
+
+  it('agentctl mount (over HTTP): dd past the limit gets "Disk quota exceeded", df and stat -f show the quota', async () => {
+    await createAgent('mnt', MiB);
+    const dir = await mountPoint();
+    const m = agentctlBackground(['mount', dir, '--agent', 'mnt'], suite.env);
+    mounts.push({ dir, stop: () => m.stop('SIGTERM') });
+    await until(async () => (await mountedType(dir)) === 'fuse.agent9', 20_000, 'the mount');
+    await ok(`head -c 700000 /dev/zero > ${q(dir)}/memory/a`);
+    const df = (await ok(`df -B1 --output=size,used,avail ${q(dir)}/memory | tail -n 1`)).trim().split(/\s+/).map(Number);
+    expect(df).toEqual([MiB, 700416, MiB - 700416]);
+    expect((await ok(`stat -f -c '%S %b %f' ${q(dir)}/memory`)).trim()).toBe(`4096 256 ${256 - 171}`);
+    // The mount sends a file when it is closed: dd reports the refusal there.
+    const dd = await sh(`dd if=/dev/zero of=${q(dir)}/memory/b bs=100k count=5`);
+    expect(dd.code).not.toBe(0);
+    expect(dd.stderr).toMatch(/Disk quota exceeded/);
+    const cat = await sh(`head -c 400000 /dev/zero | cat > ${q(dir)}/memory/c`);
+    expect(cat.stderr).toMatch(/Disk quota exceeded/);
+    const status = JSON.parse(await ok(`cat ${q(dir)}/status`)) as { memory: { used_bytes: number } };
+    expect(status.memory.used_bytes).toBe(700_000);
   });
 });

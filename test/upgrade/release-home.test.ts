@@ -79,6 +79,8 @@ describe('a v0.1.0 data directory', () => {
     const status = JSON.parse((await get('/agents/alice/status')).body) as { memory: { memory_bytes: number; limit_bytes: number; files: number } };
     // The root directory is a node too.
     expect(status.memory).toMatchObject({ memory_bytes: held.bytes, limit_bytes: 1024 ** 3, files: held.nodes + 1 });
+    const space = JSON.parse((await get('/agents/alice/memory?statfs=1')).body) as { used_bytes: number };
+    expect(space.used_bytes).toBe(held.bytes);
   });
 
   it('keeps program state and kv, budgets and policies', async () => {
