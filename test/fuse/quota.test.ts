@@ -78,7 +78,15 @@ describe('the data quota on a FUSE mount', () => {
     const status = await memoryStatus('q');
     expect(status).toMatchObject({ limit_bytes: MiB, used_bytes: MiB, free_bytes: 0, memory_bytes: MiB, work_dir_bytes: 0 });
 
+    // Renames never add bytes: moving the full file works at the limit, and so does replacing it by
+    // the empty one (rename over), which frees its bytes.
+    await ok(`mv ${q(M)}/a ${q(M)}/dir/full`);
+    expect(await df(M)).toMatchObject({ used: MiB, avail: 0 });
+    await ok(`mv ${q(M)}/empty ${q(M)}/dir/full`);
+    expect(await df(M)).toMatchObject({ used: 0, avail: MiB });
+
     // Shrinking and removing always work.
+    await ok(`head -c 1M /dev/zero > ${q(M)}/a`);
     await ok(`truncate -s 512K ${q(M)}/a`);
     expect(await df(M)).toMatchObject({ used: 512 * 1024, avail: 512 * 1024 });
     await ok(`rm ${q(M)}/a`);

@@ -13,10 +13,10 @@ import { mountPoint, ok, q, sh, until } from '../fuse/helpers.js';
 const MiB = 1024 * 1024;
 const suite = servedForTests('agent9-quota-');
 
-async function req(path: string, init: { method?: string; body?: string | Uint8Array; token?: string } = {}) {
+async function req(path: string, init: { method?: string; body?: string | Uint8Array; token?: string; headers?: Record<string, string> } = {}) {
   const res = await fetch(suite.server.url + path, {
     method: init.method ?? 'GET',
-    headers: { authorization: `Bearer ${init.token ?? suite.server.token}` },
+    headers: { authorization: `Bearer ${init.token ?? suite.server.token}`, ...init.headers },
     ...(init.body !== undefined ? { body: init.body } : {}),
   });
   const text = await res.text();
@@ -120,6 +120,9 @@ describe('the data quota over HTTP', () => {
     expect((await req('/agents/lower/config', { method: 'PUT', body: JSON.stringify({ limits: { memory_bytes: 500_000 } }) })).status).toBe(204);
     expect((await req('/memory/a', { token })).text.length).toBe(800_000);
     expect((await req('/memory/b', { method: 'PUT', body: 'x', token })).status).toBe(402);
+    // A rename adds nothing: it works over the limit too.
+    expect((await req('/memory/a', { method: 'MOVE', headers: { destination: '/memory/c' }, token })).status).toBe(204);
+    expect((await req('/memory/c', { method: 'MOVE', headers: { destination: '/memory/a' }, token })).status).toBe(204);
     expect((await req('/memory/a', { method: 'PUT', body: filled(400_000, 2), token })).status).toBe(204);
     expect((await req('/memory/b', { method: 'PUT', body: 'x', token })).status).toBe(204);
     const config = (await req('/agents/lower/config')).json() as { limits: { memory_bytes: number } };
