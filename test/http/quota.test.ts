@@ -172,5 +172,9 @@ describe('the data quota over HTTP', () => {
     expect(cat.stderr).toMatch(/Disk quota exceeded/);
     const status = JSON.parse(await ok(`cat ${q(dir)}/status`)) as { memory: { used_bytes: number } };
     expect(status.memory.used_bytes).toBe(700_000);
+    // `>` truncates at open, as on a local disk: a refused rewrite leaves the file empty.
+    const rewrite = await sh(`head -c 1100000 /dev/zero | cat > ${q(dir)}/memory/a`);
+    expect(rewrite.stderr).toMatch(/Disk quota exceeded/);
+    expect((await req('/agents/mnt/memory/a')).text.length).toBe(0);
   });
 });
