@@ -33,7 +33,8 @@ const SUB_OLD = `UPDATE data_usage SET bytes = bytes - (CASE WHEN OLD.type = 'fi
 
 export const quotaMigrations: Migration[] = [
   {
-    version: 11,
+    // 11 is the import staging table (h/export).
+    version: 12,
     name: 'data usage per tree (memory quota)',
     up: `
       CREATE TABLE data_usage (tree TEXT PRIMARY KEY, bytes INTEGER NOT NULL, nodes INTEGER NOT NULL);
@@ -164,6 +165,7 @@ export class MemoryQuota {
    * grew the use past the limit. `fn` returns the node written, whose path the error names.
    */
   guard(agentId: string, fn: () => DataNode): DataNode {
+    // Immediate: the total read first must be the one the write changes (no other connection between).
     return this.storage.tx(() => {
       const before = this.memory(agentId).bytes;
       const node = fn();
@@ -181,7 +183,7 @@ export class MemoryQuota {
         }
       }
       return node;
-    });
+    }, { immediate: true });
   }
 
   /** The agent's memory store: the shared one, with every write that can grow a file guarded. */
