@@ -129,6 +129,15 @@ describe('the data quota over HTTP', () => {
     expect(config.limits.memory_bytes).toBe(500_000);
   });
 
+  it('a deleted agent takes its use with it: a new agent of the same name starts at 0', async () => {
+    const token = await createAgent('again', MiB);
+    expect((await req('/memory/a', { method: 'PUT', body: filled(900_000, 1), token })).status).toBe(204);
+    expect((await req('/agents/again', { method: 'DELETE' })).status).toBe(204);
+    const fresh = await createAgent('again', MiB);
+    expect((await req('/status', { token: fresh })).json()['memory']).toMatchObject({ used_bytes: 0, memory_bytes: 0 });
+    expect((await req('/memory/a', { method: 'PUT', body: filled(900_000, 2), token: fresh })).status).toBe(204);
+  });
+
   it('bad limits are EINVAL naming the field', async () => {
     const bad = await req('/agents/new', { method: 'POST', body: JSON.stringify({ name: 'bad', program: 'echo', limits: { memory_bytes: -1 } }) });
     expect(bad.status).toBe(400);
