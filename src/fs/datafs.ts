@@ -6,7 +6,8 @@
 import { EMPTY } from './bytes.js';
 import { FsError } from './errors.js';
 import { baseName, isUnder, validateName } from './paths.js';
-import type { Cx, DirEntry, FileService, Handle, OpenFlags, SetAttr, Stat, StatAndData, WriteFileOptions } from './types.js';
+import { NO_LIMIT } from './types.js';
+import type { Cx, DirEntry, FileService, FsSpace, Handle, OpenFlags, SetAttr, Stat, StatAndData, WriteFileOptions } from './types.js';
 
 export interface DataNode {
   id: number;
@@ -84,6 +85,8 @@ export interface DataFsOptions {
    * one 128 KiB request at a time); the block is served only if the file's version has not changed.
    */
   readAhead?: (work: () => void) => void;
+  /** The tree's space for statfs (a tree under a quota); without it the tree has no limit. */
+  space?: () => Promise<FsSpace>;
 }
 
 export class DataFs implements FileService {
@@ -91,6 +94,7 @@ export class DataFs implements FileService {
   readonly maxFileBytes: number;
   /** @internal used by DataHandle */
   readonly readAhead: ((work: () => void) => void) | undefined;
+  private readonly space: (() => Promise<FsSpace>) | undefined;
 
   constructor(
     private readonly store: DataFileStore,
@@ -100,6 +104,12 @@ export class DataFs implements FileService {
     this.serviceName = options.serviceName ?? 'data';
     this.maxFileBytes = options.maxFileBytes ?? 1024 * 1024 * 1024;
     this.readAhead = options.readAhead;
+    this.space = options.space;
+  }
+
+  async statfs(path: string, _cx?: Cx): Promise<FsSpace> {
+    this.need(path);
+    return this.space ? this.space() : NO_LIMIT;
   }
 
   private need(path: string): DataNode {

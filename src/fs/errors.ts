@@ -20,7 +20,7 @@ export const ERROR_TABLE = {
   EINVAL: { errno: 22, http: 400, exit: 7, summary: 'invalid argument' },
   EFBIG: { errno: 27, http: 413, exit: 8, summary: 'too large' },
   EAGAIN: { errno: 11, http: 429, exit: 9, summary: 'try again later' },
-  EDQUOT: { errno: 122, http: 402, exit: 10, summary: 'budget exceeded' },
+  EDQUOT: { errno: 122, http: 402, exit: 10, summary: 'budget or data quota exceeded' },
   EBUSY: { errno: 16, http: 409, exit: 11, summary: 'busy' },
   ETIMEDOUT: { errno: 110, http: 504, exit: 12, summary: 'deadline passed' },
   ENOSYS: { errno: 38, http: 405, exit: 13, summary: 'not supported on this file' },

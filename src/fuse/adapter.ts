@@ -16,6 +16,7 @@ import { toFsError, FsError } from '../fs/errors.js';
 import type { Cx, FileKind, FileService, Handle, OpenFlags, Principal, SetAttr, Stat } from '../fs/types.js';
 import type { FuseCallback, FuseOps, FuseStat, FuseStatfs } from './binding.js';
 import { INTERRUPTED, interruptCount, interruptible, type Interrupted } from './interrupts.js';
+import { hasLimit, statfsOfSpace } from './space.js';
 
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
@@ -437,11 +438,15 @@ export class FuseAdapter {
 
       listxattr: (_path, cb) => cb(0, XATTR_NAMES),
 
-      statfs: (path, cb) => {
-        const work = (this.options.statfs?.() ?? Promise.resolve({})).then((s) => ({ ...DEFAULT_STATFS, ...s }));
-        this.within('statfs', path, work, cb);
-      },
+      statfs: (path, cb) => this.within('statfs', path, this.statfs(path), cb),
     };
+  }
+
+  /** The service's space for the path (an agent's memory quota); else the mount's default (the disk). */
+  private async statfs(path: string): Promise<FuseStatfs> {
+    const space = this.service.statfs ? await this.service.statfs(path, this.cx) : undefined;
+    if (space && hasLimit(space)) return { ...DEFAULT_STATFS, ...statfsOfSpace(space) };
+    return { ...DEFAULT_STATFS, ...(await this.options.statfs?.()) };
   }
 
   private remove(path: string, dir: boolean): Promise<void> {

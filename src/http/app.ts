@@ -19,12 +19,13 @@ import { Readable } from 'node:stream';
 import { FsError } from '../fs/errors.js';
 import { callFile, readAll, readStat, writeAll } from '../fs/ops.js';
 import { joinPath, normalizePath, validateName } from '../fs/paths.js';
-import type { Cx, FileService, FsEvent, Stat, WriteFileOptions } from '../fs/types.js';
+import { NO_LIMIT, type Cx, type FileService, type FsEvent, type Stat, type WriteFileOptions } from '../fs/types.js';
 import type { Authenticator, Caller } from './auth.js';
 import { contentTypeOf, JSON_TYPE, TEXT } from './content-type.js';
 import { ALLOW, httpError, sendError } from './errors.js';
 import { LongLivedResponses, type EndResponse } from './long-lived.js';
 import type { HttpMetrics } from './metrics.js';
+import { spaceJson } from './space.js';
 
 export interface AppOptions {
   /** Turns the Authorization header into the caller's principal and view of the namespace. */
@@ -373,8 +374,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return reply;
   }
 
+  async function statfs(request: FastifyRequest, reply: FastifyReply, { view, cx }: Caller, path: string) {
+    request.op = 'statfs';
+    const space = view.statfs ? await view.statfs(path, cx) : NO_LIMIT;
+    return reply.header('cache-control', 'no-cache').type(JSON_TYPE).send(JSON.stringify(spaceJson(space)));
+  }
+
   async function read(request: FastifyRequest, reply: FastifyReply, c: Caller, t: Target) {
     const { view, cx } = c;
+    if (flag(t.query, 'statfs')) return statfs(request, reply, c, t.path);
     if (t.slash) return list(request, reply, c, t.path);
     // One step for data files (stat and bytes from one snapshot, so the ETag is exactly theirs).
     const { stat: st, data } = await readStat(view, t.path, cx);

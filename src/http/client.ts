@@ -15,12 +15,14 @@ import type {
   FileKind,
   FileService,
   FsEvent,
+  FsSpace,
   Handle,
   OpenFlags,
   Stat,
   WriteFileOptions,
 } from '../fs/types.js';
 import { SseParser } from './sse-parser.js';
+import { spaceFromJson } from './space.js';
 
 export interface ClientOptions {
   /** Base URL of the server, e.g. http://127.0.0.1:7070 */
@@ -188,6 +190,12 @@ export class HttpFileService implements FileService {
   async post(path: string, data: Uint8Array, cx?: Cx): Promise<Uint8Array> {
     const res = await this.request({ method: 'POST', path, body: data, signal: cx?.signal });
     return res.status === 204 ? EMPTY : this.bytes(res);
+  }
+
+  /** statfs over HTTP: `GET /p?statfs=1`. */
+  async statfs(path: string, cx?: Cx): Promise<FsSpace> {
+    const res = await this.request({ method: 'GET', path, query: { statfs: '1' }, signal: cx?.signal });
+    return spaceFromJson(await res.json().catch(() => null), path);
   }
 
   async mkdir(path: string, mode: number, cx?: Cx): Promise<void> {

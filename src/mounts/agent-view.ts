@@ -36,7 +36,13 @@ export function standardAgentMounts(): AgentMount[] {
     { path: '/goals', build: ({ rt, id }) => new GoalsFs(rt, id), access: ReadWrite },
     {
       path: '/memory',
-      build: ({ rt, id }) => rt.storage.dataTree(memoryTree(id), { scope: id, prefix: '/memory' }, { serviceName: 'memory' }),
+      build: ({ rt, id }) =>
+        rt.storage.dataTree(
+          memoryTree(id),
+          { scope: id, prefix: '/memory' },
+          { serviceName: 'memory', space: () => rt.quota.space(id) },
+          (store) => rt.quota.store(id, store),
+        ),
       access: ReadWrite,
     },
     { path: '/identity', build: ({ rt, id }) => identityService(rt, id), access: SignOnly },

@@ -12,8 +12,8 @@ import { SyntheticHandle } from '../fs/handles.js';
 import { SyntheticFs, dir, jsonView, parseJson } from '../fs/synthetic.js';
 import { isUnder, relativeTo, segmentsOf } from '../fs/paths.js';
 import { jsonText } from '../fs/bytes.js';
-import type { Cx, DirEntry, FileService, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from '../fs/types.js';
-import { MODE } from '../fs/types.js';
+import type { Cx, DirEntry, FileService, FsSpace, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from '../fs/types.js';
+import { MODE, NO_LIMIT } from '../fs/types.js';
 import type { Registry } from 'prom-client';
 import { mountWithAccess, ReadOnly, ReadWrite } from './access.js';
 import { buildAgentView, type AgentMount } from './agent-view.js';
@@ -197,6 +197,13 @@ export class AgentsFs implements FileService, WatchSource {
       return;
     }
     return this.inAgent(path, (ns, rest) => ns.truncate(rest, size, cx));
+  }
+
+  /** The space of a path inside an agent (its memory reports its quota); the rest has no limit. */
+  async statfs(path: string, cx: Cx): Promise<FsSpace> {
+    const target = this.split(path);
+    if (!target || target.rest === '/') return NO_LIMIT;
+    return this.inAgent(path, (ns, rest) => ns.statfs(rest, cx));
   }
 
   async setattr(path: string, attrs: SetAttr, cx: Cx): Promise<Stat> {

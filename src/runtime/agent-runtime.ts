@@ -12,7 +12,8 @@ import { execProgram } from './programs/exec.js';
 import { Queues } from './queues.js';
 import { TickEngine, type BudgetView, type TickReport } from './tick-engine.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
-import { AgentRegistry } from './agents.js';
+import { AgentRegistry, memoryTree } from './agents.js';
+import { MemoryQuota } from './quota.js';
 import type { TickCause } from './spec.js';
 
 /** Extra environment for an exec program's process (AGENT_ROOT, or AGENT9_URL + an agent-scoped token). */
@@ -38,6 +39,8 @@ export class AgentRuntime {
   readonly engine: TickEngine;
   readonly scheduler: Scheduler;
   readonly agents: AgentRegistry;
+  /** limits.memory_bytes: each agent's memory files plus work dir. */
+  readonly quota: MemoryQuota;
   readonly startedAt = Date.now();
   private execEnvHook: ExecEnvHook | undefined;
   /** Called when an agent is deleted (views drop what they cached; the assembly has every capability forget it). */
@@ -68,12 +71,17 @@ export class AgentRuntime {
       },
       deleted: (id) => {
         this.scheduler.forget(id);
+        this.quota.forget(id);
         this.onDeleted(id);
       },
       exclusive: (id, fn) => this.engine.locks.run(id, fn),
     });
+    this.quota = new MemoryQuota(storage, home, (id) => this.agents.get(id)?.limits.memory_bytes, memoryTree);
     this.queues.onEnqueue = (id) => this.scheduler.poke(id);
-    this.engine.onTick = (report: TickReport) => this.scheduler.tickDone(report.agent);
+    this.engine.onTick = (report: TickReport) => {
+      this.scheduler.tickDone(report.agent);
+      this.quota.tickDone(report.agent);
+    };
     if (options.scheduler !== false) this.scheduler.start();
   }
 

@@ -1,5 +1,5 @@
 /**
- * The runtime's tables: agents and their queues (10-29), tokens (30-31), the idempotency journal (41).
+ * The runtime's tables: agents and their queues (10-29; the data quota's usage totals, 12), tokens (30-31), the idempotency journal (41).
  * The budget ledger's tables come with the budget capability (src/server/capabilities.ts). Whoever
  * opens a Storage for the runtime passes these (the server assembly passes them with every plugin's).
  */
@@ -7,5 +7,6 @@ import type { Migration } from './storage/db.js';
 import { agentStoreMigrations } from './agent-store/schema.js';
 import { tokenMigrations } from './token-store.js';
 import { journalMigrations } from './idempotency-journal.js';
+import { quotaMigrations } from './quota.js';
 
-export const runtimeMigrations: Migration[] = [...agentStoreMigrations, ...tokenMigrations, ...journalMigrations];
+export const runtimeMigrations: Migration[] = [...agentStoreMigrations, ...quotaMigrations, ...tokenMigrations, ...journalMigrations];

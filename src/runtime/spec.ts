@@ -65,6 +65,8 @@ export const LimitsSchema = z
     seen_max: z.number().int().min(16).max(1_000_000).default(1024),
     /** Largest program state, as JSON. */
     state_max_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    /** Data quota: bytes of memory files plus the work dir (EDQUOT past it; statfs reports it). Default 1 GiB. */
+    memory_bytes: z.number().int().min(0).max(2 ** 50).default(1024 ** 3),
   })
   .strict();
 export type Limits = z.infer<typeof LimitsSchema>;

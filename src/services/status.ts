@@ -4,6 +4,7 @@ import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { npubOf } from '../runtime/keys.js';
 import type { LifecycleState } from '../runtime/spec.js';
 import type { AgentRow } from '../runtime/agent-store/index.js';
+import type { MemoryUsage } from '../runtime/quota.js';
 
 export interface AgentStatus {
   id: string;
@@ -28,6 +29,8 @@ export interface AgentStatus {
   retry_at: number | null;
   counters: Record<string, number>;
   budget?: unknown;
+  /** limits.memory_bytes and what counts against it (memory files + work dir). */
+  memory: MemoryUsage;
 }
 
 /** What happened to an agent's inbox envelopes, counted since it was created. */
@@ -70,6 +73,7 @@ export function statusOf(rt: AgentRuntime, id: string, path = '/status'): AgentS
     next_run: r.next_run,
     retry_at: r.retry_at,
     counters: { ...queueCounters(r), messages_out: r.messages_out },
+    memory: rt.quota.usage(id),
   };
   const budgets = rt.engine.budgets;
   if (budgets) status.budget = budgets.usage(id);

@@ -58,6 +58,31 @@ describe('a v0.1.0 data directory', () => {
     expect(out).toHaveLength(1);
   });
 
+  it('counts the memory it held against the new data quota (back-filled by the migration)', async () => {
+    // Every file's size, walked over HTTP listings.
+    const sizeOf = async (dir: string): Promise<{ bytes: number; nodes: number }> => {
+      const entries = JSON.parse((await get(`${dir}/`)).body) as { name: string; type: string; size: number }[];
+      let bytes = 0;
+      let nodes = 0;
+      for (const e of entries) {
+        nodes++;
+        if (e.type === 'dir') {
+          const sub = await sizeOf(`${dir}/${e.name}`);
+          bytes += sub.bytes;
+          nodes += sub.nodes;
+        } else bytes += e.size;
+      }
+      return { bytes, nodes };
+    };
+    const held = await sizeOf('/agents/alice/memory');
+    expect(held.bytes).toBeGreaterThan(0);
+    const status = JSON.parse((await get('/agents/alice/status')).body) as { memory: { memory_bytes: number; limit_bytes: number; files: number } };
+    // The root directory is a node too.
+    expect(status.memory).toMatchObject({ memory_bytes: held.bytes, limit_bytes: 1024 ** 3, files: held.nodes + 1 });
+    const space = JSON.parse((await get('/agents/alice/memory?statfs=1')).body) as { used_bytes: number };
+    expect(space.used_bytes).toBe(held.bytes);
+  });
+
   it('keeps program state and kv, budgets and policies', async () => {
     const bob = JSON.parse((await get('/agents/bob/export')).body) as { state?: unknown; kv?: unknown };
     expect(JSON.stringify(bob)).toContain('"n":1');

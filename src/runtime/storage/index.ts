@@ -6,7 +6,7 @@
 import type Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { EventLog } from '../../fs/events.js';
-import { DataFs, type DataFsOptions } from '../../fs/datafs.js';
+import { DataFs, type DataFileStore, type DataFsOptions } from '../../fs/datafs.js';
 import { migrate, openDb, type Db, type Migration, type OpenDbOptions } from './db.js';
 import { SqliteEventStore, type RetentionOptions } from './events.js';
 import { SqliteDataFileStore } from './datafiles.js';
@@ -83,10 +83,19 @@ export class Storage {
     return this.events.batch(() => this.runTx(fn) as T);
   }
 
-  /** A data-file tree whose changes are reported in `scope` under `prefix`. */
-  dataTree(tree: string, events: { scope: string; prefix: string }, options?: DataFsOptions): DataFs {
+  /**
+   * A data-file tree whose changes are reported in `scope` under `prefix`; `wrap` may put a layer over
+   * the shared store for this tree (the agent's memory quota).
+   */
+  dataTree(
+    tree: string,
+    events: { scope: string; prefix: string },
+    options?: DataFsOptions,
+    wrap?: (store: DataFileStore) => DataFileStore,
+  ): DataFs {
     this.treeEvents.set(tree, events);
-    return new DataFs(this.dataFiles, tree, { readAhead: (work) => setImmediate(work), ...options });
+    const store = wrap ? wrap(this.dataFiles) : this.dataFiles;
+    return new DataFs(store, tree, { readAhead: (work) => setImmediate(work), ...options });
   }
 
   metaGet(key: string): string | undefined {
