@@ -8,48 +8,22 @@
  * - A byte-identical retry of an idempotent submit replays the first job after the defaults changed
  *   (CONTRACT section 17): the key stands for the request as written, not as the defaults filled it in.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, tempDir } from '../helpers.js';
-import { ensureBuilt, startServe, type ServeProcess } from '../cli/helpers.js';
+import { cleanup } from '../helpers.js';
+import { ServedHome } from '../kit/served-home.js';
 
 const base = '/agents/demo/compute';
-let home: string;
-let server: ServeProcess | undefined;
-
-function writeConfig(policy: Record<string, unknown>): void {
-  writeFileSync(join(home, 'config.json'), JSON.stringify({ compute: { policy } }));
-}
-
-function req(path: string, init: RequestInit = {}): Promise<Response> {
-  const headers = new Headers(init.headers);
-  headers.set('authorization', `Bearer ${server!.token}`);
-  return fetch(server!.url + path, { ...init, headers });
-}
-
-async function json(path: string, init?: RequestInit): Promise<Record<string, unknown>> {
-  const res = await req(path, init);
-  const body = await res.text();
-  if (!res.ok) throw new Error(`${init?.method ?? 'GET'} ${path}: ${res.status} ${body}`);
-  return JSON.parse(body) as Record<string, unknown>;
-}
-
-async function restart(policy: Record<string, unknown>): Promise<void> {
-  await server?.stop('SIGTERM');
-  writeConfig(policy);
-  server = await startServe(home, ['--demo']);
-}
+let served: ServedHome;
+const req = (path: string, init?: RequestInit) => served.req(path, init);
+const json = (path: string, init?: RequestInit) => served.json(path, init);
+const restart = (policy: Record<string, unknown>) => served.restart(policy);
 
 beforeAll(async () => {
-  await ensureBuilt();
-  home = tempDir('agent9-drift-');
-  writeConfig({ max_concurrent_jobs: 16, default_timeout_ms: 120_000 });
-  server = await startServe(home, ['--demo']);
+  served = await ServedHome.start('compute', { max_concurrent_jobs: 16, default_timeout_ms: 120_000 });
 }, 240_000);
 
 afterAll(async () => {
-  await server?.stop('SIGTERM');
+  await served?.stop();
   cleanup();
 });
 

@@ -7,54 +7,30 @@
  *   written, not the request with the policy's defaults filled in.
  * - A policy stores only what was written: fields it leaves out follow the new defaults.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DockerProvider } from '../../src/services/containers/providers/docker.js';
-import { cleanup, tempDir } from '../helpers.js';
-import { ensureBuilt, startServe, type ServeProcess } from '../cli/helpers.js';
+import { cleanup } from '../helpers.js';
+import { ServedHome } from '../kit/served-home.js';
 import { removeLabelled, requireEngine } from './engine.js';
 
 const base = '/agents/demo/containers';
 let provider: DockerProvider;
-let home: string;
-let server: ServeProcess | undefined;
-
-function writeConfig(policy: Record<string, unknown>): void {
-  writeFileSync(join(home, 'config.json'), JSON.stringify({ containers: { policy } }));
-}
-
-function req(path: string, init: RequestInit = {}): Promise<Response> {
-  const headers = new Headers(init.headers);
-  headers.set('authorization', `Bearer ${server!.token}`);
-  return fetch(server!.url + path, { ...init, headers });
-}
-
-async function json(path: string, init?: RequestInit): Promise<Record<string, unknown>> {
-  const res = await req(path, init);
-  const body = await res.text();
-  if (!res.ok) throw new Error(`${init?.method ?? 'GET'} ${path}: ${res.status} ${body}`);
-  return JSON.parse(body) as Record<string, unknown>;
-}
-
-async function restart(policy: Record<string, unknown>): Promise<void> {
-  await server?.stop('SIGTERM');
-  writeConfig(policy);
-  server = await startServe(home, ['--demo']);
-}
+let served: ServedHome;
+const req = (path: string, init?: RequestInit) => served.req(path, init);
+const json = (path: string, init?: RequestInit) => served.json(path, init);
+const restart = (policy: Record<string, unknown>) => served.restart(policy);
 
 beforeAll(async () => {
   provider = await requireEngine();
-  await ensureBuilt();
-  home = tempDir('agent9-containers-drift-');
-  writeConfig({ default_time_secs: 600, default_memory_mb: 256 });
-  server = await startServe(home, ['--demo']);
+  served = await ServedHome.start('containers', { default_time_secs: 600, default_memory_mb: 256 });
 }, 240_000);
 
 afterAll(async () => {
-  await server?.stop('SIGTERM');
-  const db = new Database(join(home, 'agent9.db'), { readonly: true });
+  await served?.stop();
+  // Every container this server made, found by the instance label it recorded.
+  const db = new Database(join(served.home, 'agent9.db'), { readonly: true });
   const instance = db.prepare("SELECT value FROM meta WHERE key = 'containers.instance'").pluck().get() as string | undefined;
   db.close();
   if (instance) await removeLabelled(provider, { 'agent9.instance': instance });

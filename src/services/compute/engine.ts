@@ -6,13 +6,12 @@
  * reservations released; finished results are never lost.
  */
 import { FsError, toFsError } from '../../fs/errors.js';
-import type { EventChannel } from '../../fs/events.js';
 import type { BudgetLedger, BudgetScope } from '../../runtime/budgets.js';
 import type { IdempotencyJournal } from '../../runtime/journal.js';
 import { GroupCommit } from '../../runtime/group-commit.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import { JobStore, newJobId, type Job } from './jobs.js';
-import { CapabilityCore } from '../kit/core.js';
+import { CapabilityCore, type CapabilityOptions, type CapabilitySpec } from '../kit/core.js';
 import type { TraceSink } from '../kit/trace.js';
 import { parseJsonObject } from '../kit/validation.js';
 import { computePolicyCodec, route, type ComputePolicy, type ComputePolicyStore, type PolicyInput } from './policy.js';
@@ -30,7 +29,13 @@ export const DEFAULT_JOB_RETENTION_MS = 7 * 24 * 3600 * 1000;
 /** The abort reason of a job stopped because its output reached its reservation (it completes, `length`). */
 const CAP_REACHED = new FsError('EDQUOT', '/', 'the job reached its reservation');
 
-export interface ComputeEngineOptions {
+/** What /compute is to the kit. */
+const COMPUTE: CapabilitySpec<ComputePolicy> = {
+  service: COMPUTE_SERVICE, policyTable: 'compute_policies', codec: computePolicyCodec, defaultsWhere: 'config.json compute.policy', mountPath: '/compute',
+  submits: { idField: 'job_id', noun: 'job' },
+};
+
+export interface ComputeEngineOptions extends CapabilityOptions {
   storage: Storage;
   ledger?: BudgetLedger;
   journal?: IdempotencyJournal;
@@ -38,8 +43,6 @@ export interface ComputeEngineOptions {
   /** The server's default policy (config.json compute.policy). */
   policy?: PolicyInput;
   trace?: TraceSink;
-  /** Where /compute is mounted in an agent's namespace (its events are recorded there). */
-  mountPath?: string;
   /** Finished jobs are kept this long (default 7 days). */
   jobRetentionMs?: number;
   /** Failures to record a job's progress (storage errors); default: a process warning. */
@@ -65,20 +68,13 @@ interface AgentSlots {
   waiting: Job[];
 }
 
-export class ComputeEngine {
-  readonly storage: Storage;
-  readonly ledger: BudgetLedger;
-  readonly journal: IdempotencyJournal;
+/** Policies, caps, the idempotent submit path, traces and channels come from the kit (CapabilityCore). */
+export class ComputeEngine extends CapabilityCore<ComputePolicy> {
+  declare readonly policies: ComputePolicyStore;
   readonly providers: ProviderRegistry;
-  readonly policies: ComputePolicyStore;
   readonly jobs: JobStore;
-  /** Policies, caps, the idempotent submit path, traces and channels: what every capability holds alike. */
-  readonly kit: CapabilityCore<ComputePolicy>;
   /** Providers' token ratios and the overruns of each agent. */
   readonly stats: ProviderStats;
-  readonly mountPath: string;
-  private readonly trace: TraceSink;
-  private readonly now: () => number;
   private readonly retentionMs: number;
   private readonly running = new Map<string, Running>();
   private readonly slots = new Map<string, AgentSlots>();
@@ -90,21 +86,10 @@ export class ComputeEngine {
   private readonly outcomes: OutcomeDeps;
 
   constructor(options: ComputeEngineOptions) {
-    this.kit = new CapabilityCore<ComputePolicy>({
-      service: COMPUTE_SERVICE,
-      storage: options.storage,
-      ledger: options.ledger,
-      journal: options.journal,
-      policy: { table: 'compute_policies', codec: computePolicyCodec, defaults: options.policy, defaultsWhere: 'config.json compute.policy' },
-      trace: options.trace,
-      mountPath: options.mountPath ?? '/compute',
-      submits: { idField: 'job_id', noun: 'job' },
-    });
-    ({ storage: this.storage, ledger: this.ledger, journal: this.journal, policies: this.policies, mountPath: this.mountPath, trace: this.trace } = this.kit);
+    super(options, COMPUTE);
     this.providers = options.providers;
     this.jobs = new JobStore(options.storage);
     this.stats = new ProviderStats(options.storage);
-    this.now = options.now ?? (() => Date.now());
     this.retentionMs = options.jobRetentionMs ?? DEFAULT_JOB_RETENTION_MS;
     this.commits = new GroupCommit(this.storage);
     this.onError =
@@ -115,28 +100,9 @@ export class ComputeEngine {
     this.jobs.prune(this.now() - this.retentionMs);
   }
 
-  /** The event channel of an agent's /compute. */
-  channel(agentId: string): EventChannel {
-    return this.kit.channel(agentId);
-  }
-
   paths(id: string): SubmitAnswer['paths'] {
     const base = `${this.mountPath}/jobs/${id}`;
     return { status: `${base}/status`, result: `${base}/result`, stream: `${base}/stream`, ctl: `${base}/ctl` };
-  }
-
-  policy(agentId: string): ComputePolicy {
-    return this.kit.policy(agentId);
-  }
-
-  /** Replaces an agent's policy; its per-tick and per-day caps become the service:compute budget limits. */
-  setPolicy(agentId: string, value: unknown, path = '/policy'): ComputePolicy {
-    return this.kit.setPolicy(agentId, value, path, this.now());
-  }
-
-  /** Makes the ledger's service:compute limits match the policy caps (once per policy version). */
-  applyCaps(agentId: string, policy = this.policy(agentId)): void {
-    this.kit.applyCaps(agentId, policy);
   }
 
   /**
@@ -147,9 +113,9 @@ export class ComputeEngine {
   async submit(agentId: string, data: Uint8Array, path = '/new'): Promise<SubmitAnswer> {
     if (this.closed) throw new FsError('EAGAIN', path, 'the server is shutting down', { retryAfterMs: 1000 });
     const raw = parseJsonObject(data, path, `the request must be a JSON object, e.g. ${REQUEST_EXAMPLE}`);
-    const submission = this.kit.submits.begin(agentId, raw);
+    const submission = this.submits.begin(agentId, raw);
     // A repeated key answers with its job first, whatever changed since (policy, budget, providers).
-    const earlier = this.kit.submits.earlier(submission, path);
+    const earlier = this.submits.earlier(submission, path);
     if (earlier !== undefined) return this.replay(earlier);
     const policy = this.policy(agentId);
     const req = parseRequestValue(raw, policy, path);
@@ -228,7 +194,7 @@ export class ComputeEngine {
 
     // The reservation and the record commit with other submits of this turn (group commit): one commit
     // for many jobs. Each runs in its own savepoint, so a refused reservation refuses only its job.
-    const committed = await this.commits.run(() => this.kit.submits.commit(submission, path, create));
+    const committed = await this.commits.run(() => this.submits.commit(submission, path, create));
     // The same key arrived in the same turn: the first of them made the job.
     if (committed.replayed) return this.replay(committed.id);
     const job = fresh!;
@@ -466,7 +432,7 @@ export class ComputeEngine {
   /** The usage file: the agent's budget, what /compute itself may and did spend, scopes, job counts and providers' overruns. */
   usage(agentId: string): Record<string, unknown> {
     return {
-      ...this.kit.budgetUsage(agentId),
+      ...this.budgetUsage(agentId),
       jobs: this.jobs.counts(agentId),
       overruns: this.stats.overruns(agentId),
     };
@@ -487,9 +453,9 @@ export class ComputeEngine {
     this.storage.tx(() => {
       this.jobs.forget(agentId);
       this.stats.forget(agentId);
-      this.kit.forgetRecords(agentId);
+      this.forgetRecords(agentId);
     });
-    this.kit.forgetCached(agentId);
+    this.forgetCached(agentId);
   }
 
   /** Fails the jobs a previous run left in flight and releases their reservations. */

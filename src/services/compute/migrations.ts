@@ -1,5 +1,6 @@
 /** The compute service's tables (migration range 40-49; 40-41 and 47 are the budgets and the journal). */
 import type { Db, Migration } from '../../runtime/storage/db.js';
+import { policyTableMigration } from '../kit/migrations.js';
 
 /**
  * The built-in compute policy defaults as they stood when policies were stored whole (up to migration
@@ -80,12 +81,7 @@ export const computeMigrations: Migration[] = [
       CREATE INDEX compute_jobs_active ON compute_jobs (status) WHERE status IN ('pending', 'running', 'streaming');
       CREATE INDEX compute_jobs_finished ON compute_jobs (finished_at) WHERE finished_at IS NOT NULL;`,
   },
-  {
-    version: 43,
-    name: 'compute policies',
-    up: `CREATE TABLE compute_policies (
-      agent_id TEXT PRIMARY KEY, policy TEXT NOT NULL, version INTEGER NOT NULL, updated_at INTEGER NOT NULL);`,
-  },
+  policyTableMigration(43, 'compute policies', 'compute_policies', { withoutRowid: false }),
   {
     // What providers counted beyond our token estimates: the ratio later reservations use, and the
     // overruns (provider-reported cost past a job's reservation, never charged) of each agent.

@@ -5,12 +5,11 @@
  */
 import { z } from 'zod';
 import { FsError } from '../../fs/errors.js';
+import { providerField, submitFields } from '../kit/request-fields.js';
 import { parseJsonObject, validate } from '../kit/validation.js';
 import type { ChatMessage, ComputeRequest } from './types.js';
 import type { ComputePolicy } from './policy.js';
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
-const nonNegInt = z.number().int().nonnegative();
 
 const message = z.strictObject({
   role: z.enum(['system', 'user', 'assistant', 'tool']),
@@ -40,17 +39,8 @@ export const requestSchema = z.strictObject({
   ...knobs,
   stream: z.boolean().optional(),
   timeout_ms: z.number().int().positive().optional(),
-  idempotency_key: z.string().min(1).max(256).optional(),
-  max_cost: nonNegInt.optional(),
-  max_cost_usd: z.number().nonnegative().optional(),
-  budget_scope: z
-    .strictObject({
-      org: z.string().regex(ID).nullable().optional(),
-      repo: z.string().regex(ID).nullable().optional(),
-      issue: z.string().regex(ID).nullable().optional(),
-    })
-    .optional(),
-  provider: z.string().regex(ID).optional(),
+  ...submitFields,
+  provider: providerField,
   options: z.record(z.string(), z.unknown()).optional(),
 });
 

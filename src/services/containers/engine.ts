@@ -14,11 +14,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { FsError } from '../../fs/errors.js';
-import type { EventChannel } from '../../fs/events.js';
 import type { BudgetLedger } from '../../runtime/budgets.js';
 import type { IdempotencyJournal } from '../../runtime/journal.js';
 import type { Storage } from '../../runtime/storage/index.js';
-import { CapabilityCore } from '../kit/core.js';
+import { CapabilityCore, type CapabilityOptions, type CapabilitySpec } from '../kit/core.js';
 import type { TraceSink } from '../kit/trace.js';
 import { containerPolicyCodec, type ContainerPolicy, type ContainerPolicyStore, type PolicyInput } from './policy.js';
 import { DockerProvider } from './providers/docker.js';
@@ -38,7 +37,13 @@ export type { RecoveryReport } from './engine/recovery.js';
 export type { SubmitAnswer } from './engine/submit.js';
 export type { TraceEvent, TraceSink } from '../kit/trace.js';
 
-export interface ContainerEngineOptions {
+/** What /containers is to the kit (`wait` shapes the answer, not the request: a retry may differ in it). */
+const CONTAINERS: CapabilitySpec<ContainerPolicy> = {
+  service: CONTAINERS_SERVICE, policyTable: 'container_policies', codec: containerPolicyCodec, defaultsWhere: 'containers policy defaults',
+  mountPath: '/containers', submits: { idField: 'session_id', noun: 'session', ignore: ['wait'] },
+};
+
+export interface ContainerEngineOptions extends CapabilityOptions {
   storage: Storage;
   ledger?: BudgetLedger;
   journal?: IdempotencyJournal;
@@ -47,42 +52,24 @@ export interface ContainerEngineOptions {
   /** The server's default policy. */
   policy?: PolicyInput;
   trace?: TraceSink;
-  /** Where /containers is mounted in an agent's namespace (its events are recorded there). */
-  mountPath?: string;
   /** Finished sessions are kept this long (default 7 days). */
   retentionMs?: number;
-  now?: () => number;
 }
 
-export class ContainerEngine {
-  readonly storage: Storage;
-  readonly ledger: BudgetLedger;
-  readonly journal: IdempotencyJournal;
-  readonly policies: ContainerPolicyStore;
+/** Policies, caps, the idempotent submit path, traces and channels come from the kit (CapabilityCore). */
+export class ContainerEngine extends CapabilityCore<ContainerPolicy> {
+  declare readonly policies: ContainerPolicyStore;
   readonly sessions: SessionStore;
-  readonly mountPath: string;
   /** Labels this server's containers with it, so another server on the same engine never touches them. */
   readonly instanceId: string;
-  /** Policies, caps, the idempotent submit path, traces and channels: what every capability holds alike. */
-  readonly kit: CapabilityCore<ContainerPolicy>;
   private readonly s: EngineState;
   private readonly lifecycle: Lifecycle;
   private readonly recovery: Recovery;
-  private readonly submits: Submits;
+  private readonly submitter: Submits;
   private starting: Promise<RecoveryReport> | undefined;
 
   constructor(options: ContainerEngineOptions) {
-    this.kit = new CapabilityCore<ContainerPolicy>({
-      service: CONTAINERS_SERVICE,
-      storage: options.storage,
-      ledger: options.ledger,
-      journal: options.journal,
-      policy: { table: 'container_policies', codec: containerPolicyCodec, defaults: options.policy, defaultsWhere: 'containers policy defaults' },
-      trace: options.trace,
-      mountPath: options.mountPath ?? '/containers',
-      submits: { idField: 'session_id', noun: 'session', ignore: ['wait'] },
-    });
-    ({ storage: this.storage, ledger: this.ledger, journal: this.journal, policies: this.policies, mountPath: this.mountPath } = this.kit);
+    super(options, CONTAINERS);
     this.sessions = new SessionStore(options.storage);
     let instance = this.storage.metaGet('containers.instance');
     if (!instance) {
@@ -90,24 +77,13 @@ export class ContainerEngine {
       this.storage.metaSet('containers.instance', instance);
     }
     this.instanceId = instance;
-    this.s = new EngineState(
-      this.kit,
-      this.sessions,
-      options.providers ?? [new DockerProvider()],
-      instance,
-      options.now ?? (() => Date.now()),
-      options.retentionMs ?? DEFAULT_SESSION_RETENTION_MS,
-    );
+    this.s = new EngineState(this, this.sessions, options.providers ?? [new DockerProvider()], instance, options.retentionMs ?? DEFAULT_SESSION_RETENTION_MS);
     this.lifecycle = new Lifecycle(this.s);
     this.recovery = new Recovery(this.s, this.lifecycle);
-    this.submits = new Submits(this.s, this.lifecycle, this.recovery);
+    this.submitter = new Submits(this.s, this.lifecycle, this.recovery);
   }
 
   // --- lookups ---
-
-  channel(agentId: string): EventChannel {
-    return this.kit.channel(agentId);
-  }
 
   providers(): readonly ContainerProvider[] {
     return this.s.providers;
@@ -115,19 +91,6 @@ export class ContainerEngine {
 
   provider(id: string): ContainerProvider | undefined {
     return this.s.provider(id);
-  }
-
-  policy(agentId: string): ContainerPolicy {
-    return this.kit.policy(agentId);
-  }
-
-  /** Makes the ledger's service:containers limits match the policy caps (once per policy). */
-  applyCaps(agentId: string, policy = this.policy(agentId)): void {
-    this.kit.applyCaps(agentId, policy);
-  }
-
-  setPolicy(agentId: string, value: unknown, path = '/policy'): ContainerPolicy {
-    return this.kit.setPolicy(agentId, value, path, this.s.now());
   }
 
   /** A session of this agent, or undefined (another agent's sessions do not exist for it). */
@@ -165,7 +128,7 @@ export class ContainerEngine {
   }
 
   paths(sid: string): SubmitAnswer['paths'] {
-    return this.submits.paths(sid);
+    return this.submitter.paths(sid);
   }
 
   execPaths(sid: string, eid: string): ExecAnswer['paths'] {
@@ -183,7 +146,7 @@ export class ContainerEngine {
   async submit(agentId: string, data: Uint8Array, path = '/new'): Promise<SubmitAnswer | SessionResult> {
     if (this.s.closed) throw new FsError('EAGAIN', path, 'the server is shutting down', { retryAfterMs: 1000 });
     await this.start();
-    return this.submits.submit(agentId, data, path);
+    return this.submitter.submit(agentId, data, path);
   }
 
   /** sessions/<sid>/ctl: `stop` (SIGTERM, then SIGKILL after the grace) or `kill` (SIGKILL now). */
@@ -233,7 +196,7 @@ export class ContainerEngine {
   /** The usage file: the agent's budget windows, scopes, and session counts. */
   usage(agentId: string): Record<string, unknown> {
     return {
-      ...this.kit.budgetUsage(agentId),
+      ...this.budgetUsage(agentId),
       sessions: this.sessions.counts(agentId),
       price_per_cpu_second: this.policy(agentId).price_per_cpu_second,
     };
@@ -263,9 +226,9 @@ export class ContainerEngine {
     await Promise.allSettled(ending);
     this.s.tx(() => {
       for (const id of this.sessions.agentSessionIds(agentId)) this.sessions.drop(id);
-      this.kit.forgetRecords(agentId);
+      this.forgetRecords(agentId);
     });
-    this.kit.forgetCached(agentId);
+    this.forgetCached(agentId);
   }
 
   /** Resolves when every running session has ended and every cleanup is done (tests, shutdown). */

@@ -13,11 +13,11 @@ import { utf8 } from '../../fs/bytes.js';
 import { FsError } from '../../fs/errors.js';
 import { parseJson } from '../../fs/synthetic.js';
 import type { BudgetScope } from '../../runtime/budgets.js';
+import { providerField, submitFields } from '../kit/request-fields.js';
 import { parseJsonObject, validate } from '../kit/validation.js';
 import type { ContainerPolicy } from './policy.js';
 import { checkImageReference, describeBadReference, imageReferenceProblem } from './reference.js';
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const USER = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$/;
 
@@ -52,7 +52,7 @@ const limits = z.strictObject({
 
 export const requestSchema = z.strictObject({
   kind: z.enum(['ephemeral', 'interactive']).optional(),
-  provider: z.string().regex(ID).optional(),
+  provider: providerField,
   image: imageField.optional(),
   /** Shell lines run in order (`"echo hi"` alone is one); an inner array is one argv command. */
   commands: z.union([z.array(command).max(1000), arg(1)]).optional(),
@@ -62,16 +62,7 @@ export const requestSchema = z.strictObject({
   limits: limits.optional(),
   /** The session's lifetime in ms (the origin's field; limits.max_time_secs says the same in seconds). */
   timeout_ms: z.number().int().positive().optional(),
-  max_cost: z.number().int().nonnegative().optional(),
-  max_cost_usd: z.number().nonnegative().optional(),
-  budget_scope: z
-    .strictObject({
-      org: z.string().regex(ID).nullable().optional(),
-      repo: z.string().regex(ID).nullable().optional(),
-      issue: z.string().regex(ID).nullable().optional(),
-    })
-    .optional(),
-  idempotency_key: z.string().min(1).max(256).optional(),
+  ...submitFields,
   /** Answer with the session's result once its commands are done (ephemeral sessions). */
   wait: z.boolean().optional(),
 });

@@ -1,8 +1,8 @@
 /**
  * What every capability engine (compute, containers) holds the same way: its agents' policies and the
  * service budget level they cap, the idempotency journal behind `new`, the trace sink, and the event
- * channel of each agent's mount. An engine keeps one CapabilityCore and adds its own work (jobs,
- * sessions) on top.
+ * channel of each agent's mount. An engine extends CapabilityCore with a CapabilitySpec and adds its own
+ * work (jobs, sessions) on top.
  */
 import type { EventChannel } from '../../fs/events.js';
 import { BudgetLedger, type BudgetUsage } from '../../runtime/budgets.js';
@@ -18,23 +18,36 @@ export interface CappedPolicy {
   max_cost_per_day: number | null;
 }
 
-export interface CapabilityCoreOptions<P extends CappedPolicy> {
-  /** The service's name: budget level `service:<name>`, journal scope, trace source. */
-  service: string;
+/** What the server gives every capability engine (the engines' options extend it). */
+export interface CapabilityOptions {
   storage: Storage;
   ledger?: BudgetLedger | undefined;
   journal?: IdempotencyJournal | undefined;
-  /** The policies' table and rules, and the server's defaults (config.json `<service>.policy`). */
-  policy: { table: string; codec: PolicyCodec<P>; defaults?: unknown; defaultsWhere?: string };
+  /** The server's default policy (config.json `<service>.policy`). */
+  policy?: unknown;
   trace?: TraceSink | undefined;
   /** Where the service is mounted in an agent's namespace (its events are recorded there). */
+  mountPath?: string | undefined;
+  now?: (() => number) | undefined;
+}
+
+/** What a capability says about itself to the kit. */
+export interface CapabilitySpec<P> {
+  /** Its name: budget level `service:<name>`, journal scope, trace source. */
+  service: string;
+  /** Its policies' table and rules, and where config.json keeps its defaults (for errors). */
+  policyTable: string;
+  codec: PolicyCodec<P>;
+  defaultsWhere: string;
+  /** Its mount path unless the options say another. */
   mountPath: string;
-  /** The journal value's id field and its noun in messages (`job_id`/`job`, `session_id`/`session`). */
+  /** The journal value's id field, its noun in messages, and raw request fields that do not change what a request is. */
   submits: { idField: string; noun: string; ignore?: readonly string[] };
 }
 
 export class CapabilityCore<P extends CappedPolicy> {
   readonly service: string;
+  readonly now: () => number;
   readonly storage: Storage;
   readonly ledger: BudgetLedger;
   readonly journal: IdempotencyJournal;
@@ -47,17 +60,17 @@ export class CapabilityCore<P extends CappedPolicy> {
   private readonly channels = new Map<string, EventChannel>();
   private readonly capsApplied = new Map<string, P>();
 
-  constructor(options: CapabilityCoreOptions<P>) {
-    this.service = options.service;
+  constructor(options: CapabilityOptions, spec: CapabilitySpec<P>) {
+    this.service = spec.service;
+    this.now = options.now ?? (() => Date.now());
     this.storage = options.storage;
     this.ledger = options.ledger ?? new BudgetLedger(options.storage);
     this.journal = options.journal ?? new IdempotencyJournal(options.storage);
-    const p = options.policy;
-    this.policies = new PolicyStore(options.storage, p.table, p.codec, p.defaults ?? {}, p.defaultsWhere);
-    this.submits = new IdempotentSubmit({ journal: this.journal, service: options.service, ...options.submits });
-    this.trace = options.trace ?? eventLogTrace(options.storage, options.service);
-    this.mountPath = options.mountPath;
-    this.serviceLevel = `service:${options.service}`;
+    this.policies = new PolicyStore(options.storage, spec.policyTable, spec.codec, options.policy ?? {}, spec.defaultsWhere);
+    this.submits = new IdempotentSubmit({ journal: this.journal, service: spec.service, ...spec.submits });
+    this.trace = options.trace ?? eventLogTrace(options.storage, spec.service);
+    this.mountPath = options.mountPath ?? spec.mountPath;
+    this.serviceLevel = `service:${spec.service}`;
   }
 
   /** The event channel of an agent's mount. */
@@ -85,7 +98,8 @@ export class CapabilityCore<P extends CappedPolicy> {
   }
 
   /** Replaces an agent's policy (what was written is stored); its caps become the service level's limits. */
-  setPolicy(agentId: string, value: unknown, path = '/policy', now = Date.now()): P {
+  setPolicy(agentId: string, value: unknown, path = '/policy'): P {
+    const now = this.now();
     try {
       return this.storage.tx(
         () => {

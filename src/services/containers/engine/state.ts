@@ -127,6 +127,7 @@ export function errorInfo(err: unknown): ErrorInfo {
 
 export class EngineState {
   readonly storage: Storage;
+  readonly now: () => number;
   readonly live = new Map<string, LiveSession>();
   private readonly background = new Set<Promise<unknown>>();
   private readonly execListeners = new Set<(sid: string) => void>();
@@ -141,10 +142,10 @@ export class EngineState {
     readonly providers: readonly ContainerProvider[],
     /** Labels this server's containers, so another server on the same engine never touches them. */
     readonly instanceId: string,
-    readonly now: () => number,
     readonly retentionMs: number,
   ) {
     this.storage = kit.storage;
+    this.now = kit.now;
   }
 
   /** One IMMEDIATE transaction (a savepoint inside another), its events published after commit. */
