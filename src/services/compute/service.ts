@@ -11,11 +11,10 @@
  *   policy                      view, writable (admin-write where mounted)
  *   usage                       view: budget windows (agent, compute caps, scopes), job counts and providers' overruns
  */
-import { utf8 } from '../../fs/bytes.js';
 import { FsError } from '../../fs/errors.js';
 import type { FsEvent, FileService } from '../../fs/types.js';
-import { SyntheticFs, dir, jsonView, message, stream, type DirNode, type Node } from '../../fs/synthetic.js';
-import { capabilityRoot, recordMeta, recordStream } from '../kit/surface.js';
+import { SyntheticFs, dir, type DirNode } from '../../fs/synthetic.js';
+import { capabilityRoot, recordFiles, recordMeta, recordStream } from '../kit/surface.js';
 import type { ComputeEngine } from './engine.js';
 import { jobResult, jobStatus, type Job } from './jobs.js';
 import { TERMINAL, type ComputeChunk } from './types.js';
@@ -53,26 +52,24 @@ export function createComputeService({ engine, agentId }: ComputeServiceOptions)
 }
 
 function jobDir(engine: ComputeEngine, agentId: string, id: string, mtime: number): DirNode {
-  const fresh = (path: string) => {
-    const job = engine.job(agentId, id);
-    if (!job) throw new FsError('ENOENT', path, `no job ${id}`);
-    return job;
-  };
-  const base = `/jobs/${id}`;
-  const meta = () => recordMeta(() => engine.jobs.stamp(agentId, id), mtime);
-  const children: Record<string, Node> = {
-    status: jsonView(() => jobStatus(fresh(`${base}/status`)), meta()),
-    result: jsonView(() => jobResult(fresh(`${base}/result`), `${base}/result`), meta()),
-    stream: stream((_cx, signal) => jobStream(engine, agentId, id, signal), { mtime: () => mtime }),
-    ctl: message(async (data) => {
-      const command = utf8(data).trim();
-      if (command !== 'cancel') {
-        throw new FsError('EINVAL', `${base}/ctl`, `unknown command '${command.slice(0, 40)}' (commands: cancel)`);
-      }
-      await engine.cancel(agentId, id, `${base}/ctl`);
-    }),
-  };
-  return dir(children, { mtime: () => mtime });
+  const files = recordFiles<Job>({
+    base: `/jobs/${id}`,
+    fresh: (path) => {
+      const job = engine.job(agentId, id);
+      if (!job) throw new FsError('ENOENT', path, `no job ${id}`);
+      return job;
+    },
+    meta: recordMeta(() => engine.jobs.stamp(agentId, id), mtime),
+    status: jobStatus,
+    result: jobResult,
+    stream: { events: (_cx, signal) => jobStream(engine, agentId, id, signal), mtime: () => mtime },
+    ctl: async (text, path) => {
+      const command = text.trim();
+      if (command !== 'cancel') throw new FsError('EINVAL', path, `unknown command '${command.slice(0, 40)}' (commands: cancel)`);
+      await engine.cancel(agentId, id, path);
+    },
+  });
+  return dir({ status: files.status, result: files.result, stream: files.stream, ctl: files.ctl }, { mtime: () => mtime });
 }
 
 /**

@@ -21,7 +21,7 @@
  *   policy                             view, writable (admin-write where mounted)
  *   usage                              view: budget windows, scopes, session counts
  */
-import { jsonText, utf8 } from '../../fs/bytes.js';
+import { jsonText } from '../../fs/bytes.js';
 import { FsError } from '../../fs/errors.js';
 import type { EventRecord, Matcher } from '../../fs/events.js';
 import type { WatchSource } from '../../fs/namespace.js';
@@ -29,7 +29,7 @@ import { isUnder } from '../../fs/paths.js';
 import { SyntheticFs, call, completeJsonObject, dir, jsonView, message, stream, type DirNode, type Node } from '../../fs/synthetic.js';
 import type { Cx, DirEntry, FileService, FsEvent, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from '../../fs/types.js';
 import { MODE } from '../../fs/types.js';
-import { capabilityRoot, recordMeta, recordStream } from '../kit/surface.js';
+import { capabilityRoot, recordFiles, recordMeta, recordStream } from '../kit/surface.js';
 import type { ContainerEngine } from './engine.js';
 import { SessionFiles, type FileTarget } from './files.js';
 import { SESSION_TERMINAL, type ExecRecord, type OutputChunk, type SessionRecord } from './types.js';
@@ -101,13 +101,22 @@ class ContainersFs implements FileService, WatchSource {
     const sid = rec.id;
     const base = `/sessions/${sid}`;
     const fresh = (path: string) => engine.needSession(agentId, sid, path);
-    const meta = () => recordMeta(() => engine.session(agentId, sid), rec.createdAt);
+    const meta = recordMeta(() => engine.session(agentId, sid), rec.createdAt);
+    const f = recordFiles<SessionRecord>({
+      base,
+      fresh,
+      meta,
+      status: (r) => engine.statusOf(r),
+      result: (r, path) => engine.resultOf(r, path),
+      stream: { events: (_cx, signal) => sessionOutput(engine, agentId, sid, signal), mtime: () => rec.createdAt },
+      ctl: (command, path) => engine.ctl(agentId, sid, command, path),
+    });
     const children: Record<string, Node> = {
-      status: jsonView(() => engine.statusOf(fresh(`${base}/status`)), meta()),
-      result: jsonView(() => engine.resultOf(fresh(`${base}/result`), `${base}/result`), meta()),
-      usage: jsonView(() => engine.sessionUsage(fresh(`${base}/usage`)), { ...meta(), sizeAtStat: false }),
-      output: stream((_cx, signal) => sessionOutput(engine, agentId, sid, signal), { mtime: () => rec.createdAt }),
-      ctl: message(async (data) => engine.ctl(agentId, sid, utf8(data), `${base}/ctl`)),
+      status: f.status,
+      result: f.result,
+      usage: jsonView(() => engine.sessionUsage(fresh(`${base}/usage`)), { ...meta, sizeAtStat: false }),
+      output: f.stream,
+      ctl: f.ctl,
       exec: {
         kind: 'dir',
         children: {
@@ -125,28 +134,36 @@ class ContainersFs implements FileService, WatchSource {
       // A placeholder for listings of the session; every path below it is served by SessionFiles.
       files: dir({}, { mtime: () => rec.createdAt }),
     };
-    return dir(children, meta());
+    return dir(children, meta);
   }
 
   private execDir(ex: ExecRecord): DirNode {
     const { engine, agentId } = this;
     const { sessionId: sid, id: eid } = ex;
     const base = `/sessions/${sid}/exec/${eid}`;
-    const fresh = (path: string) => engine.needExec(agentId, sid, eid, path);
-    const meta = () => recordMeta(() => engine.exec(agentId, sid, eid), ex.createdAt);
+    const meta = recordMeta(() => engine.exec(agentId, sid, eid), ex.createdAt);
     const raw = (which: 'stdout' | 'stderr') =>
       stream((_cx, signal) => execOutput(engine, agentId, sid, eid, signal), { format: rawFormat(which), mtime: () => ex.createdAt });
+    const f = recordFiles<ExecRecord>({
+      base,
+      fresh: (path) => engine.needExec(agentId, sid, eid, path),
+      meta,
+      status: (r) => engine.execStatusOf(r),
+      result: (r, path) => engine.execResultFile(r, path),
+      stream: { events: (_cx, signal) => execOutput(engine, agentId, sid, eid, signal), mtime: () => ex.createdAt },
+      ctl: (command, path) => engine.execCtl(agentId, sid, eid, command, path),
+    });
     return dir(
       {
-        status: jsonView(() => engine.execStatusOf(fresh(`${base}/status`)), meta()),
-        result: jsonView(() => engine.execResultFile(fresh(`${base}/result`), `${base}/result`), meta()),
-        output: stream((_cx, signal) => execOutput(engine, agentId, sid, eid, signal), { mtime: () => ex.createdAt }),
+        status: f.status,
+        result: f.result,
+        output: f.stream,
         stdout: raw('stdout'),
         stderr: raw('stderr'),
         stdin: message(async (data) => engine.execStdin(agentId, sid, eid, data, `${base}/stdin`), { maxBytes: 16 * 1024 * 1024 }),
-        ctl: message(async (data) => engine.execCtl(agentId, sid, eid, utf8(data), `${base}/ctl`)),
+        ctl: f.ctl,
       },
-      meta(),
+      meta,
     );
   }
 

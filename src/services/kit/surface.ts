@@ -11,10 +11,10 @@
  * The engine says what each file holds; the shape of the tree, the call's completion rule, the
  * policy file and the replay of a record's stream from its beginning are the same for every capability.
  */
-import { jsonText } from '../../fs/bytes.js';
+import { jsonText, utf8 } from '../../fs/bytes.js';
 import type { EventChannel } from '../../fs/events.js';
 import type { Cx, FsEvent } from '../../fs/types.js';
-import { call, completeJsonObject, dir, jsonView, parseJson, type DirNode, type NodeMeta } from '../../fs/synthetic.js';
+import { call, completeJsonObject, dir, jsonView, message, parseJson, stream, type DirNode, type Node, type NodeMeta, type StreamNode } from '../../fs/synthetic.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import type { PolicyEntry } from './policy-store.js';
 
@@ -58,6 +58,31 @@ export function capabilityRoot(s: CapabilitySurface, extra: Record<string, DirNo
 /** A record's version and mtime for its files' stat, read fresh each time (`created` once it is gone). */
 export function recordMeta(stamp: () => { version: number; updatedAt: number } | undefined, created: number): Required<Pick<NodeMeta, 'version' | 'mtime'>> {
   return { version: () => stamp()?.version ?? 0, mtime: () => stamp()?.updatedAt ?? created };
+}
+
+export interface RecordFilesSpec<R> {
+  /** The record's directory under the mount (`/jobs/<id>`), for the paths errors name. */
+  base: string;
+  /** The record as it is now; ENOENT at `path` once it is gone. */
+  fresh(path: string): R;
+  meta: Required<Pick<NodeMeta, 'version' | 'mtime'>>;
+  status(rec: R): unknown;
+  /** The outcome; EAGAIN "not ready" until the record is finished. */
+  result(rec: R, path: string): unknown;
+  /** The record's stream file (`stream`, `output`): its events from the beginning, its mtime. */
+  stream: { events: StreamNode['events']; mtime: () => number };
+  /** A command written to `ctl` (the text as written). */
+  ctl(command: string, path: string): Promise<void>;
+}
+
+/** The files every record has: `status`, `result`, its stream, `ctl` (the caller names and orders them in its directory). */
+export function recordFiles<R>(o: RecordFilesSpec<R>): { status: Node; result: Node; stream: Node; ctl: Node } {
+  return {
+    status: jsonView(() => o.status(o.fresh(`${o.base}/status`)), o.meta),
+    result: jsonView(() => o.result(o.fresh(`${o.base}/result`), `${o.base}/result`), o.meta),
+    stream: stream(o.stream.events, { mtime: o.stream.mtime }),
+    ctl: message(async (data) => o.ctl(utf8(data), `${o.base}/ctl`)),
+  };
 }
 
 export interface RecordStreamOptions {
