@@ -11,6 +11,7 @@ import { FsError } from '../fs/errors.js';
 import { SyntheticFs, jsonView, parseJson } from '../fs/synthetic.js';
 import type { FileService } from '../fs/types.js';
 import { AGENT_LEVEL, parseLevel, type BudgetLedger, type BudgetUsage, type Limits } from '../runtime/budget-ledger.js';
+import { describeIssues } from './kit/validation.js';
 
 const money = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 const windowSchema = z.union([money, z.null(), z.object({ limit: z.union([money, z.null()]) }).passthrough()]);
@@ -45,9 +46,8 @@ export function budgetDocument(ledger: BudgetLedger, agentId: string): { unit: s
 export function writeBudget(ledger: BudgetLedger, agentId: string, value: unknown, path = '/'): void {
   const parsed = budgetSchema.safeParse(value);
   if (!parsed.success || typeof value !== 'object' || value === null || Array.isArray(value)) {
-    const issue = parsed.success ? undefined : parsed.error.issues[0];
-    const where = issue?.path.length ? `field '${issue.path.join('.')}': ` : '';
-    throw new FsError('EINVAL', path, `${where}${issue?.message ?? 'the budget must be a JSON object'} (windows are micro-USD integers or null)`);
+    const problem = parsed.success ? 'the budget must be a JSON object' : describeIssues(parsed.error);
+    throw new FsError('EINVAL', path, `${problem} (windows are micro-USD integers or null)`);
   }
   const doc = parsed.data;
   const scopes = new Map<string, Limits>();

@@ -11,6 +11,7 @@ import { jsonText } from '../fs/bytes.js';
 import { SyntheticFs, call, dir, jsonView, parseJson, type Node } from '../fs/synthetic.js';
 import type { Cx, DirEntry, FileService, Handle, OpenFlags, Stat } from '../fs/types.js';
 import { parseDuration, type TokenInfo, type TokenStore } from '../runtime/token-store.js';
+import { validate } from './kit/validation.js';
 
 const AGENT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -46,12 +47,7 @@ function tokenTree(store: TokenStore): Node {
     {
       new: call((req, cx) => {
         const text = new TextDecoder().decode(req).trim();
-        const parsed = NewTokenRequest.safeParse(text === '' ? {} : parseJson(text, '/new'));
-        if (!parsed.success) {
-          const issue = parsed.error.issues[0]!;
-          throw new FsError('EINVAL', '/new', `${issue.path.join('.') || 'request'}: ${issue.message}`);
-        }
-        const r = parsed.data;
+        const r = validate(NewTokenRequest, text === '' ? {} : parseJson(text, '/new'), '/new');
         const spec: Parameters<TokenStore['create']>[0] = {};
         if (r.name !== undefined) spec.name = r.name;
         if (r.agent !== undefined) spec.agent = r.agent;

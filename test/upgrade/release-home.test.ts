@@ -3,7 +3,7 @@
  * test/fixtures/make-release-home.sh at that release) opens with this code, migrations and all, and
  * every kind of data it held is there, read the way a user reads it: over HTTP from `agentctl serve`.
  */
-import { cpSync, chmodSync, readFileSync } from 'node:fs';
+import { cpSync, chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, tempDir } from '../helpers.js';
@@ -20,6 +20,9 @@ beforeAll(async () => {
   cpSync(FIXTURE, home, { recursive: true });
   chmodSync(join(home, 'server.key'), 0o600);
   chmodSync(join(home, 'admin.token'), 0o600);
+  // A server default that differs from the built-in one: policies stored whole by v0.1.0 must follow it
+  // for every field their agent did not change (migration 48).
+  writeFileSync(join(home, 'config.json'), JSON.stringify({ compute: { policy: { max_concurrent_jobs: 4 } } }));
   server = await startServe(home);
   get = async (path, token = server.token) => {
     const res = await fetch(server.url + path, { headers: { authorization: `Bearer ${token}` } });
@@ -87,7 +90,7 @@ describe('a v0.1.0 data directory', () => {
     const bob = JSON.parse((await get('/agents/bob/export')).body) as { state?: unknown; kv?: unknown };
     expect(JSON.stringify(bob)).toContain('"n":1');
     expect(JSON.parse((await get('/agents/alice/budget')).body)).toMatchObject({ day: { limit: 5000000, spent: 16 } });
-    expect(JSON.parse((await get('/agents/alice/compute/policy')).body)).toMatchObject({ prefer: 'cost' });
+    expect(JSON.parse((await get('/agents/alice/compute/policy')).body)).toMatchObject({ prefer: 'cost', max_concurrent_jobs: 4 });
     expect(JSON.parse((await get('/agents/alice/inbox.policy')).body)).toMatchObject({ max_depth: 50, overflow: 'deadletter' });
   });
 

@@ -13,9 +13,7 @@
  *   }}
  */
 import { z } from 'zod';
-import { FsError } from '../../fs/errors.js';
-import { configSection } from '../../runtime/home-config.js';
-import { describeIssues } from './request.js';
+import { loadConfigSection, parseConfigSection } from '../kit/config.js';
 import type { ProviderConfig } from './providers/index.js';
 import type { PolicyInput } from './policy.js';
 
@@ -54,12 +52,9 @@ export interface ComputeConfig {
 
 /** The compute section of `<home>/config.json` ({} when the file or the section is missing). */
 export function loadComputeConfig(home: string): ComputeConfig {
-  const { value, file } = configSection(home, 'compute');
-  return parseComputeConfig(value ?? {}, file);
+  return loadConfigSection<ComputeConfig>(home, 'compute', computeConfigSchema);
 }
 
 export function parseComputeConfig(value: unknown, where = 'config.json'): ComputeConfig {
-  const parsed = computeConfigSchema.safeParse(value);
-  if (!parsed.success) throw new FsError('EINVAL', where, `compute: ${describeIssues(parsed.error)}`);
-  return parsed.data as ComputeConfig;
+  return parseConfigSection<ComputeConfig>('compute', computeConfigSchema, value, where);
 }

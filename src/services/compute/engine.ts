@@ -6,46 +6,43 @@
  * reservations released; finished results are never lost.
  */
 import { FsError, toFsError } from '../../fs/errors.js';
-import type { EventChannel } from '../../fs/events.js';
-import { BudgetLedger, type BudgetScope } from '../../runtime/budget-ledger.js';
-import { IdempotencyJournal } from '../../runtime/idempotency-journal.js';
+import type { BudgetLedger, BudgetScope } from '../../runtime/budget-ledger.js';
+import type { IdempotencyJournal } from '../../runtime/idempotency-journal.js';
 import { GroupCommit } from '../../runtime/storage/group-commit.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import { JobStore, newJobId, type Job } from './jobs.js';
-import { PolicyStore, route, type ComputePolicy, type PolicyInput } from './policy.js';
+import { CapabilityCore, type CapabilityOptions, type CapabilitySpec } from '../kit/core.js';
+import type { TraceSink } from '../kit/trace.js';
+import { parseJsonObject } from '../kit/validation.js';
+import { computePolicyCodec, route, type ComputePolicy, type ComputePolicyStore, type PolicyInput } from './policy.js';
 import { budgetOf, cappedRequest, OutputMeter, planCost } from './cap.js';
-import { completeJobTx, failJobTx, type OutcomeDeps, type TraceSink } from './outcomes.js';
+import { completeJobTx, failJobTx, type OutcomeDeps } from './outcomes.js';
 import { ProviderStats } from './overruns.js';
 import { ProviderRegistry } from './providers/index.js';
-import { hashRequest, parseJsonObject, parseRequestValue } from './request.js';
+import { REQUEST_EXAMPLE, parseRequestValue } from './request.js';
 import type { ComputeChunk, ComputeProvider, ComputeRequest, JobStatus, Pricing, ProviderResult } from './types.js';
-import { emitTrace } from '../../runtime/trace.js';
 
-export type { TraceEvent, TraceSink } from './outcomes.js';
+export type { TraceEvent, TraceSink } from '../kit/trace.js';
 
 export const COMPUTE_SERVICE = 'compute';
 export const DEFAULT_JOB_RETENTION_MS = 7 * 24 * 3600 * 1000;
 /** The abort reason of a job stopped because its output reached its reservation (it completes, `length`). */
 const CAP_REACHED = new FsError('EDQUOT', '/', 'the job reached its reservation');
 
-/** The default sink: a data event at /logs/trace in the agent's scope (what the logs service streams). */
-export function eventLogTrace(storage: Storage): TraceSink {
-  return (agentId, event) => {
-    emitTrace(storage.events, agentId, { ...event, source: COMPUTE_SERVICE, agent_id: agentId, at: Date.now() });
-  };
-}
+/** What /compute is to the kit. */
+const COMPUTE: CapabilitySpec<ComputePolicy> = {
+  service: COMPUTE_SERVICE, policyTable: 'compute_policies', codec: computePolicyCodec, defaultsWhere: 'config.json compute.policy', mountPath: '/compute',
+  submits: { idField: 'job_id', noun: 'job' },
+};
 
-export interface ComputeEngineOptions {
+export interface ComputeEngineOptions extends CapabilityOptions {
   storage: Storage;
   ledger?: BudgetLedger;
   journal?: IdempotencyJournal;
   providers: ProviderRegistry;
   /** The server's default policy (config.json compute.policy). */
   policy?: PolicyInput;
-  policies?: PolicyStore;
   trace?: TraceSink;
-  /** Where /compute is mounted in an agent's namespace (its events are recorded there). */
-  mountPath?: string;
   /** Finished jobs are kept this long (default 7 days). */
   jobRetentionMs?: number;
   /** Failures to record a job's progress (storage errors); default: a process warning. */
@@ -71,41 +68,28 @@ interface AgentSlots {
   waiting: Job[];
 }
 
-export class ComputeEngine {
-  readonly storage: Storage;
-  readonly ledger: BudgetLedger;
-  readonly journal: IdempotencyJournal;
+/** Policies, caps, the idempotent submit path, traces and channels come from the kit (CapabilityCore). */
+export class ComputeEngine extends CapabilityCore<ComputePolicy> {
+  declare readonly policies: ComputePolicyStore;
   readonly providers: ProviderRegistry;
-  readonly policies: PolicyStore;
   readonly jobs: JobStore;
   /** Providers' token ratios and the overruns of each agent. */
   readonly stats: ProviderStats;
-  readonly mountPath: string;
-  private readonly trace: TraceSink;
-  private readonly now: () => number;
   private readonly retentionMs: number;
   private readonly running = new Map<string, Running>();
   private readonly slots = new Map<string, AgentSlots>();
-  private readonly channels = new Map<string, EventChannel>();
   private readonly idle = new Set<() => void>();
   private finishedSincePrune = 0;
   private closed = false;
   private readonly commits: GroupCommit;
-  private readonly capsApplied = new Map<string, ComputePolicy>();
   private readonly onError: (err: unknown, job: Job) => void;
   private readonly outcomes: OutcomeDeps;
 
   constructor(options: ComputeEngineOptions) {
-    this.storage = options.storage;
-    this.ledger = options.ledger ?? new BudgetLedger(options.storage);
-    this.journal = options.journal ?? new IdempotencyJournal(options.storage);
+    super(options, COMPUTE);
     this.providers = options.providers;
-    this.policies = options.policies ?? new PolicyStore(options.storage, options.policy);
     this.jobs = new JobStore(options.storage);
     this.stats = new ProviderStats(options.storage);
-    this.mountPath = options.mountPath ?? '/compute';
-    this.trace = options.trace ?? eventLogTrace(options.storage);
-    this.now = options.now ?? (() => Date.now());
     this.retentionMs = options.jobRetentionMs ?? DEFAULT_JOB_RETENTION_MS;
     this.commits = new GroupCommit(this.storage);
     this.onError =
@@ -116,49 +100,9 @@ export class ComputeEngine {
     this.jobs.prune(this.now() - this.retentionMs);
   }
 
-  /** The event channel of an agent's /compute. */
-  channel(agentId: string): EventChannel {
-    let ch = this.channels.get(agentId);
-    if (!ch) {
-      ch = this.storage.events.channel(agentId, this.mountPath);
-      this.channels.set(agentId, ch);
-    }
-    return ch;
-  }
-
   paths(id: string): SubmitAnswer['paths'] {
     const base = `${this.mountPath}/jobs/${id}`;
     return { status: `${base}/status`, result: `${base}/result`, stream: `${base}/stream`, ctl: `${base}/ctl` };
-  }
-
-  policy(agentId: string): ComputePolicy {
-    return this.policies.get(agentId).policy;
-  }
-
-  /** Replaces an agent's policy; its per-tick and per-day caps become the service:compute budget limits. */
-  setPolicy(agentId: string, value: unknown, path = '/policy'): ComputePolicy {
-    try {
-      return this.storage.tx(() => {
-        const { policy, version } = this.policies.set(agentId, value, path);
-        this.applyCaps(agentId, policy);
-        this.channel(agentId).emit('/policy', 'modified', { version });
-        return policy;
-      });
-    } catch (err) {
-      this.policies.invalidate(agentId);
-      throw err;
-    }
-  }
-
-  /** Makes the ledger's service:compute limits match the policy caps (once per policy version). */
-  applyCaps(agentId: string, policy = this.policy(agentId)): void {
-    if (this.capsApplied.get(agentId) === policy) return;
-    this.capsApplied.set(agentId, policy);
-    const level = `service:${COMPUTE_SERVICE}`;
-    const current = this.ledger.limits(agentId, level);
-    if (current.tick !== policy.max_cost_per_tick || current.day !== policy.max_cost_per_day) {
-      this.ledger.setLimits(agentId, { tick: policy.max_cost_per_tick, day: policy.max_cost_per_day }, level);
-    }
   }
 
   /**
@@ -168,15 +112,11 @@ export class ComputeEngine {
    */
   async submit(agentId: string, data: Uint8Array, path = '/new'): Promise<SubmitAnswer> {
     if (this.closed) throw new FsError('EAGAIN', path, 'the server is shutting down', { retryAfterMs: 1000 });
-    const raw = parseJsonObject(data, path);
-    const hash = hashRequest(raw);
-    const key = typeof raw['idempotency_key'] === 'string' && raw['idempotency_key'] ? raw['idempotency_key'] : undefined;
-    const journalKey = key === undefined ? undefined : `${agentId}:${COMPUTE_SERVICE}:${key}`;
+    const raw = parseJsonObject(data, path, `the request must be a JSON object, e.g. ${REQUEST_EXAMPLE}`);
+    const submission = this.submits.begin(agentId, raw);
     // A repeated key answers with its job first, whatever changed since (policy, budget, providers).
-    if (journalKey) {
-      const earlier = this.journal.get(journalKey);
-      if (earlier !== undefined) return this.replay(earlier, hash, key!, path);
-    }
+    const earlier = this.submits.earlier(submission, path);
+    if (earlier !== undefined) return this.replay(earlier);
     const policy = this.policy(agentId);
     const req = parseRequestValue(raw, policy, path);
     if (policy.require_idempotency && req.idempotency_key === undefined) {
@@ -249,35 +189,22 @@ export class ComputeEngine {
         ...(req.budget_scope ? { budget_scope: req.budget_scope } : {}),
         ...(req.idempotency_key ? { idempotency_key: req.idempotency_key } : {}),
       });
-      return JSON.stringify({ job_id: id, hash });
+      return id;
     };
 
     // The reservation and the record commit with other submits of this turn (group commit): one commit
     // for many jobs. Each runs in its own savepoint, so a refused reservation refuses only its job.
-    let replayed: string | undefined;
-    await this.commits.run(() => {
-      if (journalKey === undefined) {
-        create();
-        return;
-      }
-      const entry = this.journal.remember(journalKey, create);
-      if (!entry.created) replayed = entry.value;
-    });
+    const committed = await this.commits.run(() => this.submits.commit(submission, path, create));
     // The same key arrived in the same turn: the first of them made the job.
-    if (replayed !== undefined) return this.replay(replayed, hash, key!, path);
+    if (committed.replayed) return this.replay(committed.id);
     const job = fresh!;
     this.schedule(job);
     return { job_id: job.id, status: 'pending', paths: this.paths(job.id) };
   }
 
-  /** The answer to a repeated idempotency key: the first job, as it is now; EEXIST for another request. */
-  private replay(entry: string, hash: string, key: string, path: string): SubmitAnswer {
-    const recorded = JSON.parse(entry) as { job_id: string; hash: string };
-    if (recorded.hash !== hash) {
-      throw new FsError('EEXIST', path, `idempotency key '${key}' was used for a different request (job ${recorded.job_id})`);
-    }
-    const earlier = this.jobs.status(recorded.job_id);
-    return { job_id: recorded.job_id, status: earlier ?? 'complete', replayed: true, paths: this.paths(recorded.job_id) };
+  /** The answer to a repeated idempotency key: the first job, as it is now. */
+  private replay(jobId: string): SubmitAnswer {
+    return { job_id: jobId, status: this.jobs.status(jobId) ?? 'complete', replayed: true, paths: this.paths(jobId) };
   }
 
   // --- running jobs ---
@@ -504,15 +431,8 @@ export class ComputeEngine {
 
   /** The usage file: the agent's budget, what /compute itself may and did spend, scopes, job counts and providers' overruns. */
   usage(agentId: string): Record<string, unknown> {
-    const all = this.ledger.usageAll(agentId);
-    const { [`service:${COMPUTE_SERVICE}`]: compute, ...rest } = all.scopes;
-    const scopes = Object.fromEntries(Object.entries(rest).filter(([k]) => !k.startsWith('service:')));
     return {
-      unit: 'micro-USD',
-      tick: all.agent.tick,
-      day: all.agent.day,
-      compute: compute ?? this.ledger.usage(agentId, `service:${COMPUTE_SERVICE}`),
-      scopes,
+      ...this.budgetUsage(agentId),
       jobs: this.jobs.counts(agentId),
       overruns: this.stats.overruns(agentId),
     };
@@ -533,11 +453,9 @@ export class ComputeEngine {
     this.storage.tx(() => {
       this.jobs.forget(agentId);
       this.stats.forget(agentId);
-      this.policies.remove(agentId);
-      this.journal.deletePrefix(`${agentId}:${COMPUTE_SERVICE}:`);
+      this.forgetRecords(agentId);
     });
-    this.capsApplied.delete(agentId);
-    this.channels.delete(agentId);
+    this.forgetCached(agentId);
   }
 
   /** Fails the jobs a previous run left in flight and releases their reservations. */

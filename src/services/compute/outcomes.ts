@@ -12,14 +12,7 @@ import type { ProviderStats } from './overruns.js';
 import { estimateInputTokens, estimateTokens } from './pricing.js';
 import type { ComputeChunk, ComputeResponse, Pricing, ProviderResult } from './types.js';
 
-/** What a trace event carries; `type` names it (compute_submit, compute_complete, compute_failed, ...). */
-export interface TraceEvent {
-  type: string;
-  [field: string]: unknown;
-}
-
-/** Records a trace event for an agent; called inside the transaction of the change it reports. */
-export type TraceSink = (agentId: string, event: TraceEvent) => void;
+import type { TraceSink } from '../kit/trace.js';
 
 export interface OutcomeDeps {
   jobs: JobStore;

@@ -1,12 +1,14 @@
 /**
  * /compute/policy: what an agent may run and how requests are routed. The server config gives the
  * default policy; an admin can replace an agent's policy by writing the file (fields left out take the
- * defaults). Policies live in SQLite, one per agent, with a version for ETags.
+ * defaults, also when they change later: only what was written is stored). Policies live in SQLite, one
+ * per agent, with a version for ETags (the kit's PolicyStore).
  */
 import { z } from 'zod';
 import { FsError } from '../../fs/errors.js';
-import type { Storage } from '../../runtime/storage/index.js';
-import { describeIssues } from './request.js';
+import type { PolicyCodec, PolicyStore } from '../kit/policy-store.js';
+import { writtenPolicy } from '../kit/policy-store.js';
+import { validate } from '../kit/validation.js';
 import { maxCostOf } from './pricing.js';
 import type { ComputeProvider, ComputeRequest, HealthStatus } from './types.js';
 
@@ -49,68 +51,17 @@ export type PolicyInput = z.input<typeof policySchema>;
 
 /** Validates a policy (a partial one takes the defaults); EINVAL names the field. */
 export function parsePolicy(value: unknown, path = '/policy', defaults: Partial<ComputePolicy> = {}): ComputePolicy {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new FsError('EINVAL', path, 'the policy must be a JSON object');
-  }
-  const parsed = policySchema.safeParse({ ...defaults, ...value });
-  if (!parsed.success) throw new FsError('EINVAL', path, describeIssues(parsed.error));
-  const p = parsed.data;
+  const p = validate(policySchema, { ...defaults, ...writtenPolicy(value, path) }, path);
   if (p.default_timeout_ms > p.max_timeout_ms) {
     throw new FsError('EINVAL', path, 'default_timeout_ms is over max_timeout_ms');
   }
   return p;
 }
 
-export class PolicyStore {
-  private readonly defaults: ComputePolicy;
-  private readonly q;
-  private readonly cache = new Map<string, { policy: ComputePolicy; version: number; updatedAt: number }>();
+/** How the kit's PolicyStore reads and checks compute policies (table compute_policies). */
+export const computePolicyCodec: PolicyCodec<ComputePolicy> = { parse: (written, path, defaults) => parsePolicy(written, path, defaults) };
 
-  constructor(
-    private readonly storage: Storage,
-    defaults: PolicyInput = {},
-  ) {
-    this.defaults = parsePolicy(defaults, 'config.json compute.policy');
-    this.q = {
-      get: storage.db.prepare('SELECT policy, version, updated_at FROM compute_policies WHERE agent_id = ?'),
-      put: storage.db.prepare(`INSERT INTO compute_policies (agent_id, policy, version, updated_at) VALUES (?, ?, 1, ?)
-        ON CONFLICT (agent_id) DO UPDATE SET policy = excluded.policy, version = version + 1, updated_at = excluded.updated_at
-        RETURNING version`).pluck(),
-    };
-  }
-
-  /** The agent's effective policy, its version (0 = the server default) and when it was set. */
-  get(agentId: string): { policy: ComputePolicy; version: number; updatedAt: number } {
-    const hit = this.cache.get(agentId);
-    if (hit) return hit;
-    const row = this.q.get.get(agentId) as { policy: string; version: number; updated_at: number } | undefined;
-    const entry = row
-      ? { policy: parsePolicy(JSON.parse(row.policy), '/policy', this.defaults), version: row.version, updatedAt: row.updated_at }
-      : { policy: this.defaults, version: 0, updatedAt: 0 };
-    this.cache.set(agentId, entry);
-    return entry;
-  }
-
-  /** Replaces the agent's policy; fields left out take the server defaults. Run inside the caller's transaction. */
-  set(agentId: string, value: unknown, path = '/policy'): { policy: ComputePolicy; version: number } {
-    const policy = parsePolicy(value, path, this.defaults);
-    const now = Date.now();
-    const version = this.q.put.get(agentId, JSON.stringify(policy), now) as number;
-    this.cache.set(agentId, { policy, version, updatedAt: now });
-    return { policy, version };
-  }
-
-  /** Drops the agent's policy (the agent was deleted). */
-  remove(agentId: string): void {
-    this.storage.db.prepare('DELETE FROM compute_policies WHERE agent_id = ?').run(agentId);
-    this.cache.delete(agentId);
-  }
-
-  /** Forgets cached policies (after a rollback). */
-  invalidate(agentId: string): void {
-    this.cache.delete(agentId);
-  }
-}
+export type ComputePolicyStore = PolicyStore<ComputePolicy>;
 
 export function modelMatches(model: string, patterns: readonly string[]): boolean {
   return patterns.some((p) => (p.endsWith('*') ? model.startsWith(p.slice(0, -1)) : p === model));

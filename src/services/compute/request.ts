@@ -3,15 +3,13 @@
  * and the field: EINVAL for malformed JSON, unknown or bad fields and a missing model or input; EFBIG
  * for input over the policy's max_input_bytes.
  */
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { FsError } from '../../fs/errors.js';
-import { parseJson } from '../../fs/synthetic.js';
+import { providerField, submitFields } from '../kit/request-fields.js';
+import { parseJsonObject, validate } from '../kit/validation.js';
 import type { ChatMessage, ComputeRequest } from './types.js';
 import type { ComputePolicy } from './policy.js';
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
-const nonNegInt = z.number().int().nonnegative();
 
 const message = z.strictObject({
   role: z.enum(['system', 'user', 'assistant', 'tool']),
@@ -41,36 +39,15 @@ export const requestSchema = z.strictObject({
   ...knobs,
   stream: z.boolean().optional(),
   timeout_ms: z.number().int().positive().optional(),
-  idempotency_key: z.string().min(1).max(256).optional(),
-  max_cost: nonNegInt.optional(),
-  max_cost_usd: z.number().nonnegative().optional(),
-  budget_scope: z
-    .strictObject({
-      org: z.string().regex(ID).nullable().optional(),
-      repo: z.string().regex(ID).nullable().optional(),
-      issue: z.string().regex(ID).nullable().optional(),
-    })
-    .optional(),
-  provider: z.string().regex(ID).optional(),
+  ...submitFields,
+  provider: providerField,
   options: z.record(z.string(), z.unknown()).optional(),
 });
 
-export type RawRequest = z.infer<typeof requestSchema>;
+/** What a request looks like, for the message of a body that is not a JSON object. */
+export const REQUEST_EXAMPLE = '{"model":"echo","prompt":"hi"}';
 
-/** A zod failure as one clear sentence: which field, what is wrong. */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 3)
-    .map((issue) => {
-      if (issue.code === 'unrecognized_keys') {
-        const where = issue.path.length ? ` in ${issue.path.join('.')}` : '';
-        return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}`;
-      }
-      const field = issue.path.length ? `field '${issue.path.join('.')}'` : 'request';
-      return `${field}: ${issue.message}`;
-    })
-    .join('; ');
-}
+export type RawRequest = z.infer<typeof requestSchema>;
 
 function pick<T>(...values: (T | undefined)[]): T | undefined {
   return values.find((v) => v !== undefined);
@@ -78,25 +55,11 @@ function pick<T>(...values: (T | undefined)[]): T | undefined {
 
 /** The request as providers see it, with the policy's defaults applied. */
 export function parseRequest(data: Uint8Array, policy: ComputePolicy, path: string): ComputeRequest {
-  return parseRequestValue(parseJsonObject(data, path), policy, path);
-}
-
-/** The request body as a JSON object (EINVAL otherwise). */
-export function parseJsonObject(data: Uint8Array, path: string): Record<string, unknown> {
-  const json = parseJson(data, path);
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new FsError('EINVAL', path, 'the request must be a JSON object, e.g. {"model":"echo","prompt":"hi"}');
-  }
-  return json as Record<string, unknown>;
+  return parseRequestValue(parseJsonObject(data, path, `the request must be a JSON object, e.g. ${REQUEST_EXAMPLE}`), policy, path);
 }
 
 export function parseRequestValue(json: Record<string, unknown>, policy: ComputePolicy, path: string): ComputeRequest {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new FsError('EINVAL', path, 'the request must be a JSON object, e.g. {"model":"echo","prompt":"hi"}');
-  }
-  const parsed = requestSchema.safeParse(json);
-  if (!parsed.success) throw new FsError('EINVAL', path, describeIssues(parsed.error));
-  const raw = parsed.data;
+  const raw = validate(requestSchema, json, path);
 
   const model = raw.model ?? policy.default_model ?? undefined;
   if (!model) throw new FsError('EINVAL', path, "missing field 'model' (and /compute/policy sets no default_model)");
@@ -157,20 +120,4 @@ export function parseRequestValue(json: Record<string, unknown>, policy: Compute
   if (raw.provider !== undefined) req.provider = raw.provider;
   if (raw.options !== undefined) req.options = raw.options;
   return req;
-}
-
-/** JSON with object keys sorted, so the same request always hashes the same. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
-/** What an idempotency key stands for: the request as written, without the key. */
-export function hashRequest(raw: Record<string, unknown>): string {
-  const { idempotency_key: _k, ...rest } = raw;
-  return createHash('sha256').update(canonical(rest)).digest('hex').slice(0, 32);
 }

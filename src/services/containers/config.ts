@@ -10,10 +10,8 @@
  * Everything is optional: without the file the engine is the local Docker socket with the default policy.
  */
 import { z } from 'zod';
-import { FsError } from '../../fs/errors.js';
-import { configSection } from '../../runtime/home-config.js';
+import { loadConfigSection, parseConfigSection } from '../kit/config.js';
 import type { PolicyInput } from './policy.js';
-import { describeIssues } from './request.js';
 
 export const containersConfigSchema = z.strictObject({
   docker: z.union([z.literal(false), z.strictObject({ socket: z.string().min(1).optional() })]).optional(),
@@ -29,12 +27,9 @@ export interface ContainersConfig {
 
 /** The containers section of `<home>/config.json` ({} when the file or the section is missing). */
 export function loadContainersConfig(home: string): ContainersConfig {
-  const { value, file } = configSection(home, 'containers');
-  return parseContainersConfig(value ?? {}, file);
+  return loadConfigSection<ContainersConfig>(home, 'containers', containersConfigSchema);
 }
 
 export function parseContainersConfig(value: unknown, where = 'config.json'): ContainersConfig {
-  const parsed = containersConfigSchema.safeParse(value);
-  if (!parsed.success) throw new FsError('EINVAL', where, `containers: ${describeIssues(parsed.error)}`);
-  return parsed.data as ContainersConfig;
+  return parseConfigSection<ContainersConfig>('containers', containersConfigSchema, value, where);
 }

@@ -5,7 +5,6 @@ export { loadContainersConfig, parseContainersConfig, type ContainersConfig } fr
 export {
   ContainerEngine,
   CONTAINERS_SERVICE,
-  eventLogTrace,
   type ContainerEngineOptions,
   type ExecAnswer,
   type RecoveryReport,
@@ -13,7 +12,7 @@ export {
   type TraceEvent,
   type TraceSink,
 } from './engine.js';
-export { PolicyStore, parsePolicy, type ContainerPolicy, type PolicyInput } from './policy.js';
+export { parsePolicy, type ContainerPolicy, type ContainerPolicyStore, type PolicyInput } from './policy.js';
 export { containerMigrations } from './migrations.js';
 export { DockerProvider, type DockerProviderOptions } from './providers/docker.js';
 export type { ContainerProvider, ProviderHealth, ProviderInfo } from './providers/types.js';

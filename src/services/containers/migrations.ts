@@ -1,5 +1,6 @@
 /** The SQLite tables of /containers (versions 50-59): sessions, execs, policies. */
 import type { Migration } from '../../runtime/storage/db.js';
+import { policyTableMigration } from '../kit/migrations.js';
 
 export const sessionMigrations: Migration[] = [
   {
@@ -18,14 +19,7 @@ export const sessionMigrations: Migration[] = [
   },
 ];
 
-export const policyMigrations: Migration[] = [
-  {
-    version: 51,
-    name: 'container policies',
-    up: `CREATE TABLE container_policies (
-      agent_id TEXT PRIMARY KEY, policy TEXT NOT NULL, version INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;`,
-  },
-];
+export const policyMigrations: Migration[] = [policyTableMigration(51, 'container policies', 'container_policies', { withoutRowid: true })];
 
 /** Every migration of /containers. */
 export const containerMigrations: Migration[] = [...sessionMigrations, ...policyMigrations];

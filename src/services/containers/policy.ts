@@ -1,13 +1,14 @@
 /**
  * /containers/policy: which images an agent may run, the limits it may ask for and their defaults, and
  * the price of a session. The server gives the defaults; an admin replaces an agent's policy by writing
- * the file (fields left out take the defaults). Policies live in SQLite, one per agent, versioned.
+ * the file (fields left out take the defaults, also when they change: only what was written is stored).
+ * Policies live in SQLite, one per agent, versioned (the kit's PolicyStore).
  */
 import { z } from 'zod';
 import { FsError } from '../../fs/errors.js';
-import type { Storage } from '../../runtime/storage/index.js';
+import { writtenPolicy, type PolicyCodec, type PolicyStore } from '../kit/policy-store.js';
+import { validate } from '../kit/validation.js';
 import { checkImageReference, imagePatternProblem } from './reference.js';
-import { describeIssues } from './request.js';
 
 /** An engine network (`bridge`, a user network) or `container:<name>`, in the engine's name characters. */
 const NETWORK_MODE = /^(?:container:)?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -72,12 +73,7 @@ export type PolicyInput = z.input<typeof policySchema>;
  * before that rule (`stored`) is read as it is, and a bad default image is then refused per request.
  */
 export function parsePolicy(value: unknown, path = '/policy', defaults: Partial<ContainerPolicy> = {}, opts: { stored?: boolean } = {}): ContainerPolicy {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new FsError('EINVAL', path, 'the policy must be a JSON object');
-  }
-  const parsed = policySchema.safeParse({ ...defaults, ...value });
-  if (!parsed.success) throw new FsError('EINVAL', path, describeIssues(parsed.error));
-  const p = parsed.data;
+  const p = validate(policySchema, { ...defaults, ...writtenPolicy(value, path) }, path);
   for (const [dflt, max] of [
     ['default_time_secs', 'max_time_secs'],
     ['default_memory_mb', 'max_memory_mb'],
@@ -125,48 +121,7 @@ export function imageRefusal(policy: ContainerPolicy, image: string, normalized:
   return undefined;
 }
 
-export class PolicyStore {
-  readonly defaults: ContainerPolicy;
-  private readonly q;
-  private readonly cache = new Map<string, { policy: ContainerPolicy; version: number; updatedAt: number }>();
+/** How the kit's PolicyStore reads and checks container policies (table container_policies). */
+export const containerPolicyCodec: PolicyCodec<ContainerPolicy> = { parse: (written, path, defaults, opts) => parsePolicy(written, path, defaults, opts) };
 
-  constructor(
-    storage: Storage,
-    defaults: PolicyInput = {},
-  ) {
-    this.defaults = parsePolicy(defaults, 'containers policy defaults');
-    this.q = {
-      get: storage.db.prepare('SELECT policy, version, updated_at FROM container_policies WHERE agent_id = ?'),
-      put: storage.db.prepare(`INSERT INTO container_policies (agent_id, policy, version, updated_at) VALUES (?, ?, 1, ?)
-        ON CONFLICT (agent_id) DO UPDATE SET policy = excluded.policy, version = version + 1, updated_at = excluded.updated_at
-        RETURNING version`).pluck(),
-      remove: storage.db.prepare('DELETE FROM container_policies WHERE agent_id = ?'),
-    };
-  }
-
-  /** An agent's policy: what an admin wrote over the defaults, or the defaults. */
-  get(agentId: string): { policy: ContainerPolicy; version: number; updatedAt: number } {
-    const cached = this.cache.get(agentId);
-    if (cached) return cached;
-    const row = this.q.get.get(agentId) as { policy: string; version: number; updated_at: number } | undefined;
-    const entry = row
-      ? { policy: parsePolicy(JSON.parse(row.policy), '/policy', this.defaults, { stored: true }), version: row.version, updatedAt: row.updated_at }
-      : { policy: this.defaults, version: 0, updatedAt: 0 };
-    this.cache.set(agentId, entry);
-    return entry;
-  }
-
-  /** Forgets an agent's policy (the agent was deleted). */
-  remove(agentId: string): void {
-    this.q.remove.run(agentId);
-    this.cache.delete(agentId);
-  }
-
-  /** Replaces an agent's policy (validated; fields left out take the defaults). */
-  set(agentId: string, value: unknown, path = '/policy', now = Date.now()): ContainerPolicy {
-    const policy = parsePolicy(value, path, this.defaults);
-    const version = this.q.put.get(agentId, JSON.stringify(value), now) as number;
-    this.cache.set(agentId, { policy, version, updatedAt: now });
-    return policy;
-  }
-}
+export type ContainerPolicyStore = PolicyStore<ContainerPolicy>;

@@ -13,10 +13,11 @@ import { utf8 } from '../../fs/bytes.js';
 import { FsError } from '../../fs/errors.js';
 import { parseJson } from '../../fs/synthetic.js';
 import type { BudgetScope } from '../../runtime/budget-ledger.js';
+import { providerField, submitFields } from '../kit/request-fields.js';
+import { parseJsonObject, validate } from '../kit/validation.js';
 import type { ContainerPolicy } from './policy.js';
 import { checkImageReference, describeBadReference, imageReferenceProblem } from './reference.js';
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const USER = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$/;
 
@@ -51,7 +52,7 @@ const limits = z.strictObject({
 
 export const requestSchema = z.strictObject({
   kind: z.enum(['ephemeral', 'interactive']).optional(),
-  provider: z.string().regex(ID).optional(),
+  provider: providerField,
   image: imageField.optional(),
   /** Shell lines run in order (`"echo hi"` alone is one); an inner array is one argv command. */
   commands: z.union([z.array(command).max(1000), arg(1)]).optional(),
@@ -61,16 +62,7 @@ export const requestSchema = z.strictObject({
   limits: limits.optional(),
   /** The session's lifetime in ms (the origin's field; limits.max_time_secs says the same in seconds). */
   timeout_ms: z.number().int().positive().optional(),
-  max_cost: z.number().int().nonnegative().optional(),
-  max_cost_usd: z.number().nonnegative().optional(),
-  budget_scope: z
-    .strictObject({
-      org: z.string().regex(ID).nullable().optional(),
-      repo: z.string().regex(ID).nullable().optional(),
-      issue: z.string().regex(ID).nullable().optional(),
-    })
-    .optional(),
-  idempotency_key: z.string().min(1).max(256).optional(),
+  ...submitFields,
   /** Answer with the session's result once its commands are done (ephemeral sessions). */
   wait: z.boolean().optional(),
 });
@@ -86,21 +78,6 @@ export const execSchema = z.strictObject({
   /** Answer with the command's result once it is done. */
   wait: z.boolean().optional(),
 });
-
-/** A zod failure as one clear sentence: which field, what is wrong. */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 3)
-    .map((issue) => {
-      if (issue.code === 'unrecognized_keys') {
-        const where = issue.path.length ? ` in ${issue.path.join('.')}` : '';
-        return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${where}`;
-      }
-      const field = issue.path.length ? `field '${issue.path.join('.')}'` : 'request';
-      return `${field}: ${issue.message}`;
-    })
-    .join('; ');
-}
 
 export type Command = string | string[];
 
@@ -176,15 +153,17 @@ function overMax(path: string, field: string, value: number, max: number, policy
   throw new FsError('EINVAL', path, `field '${field}': ${value} is over the policy's ${policyField} (${max})`);
 }
 
+/** What a session request looks like, for the message of a body that is not a JSON object. */
+export const SESSION_REQUEST_EXAMPLE = '{"image":"agent9/busybox","commands":["echo hi"]}';
+
 /** Parses a request to /containers/new; EINVAL names the field. */
 export function parseSessionRequest(data: Uint8Array, policy: ContainerPolicy, path: string): SessionRequest {
-  const json = parseJson(data, path);
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new FsError('EINVAL', path, 'the request must be a JSON object, e.g. {"image":"agent9/busybox","commands":["echo hi"]}');
-  }
-  const parsed = requestSchema.safeParse(json);
-  if (!parsed.success) throw new FsError('EINVAL', path, describeIssues(parsed.error));
-  const raw = parsed.data;
+  return parseSessionValue(parseJsonObject(data, path, `the request must be a JSON object, e.g. ${SESSION_REQUEST_EXAMPLE}`), policy, path);
+}
+
+/** A session request (a JSON object) with the policy's defaults applied and its limits checked. */
+export function parseSessionValue(json: Record<string, unknown>, policy: ContainerPolicy, path: string): SessionRequest {
+  const raw = validate(requestSchema, json, path);
 
   const commands: Command[] = raw.commands === undefined ? [] : typeof raw.commands === 'string' ? [raw.commands] : raw.commands;
   if (commands.length > policy.max_commands) overMax(path, 'commands', commands.length, policy.max_commands, 'max_commands');
@@ -248,9 +227,7 @@ export function parseExecRequest(data: Uint8Array, path: string): ExecRequest {
   const text = utf8(data);
   const trimmed = text.trim();
   if (trimmed.length === 0) throw new FsError('EINVAL', path, 'empty command: write a command line or {"command": ...}');
-  const parsed = execSchema.safeParse(trimmed.startsWith('{') ? parseJson(trimmed, path) : { command: trimmed });
-  if (!parsed.success) throw new FsError('EINVAL', path, describeIssues(parsed.error));
-  const raw = parsed.data;
+  const raw = validate(execSchema, trimmed.startsWith('{') ? parseJson(trimmed, path) : { command: trimmed }, path);
   return {
     command: raw.command,
     stdin: raw.stdin ?? false,

@@ -21,14 +21,15 @@
  *   policy                             view, writable (admin-write where mounted)
  *   usage                              view: budget windows, scopes, session counts
  */
-import { jsonText, utf8 } from '../../fs/bytes.js';
+import { jsonText } from '../../fs/bytes.js';
 import { FsError } from '../../fs/errors.js';
 import type { EventRecord, Matcher } from '../../fs/events.js';
 import type { WatchSource } from '../../fs/namespace.js';
 import { isUnder } from '../../fs/paths.js';
-import { SyntheticFs, call, completeJsonObject, dir, jsonView, message, parseJson, stream, type DirNode, type Node } from '../../fs/synthetic.js';
+import { SyntheticFs, call, completeJsonObject, dir, jsonView, message, stream, type DirNode, type Node } from '../../fs/synthetic.js';
 import type { Cx, DirEntry, FileService, FsEvent, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from '../../fs/types.js';
 import { MODE } from '../../fs/types.js';
+import { capabilityRoot, recordFiles, recordMeta, recordStream } from '../kit/surface.js';
 import type { ContainerEngine } from './engine.js';
 import { SessionFiles, type FileTarget } from './files.js';
 import { SESSION_TERMINAL, type ExecRecord, type OutputChunk, type SessionRecord } from './types.js';
@@ -72,42 +73,26 @@ class ContainersFs implements FileService, WatchSource {
 
   private root(): DirNode {
     const { engine, agentId } = this;
-    return dir({
-      // Sent by the write that completes the JSON object, so `echo '{...}' > new` reports a refusal.
-      new: call(async (request) => jsonText(await engine.submit(agentId, request, '/new')), { complete: completeJsonObject }),
-      sessions: {
-        kind: 'dir',
-        dynamic: {
-          list: () => engine.sessions.ids(agentId),
-          get: (sid) => {
-            const rec = engine.session(agentId, sid);
-            return rec ? this.sessionDir(rec) : undefined;
-          },
+    return capabilityRoot({
+      submit: (request) => engine.submit(agentId, request, '/new'),
+      records: {
+        name: 'sessions',
+        ids: () => engine.sessions.ids(agentId),
+        get: (sid) => {
+          const rec = engine.session(agentId, sid);
+          return rec ? this.sessionDir(rec) : undefined;
         },
       },
       providers: {
-        kind: 'dir',
-        dynamic: {
-          list: () => engine.providers().map((p) => p.id),
-          get: (id) => {
-            const provider = engine.provider(id);
-            if (!provider) return undefined;
-            return dir({
-              info: jsonView(() => provider.info()),
-              health: jsonView(() => engine.health(provider)),
-              images: jsonView(() => provider.images()),
-            });
-          },
+        ids: () => engine.providers().map((p) => p.id),
+        views: (id) => {
+          const provider = engine.provider(id);
+          if (!provider) return undefined;
+          return { info: () => provider.info(), health: () => engine.health(provider), images: () => provider.images() };
         },
       },
-      policy: jsonView(() => engine.policy(agentId), {
-        write: (data) => {
-          engine.setPolicy(agentId, parseJson(data, '/policy'), '/policy');
-        },
-        version: () => engine.policies.get(agentId).version,
-        mtime: () => engine.policies.get(agentId).updatedAt || Date.now(),
-      }),
-      usage: jsonView(() => engine.usage(agentId)),
+      policy: { entry: () => engine.policies.get(agentId), write: (value) => void engine.setPolicy(agentId, value, '/policy') },
+      usage: () => engine.usage(agentId),
     });
   }
 
@@ -116,16 +101,22 @@ class ContainersFs implements FileService, WatchSource {
     const sid = rec.id;
     const base = `/sessions/${sid}`;
     const fresh = (path: string) => engine.needSession(agentId, sid, path);
-    const meta = () => ({
-      version: () => engine.session(agentId, sid)?.version ?? 0,
-      mtime: () => engine.session(agentId, sid)?.updatedAt ?? rec.createdAt,
+    const meta = recordMeta(() => engine.session(agentId, sid), rec.createdAt);
+    const f = recordFiles<SessionRecord>({
+      base,
+      fresh,
+      meta,
+      status: (r) => engine.statusOf(r),
+      result: (r, path) => engine.resultOf(r, path),
+      stream: { events: (_cx, signal) => sessionOutput(engine, agentId, sid, signal), mtime: () => rec.createdAt },
+      ctl: (command, path) => engine.ctl(agentId, sid, command, path),
     });
     const children: Record<string, Node> = {
-      status: jsonView(() => engine.statusOf(fresh(`${base}/status`)), meta()),
-      result: jsonView(() => engine.resultOf(fresh(`${base}/result`), `${base}/result`), meta()),
-      usage: jsonView(() => engine.sessionUsage(fresh(`${base}/usage`)), { ...meta(), sizeAtStat: false }),
-      output: stream((_cx, signal) => sessionOutput(engine, agentId, sid, signal), { mtime: () => rec.createdAt }),
-      ctl: message(async (data) => engine.ctl(agentId, sid, utf8(data), `${base}/ctl`)),
+      status: f.status,
+      result: f.result,
+      usage: jsonView(() => engine.sessionUsage(fresh(`${base}/usage`)), { ...meta, sizeAtStat: false }),
+      output: f.stream,
+      ctl: f.ctl,
       exec: {
         kind: 'dir',
         children: {
@@ -143,31 +134,36 @@ class ContainersFs implements FileService, WatchSource {
       // A placeholder for listings of the session; every path below it is served by SessionFiles.
       files: dir({}, { mtime: () => rec.createdAt }),
     };
-    return dir(children, meta());
+    return dir(children, meta);
   }
 
   private execDir(ex: ExecRecord): DirNode {
     const { engine, agentId } = this;
     const { sessionId: sid, id: eid } = ex;
     const base = `/sessions/${sid}/exec/${eid}`;
-    const fresh = (path: string) => engine.needExec(agentId, sid, eid, path);
-    const meta = () => ({
-      version: () => engine.exec(agentId, sid, eid)?.version ?? 0,
-      mtime: () => engine.exec(agentId, sid, eid)?.updatedAt ?? ex.createdAt,
-    });
+    const meta = recordMeta(() => engine.exec(agentId, sid, eid), ex.createdAt);
     const raw = (which: 'stdout' | 'stderr') =>
       stream((_cx, signal) => execOutput(engine, agentId, sid, eid, signal), { format: rawFormat(which), mtime: () => ex.createdAt });
+    const f = recordFiles<ExecRecord>({
+      base,
+      fresh: (path) => engine.needExec(agentId, sid, eid, path),
+      meta,
+      status: (r) => engine.execStatusOf(r),
+      result: (r, path) => engine.execResultFile(r, path),
+      stream: { events: (_cx, signal) => execOutput(engine, agentId, sid, eid, signal), mtime: () => ex.createdAt },
+      ctl: (command, path) => engine.execCtl(agentId, sid, eid, command, path),
+    });
     return dir(
       {
-        status: jsonView(() => engine.execStatusOf(fresh(`${base}/status`)), meta()),
-        result: jsonView(() => engine.execResultFile(fresh(`${base}/result`), `${base}/result`), meta()),
-        output: stream((_cx, signal) => execOutput(engine, agentId, sid, eid, signal), { mtime: () => ex.createdAt }),
+        status: f.status,
+        result: f.result,
+        output: f.stream,
         stdout: raw('stdout'),
         stderr: raw('stderr'),
         stdin: message(async (data) => engine.execStdin(agentId, sid, eid, data, `${base}/stdin`), { maxBytes: 16 * 1024 * 1024 }),
-        ctl: message(async (data) => engine.execCtl(agentId, sid, eid, utf8(data), `${base}/ctl`)),
+        ctl: f.ctl,
       },
-      meta(),
+      meta,
     );
   }
 
@@ -321,23 +317,32 @@ function* replayRecords(sid: string, execs: ExecRecord[], path: string, status: 
 async function* sessionOutput(engine: ContainerEngine, agentId: string, sid: string, signal: AbortSignal): AsyncGenerator<FsEvent> {
   const rec = engine.session(agentId, sid);
   if (!rec) return;
-  const path = `${engine.mountPath}/sessions/${sid}/output`;
-  if (SESSION_TERMINAL.has(rec.status) && engine.storage.eventStore.watermark([agentId]) > rec.streamFrom) {
-    yield* replayRecords(sid, engine.sessions.execs(sid), path, rec.status, rec.finishedAt ?? Date.now());
-    return;
-  }
-  yield* engine.channel(agentId).subscribe(`/sessions/${sid}/output`, rec.streamFrom, signal, { endsWithStream: true });
+  const rel = `/sessions/${sid}/output`;
+  yield* recordStream({
+    storage: engine.storage,
+    channel: engine.channel(agentId),
+    agentId,
+    rel,
+    streamFrom: rec.streamFrom,
+    finished: SESSION_TERMINAL.has(rec.status),
+    replay: () => replayRecords(sid, engine.sessions.execs(sid), `${engine.mountPath}${rel}`, rec.status, rec.finishedAt ?? Date.now()),
+    signal,
+  });
 }
 
 /** One exec's output from its beginning. */
 async function* execOutput(engine: ContainerEngine, agentId: string, sid: string, eid: string, signal: AbortSignal): AsyncGenerator<FsEvent> {
   const ex = engine.exec(agentId, sid, eid);
   if (!ex) return;
-  const path = `${engine.mountPath}/sessions/${sid}/exec/${eid}/output`;
-  const finished = ex.finishedAt !== null;
-  if (finished && engine.storage.eventStore.watermark([agentId]) > ex.streamFrom) {
-    yield* replayRecords(sid, [ex], path, ex.status, ex.finishedAt ?? Date.now());
-    return;
-  }
-  yield* engine.channel(agentId).subscribe(`/sessions/${sid}/exec/${eid}/output`, ex.streamFrom, signal, { endsWithStream: true });
+  const rel = `/sessions/${sid}/exec/${eid}/output`;
+  yield* recordStream({
+    storage: engine.storage,
+    channel: engine.channel(agentId),
+    agentId,
+    rel,
+    streamFrom: ex.streamFrom,
+    finished: ex.finishedAt !== null,
+    replay: () => replayRecords(sid, [ex], `${engine.mountPath}${rel}`, ex.status, ex.finishedAt ?? Date.now()),
+    signal,
+  });
 }
