@@ -9,7 +9,7 @@ import type { Registry } from 'prom-client';
 import { ReadWrite } from '../fs/access-levels.js';
 import { BudgetLedger, budgetMigrations } from '../runtime/budget-ledger.js';
 import { registerComputeMetrics } from '../runtime/prometheus-registry.js';
-import { runtimeMigrations } from '../runtime/migrations.js';
+import { runtimeMigrations } from '../runtime/runtime-migrations.js';
 import type { Migration } from '../runtime/storage/db.js';
 import type { Storage } from '../runtime/storage/index.js';
 import type { AgentMount } from '../services/agent-mount.js';

@@ -10,7 +10,7 @@ import { FsError } from '../../src/fs/errors.js';
 import type { Grant } from '../../src/fs/types.js';
 import { migrate, openDb } from '../../src/runtime/storage/db.js';
 import { Storage } from '../../src/runtime/storage/index.js';
-import { storageMigrations } from '../../src/runtime/storage/migrations.js';
+import { storageMigrations } from '../../src/runtime/storage/storage-migrations.js';
 import { serverMigrations } from '../../src/server/capabilities.js';
 import { RuntimeStore } from '../../src/runtime/agent-store/index.js';
 import { TokenStore, type Revocation } from '../../src/runtime/token-store.js';

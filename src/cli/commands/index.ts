@@ -1,13 +1,13 @@
 /** Registers every agentctl command; each area adds its module here. */
 import type { Command } from 'commander';
-import { registerServeCommand } from './serve.js';
-import { registerFileCommands } from './files.js';
-import { registerAgentCommands } from './agents.js';
-import { registerLogCommands } from './logs.js';
-import { registerTokenCommands } from './tokens.js';
-import { registerMountCommand } from './mount.js';
-import { registerComputeCommands } from './compute.js';
-import { registerContainerCommands } from './containers.js';
+import { registerServeCommand } from './serve-verb.js';
+import { registerFileCommands } from './file-verbs.js';
+import { registerAgentCommands } from './agent-verbs.js';
+import { registerLogCommands } from './log-verbs.js';
+import { registerTokenCommands } from './token-verbs.js';
+import { registerMountCommand } from './mount-verb.js';
+import { registerComputeCommands } from './compute-verbs.js';
+import { registerContainerCommands } from './container-verbs.js';
 
 export function registerCommands(program: Command): void {
   registerServeCommand(program);

@@ -3,23 +3,24 @@
  * (queues, tick engine, registry) compose them inside `storage.tx()` so that a change commits together
  * with its events. Another backend implements the same methods.
  *
- * Each area's SQL lives in its own small store (agents.ts, inbox.ts, deadletter.ts, outbox.ts,
- * goals.ts, program-state.ts, seen.ts, identity-keys.ts, schedule.ts). `RuntimeStore` is their union:
+ * Each area's SQL lives in its own small store (agent-table.ts, inbox-table.ts,
+ * deadletter-table.ts, outbox-table.ts, goal-table.ts, program-state-table.ts, seen-table.ts,
+ * identity-key-table.ts, schedule-table.ts). `RuntimeStore` is their union:
  * one object whose methods are those of every area, so callers hold one store and never mind which
  * area a method belongs to. No two areas may have a method of the same name (checked when it is made).
  */
 import type { Db } from '../storage/db.js';
-import { AgentTable } from './agents.js';
-import { DeadletterTable } from './deadletter.js';
-import { GoalTable } from './goals.js';
-import { IdentityKeyTable } from './identity-keys.js';
-import { InboxTable } from './inbox.js';
-import { OutboxTable } from './outbox.js';
-import { ProgramStateTable } from './program-state.js';
-import { ScheduleTable } from './schedule.js';
-import { SeenTable } from './seen.js';
+import { AgentTable } from './agent-table.js';
+import { DeadletterTable } from './deadletter-table.js';
+import { GoalTable } from './goal-table.js';
+import { IdentityKeyTable } from './identity-key-table.js';
+import { InboxTable } from './inbox-table.js';
+import { OutboxTable } from './outbox-table.js';
+import { ProgramStateTable } from './program-state-table.js';
+import { ScheduleTable } from './schedule-table.js';
+import { SeenTable } from './seen-table.js';
 
-export * from './rows.js';
+export * from './row-types.js';
 
 /** The public methods of an area store (its prepared statements stay private). */
 type Methods<T> = { [K in keyof T]: T[K] };

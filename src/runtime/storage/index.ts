@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { EventLog } from '../../fs/events.js';
 import { DataFs, type DataFileStore, type DataFsOptions } from '../../fs/datafs.js';
 import { migrate, openDb, type Db, type Migration, type OpenDbOptions } from './db.js';
-import { SqliteEventStore, type RetentionOptions } from './events.js';
+import { SqliteEventStore, type RetentionOptions } from './event-store.js';
 import { SqliteDataFileStore } from './datafiles.js';
-import { storageMigrations } from './migrations.js';
+import { storageMigrations } from './storage-migrations.js';
 
 export interface StorageOptions extends OpenDbOptions {
   retention?: RetentionOptions;

@@ -6,7 +6,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { Db } from '../storage/db.js';
 import type { LifecycleState } from '../spec.js';
-import type { AgentRow, TickMeta, NewAgent, Counter } from './rows.js';
+import type { AgentRow, TickMeta, NewAgent, Counter } from './row-types.js';
 
 /** Tables with one agent's rows besides the agent row (deleted with the agent). */
 const AGENT_TABLES = ['agent_state', 'agent_kv', 'inbox', 'deadletter', 'outbox', 'goals', 'seen', 'agent_keys'] as const;

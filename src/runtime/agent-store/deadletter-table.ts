@@ -4,7 +4,7 @@
  * Synchronous SQL, no events and no policy: callers compose these inside `storage.tx()`.
  */
 import type { Db } from '../storage/db.js';
-import type { DeadRow } from './rows.js';
+import type { DeadRow } from './row-types.js';
 
 export class DeadletterTable {
   private readonly q;

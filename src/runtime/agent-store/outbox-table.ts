@@ -3,7 +3,7 @@
  * Synchronous SQL, no events and no policy: callers compose these inside `storage.tx()`.
  */
 import type { Db } from '../storage/db.js';
-import type { OutboxRow } from './rows.js';
+import type { OutboxRow } from './row-types.js';
 
 export class OutboxTable {
   private readonly q;

@@ -4,7 +4,7 @@
  * Synchronous SQL, no events and no policy: callers compose these inside `storage.tx()`.
  */
 import type { Db } from '../storage/db.js';
-import type { InboxMeta, QueuedRow } from './rows.js';
+import type { InboxMeta, QueuedRow } from './row-types.js';
 
 export class InboxTable {
   private readonly q;

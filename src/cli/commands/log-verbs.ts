@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { utf8 } from '../../fs/bytes.js';
 import { action, commandOf, contextOf, untilInterrupted, usage } from '../context.js';
 import { c, timeString, write } from '../output.js';
-import { agentPath } from './agents.js';
+import { agentPath } from './agent-verbs.js';
 
 type TraceLine = { id: number; time: number; type?: string; [key: string]: unknown };
 

@@ -13,7 +13,7 @@ import { DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE } from '../../http/defaults.js'
 import { agent9Home } from '../../runtime/home-config.js';
 import { HomeLock } from '../../runtime/storage/home-lock.js';
 import { action, usage } from '../context.js';
-import { addFuseOptions, fuseOptionsOf, type FuseCliOptions } from './mount.js';
+import { addFuseOptions, fuseOptionsOf, type FuseCliOptions } from './mount-verb.js';
 
 interface ServeOptions extends FuseCliOptions {
   mount?: string;

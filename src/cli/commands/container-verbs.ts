@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 import { ERROR_TABLE, FsError, isErrorCode } from '../../fs/errors.js';
 import { action, commandOf, contextOf, readStdin, usage, type CliContext } from '../context.js';
 import { c, printJson, table, timeString, write } from '../output.js';
-import { agentPath } from './agents.js';
+import { agentPath } from './agent-verbs.js';
 
 interface AgentOption {
   agent?: string;
