@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DB_FILE, Storage, migrate, openDb } from '../../src/runtime/storage/index.js';
-import { storageMigrations } from '../../src/runtime/storage/migrations.js';
+import { storageMigrations } from '../../src/runtime/storage/storage-migrations.js';
 import { serverMigrations } from '../../src/server/capabilities.js';
 import { ComputeEngine, LocalEchoProvider, ProviderRegistry, parsePolicy } from '../../src/services/compute/index.js';
 import { cleanup, tempDir } from '../helpers.js';
