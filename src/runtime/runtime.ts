@@ -13,6 +13,9 @@ import { Queues } from './queues.js';
 import { TickEngine, type BudgetView, type TickReport } from './engine.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 import { AgentRegistry } from './agents.js';
+import { removeWorkDir } from './workdir.js';
+import { ExportSpool, maxExportsFromConfig } from './export-spool.js';
+import { sweepStaleImports } from './import-stage.js';
 import type { TickCause } from './spec.js';
 
 /** Extra environment for an exec program's process (AGENT_ROOT, or AGENT9_URL + an agent-scoped token). */
@@ -38,6 +41,8 @@ export class AgentRuntime {
   readonly engine: TickEngine;
   readonly scheduler: Scheduler;
   readonly agents: AgentRegistry;
+  /** Exports spooled to temporary files, a bounded number at once. */
+  readonly exports: ExportSpool;
   readonly startedAt = Date.now();
   private execEnvHook: ExecEnvHook | undefined;
   /** Called when an agent is deleted (views drop what they cached). */
@@ -49,6 +54,7 @@ export class AgentRuntime {
     options: Omit<RuntimeOptions, 'home' | 'storage'> = {},
   ) {
     this.store = new RuntimeStore(storage.db);
+    this.exports = new ExportSpool(home, storage, maxExportsFromConfig(home));
     this.keys = new KeyStore(loadServerKey(home), this.store);
     this.tracer = new Tracer(storage.events);
     this.programs.register(echoProgram).register(execProgram);
@@ -72,9 +78,12 @@ export class AgentRuntime {
         this.onDeleted(id);
       },
       exclusive: (id, fn) => this.engine.locks.run(id, fn),
+      removeFiles: (id) => removeWorkDir(home, id),
     });
     this.queues.onEnqueue = (id) => this.scheduler.poke(id);
     this.engine.onTick = (report: TickReport) => this.scheduler.tickDone(report.agent);
+    // What a crash left: import stagings, work dirs of agents that are gone.
+    sweepStaleImports(this);
     if (options.scheduler !== false) this.scheduler.start();
   }
 

@@ -6,6 +6,7 @@ import type { Migration } from './db.js';
 import { eventMigrations } from './events.js';
 import { dataFileMigrations } from './datafiles.js';
 import { runtimeMigrations } from '../store/schema.js';
+import { importStagingMigrations } from '../import-migrations.js';
 import { budgetMigrations } from '../budgets.js';
 import { journalMigrations } from '../journal.js';
 import { tokenMigrations } from '../tokens.js';
@@ -25,6 +26,7 @@ export const migrations: Migration[] = [
   ...eventMigrations,
   ...dataFileMigrations,
   ...runtimeMigrations,
+  ...importStagingMigrations,
   ...budgetMigrations,
   ...journalMigrations,
   ...tokenMigrations,

@@ -349,6 +349,11 @@ export class RuntimeStore {
     this.db.prepare('DELETE FROM agents WHERE id = ?').run(id);
   }
 
+  /** Gives every per-agent row (not the agents row) of `from` to `to`: an import's staged rows become the agent's. */
+  moveAgentRows(from: string, to: string): void {
+    for (const t of AGENT_TABLES) this.db.prepare(`UPDATE ${t} SET agent_id = ? WHERE agent_id = ?`).run(to, from);
+  }
+
   // --- inbox ---
 
   /** Takes a slot for one more envelope; undefined when the inbox holds `maxDepth` already. */
