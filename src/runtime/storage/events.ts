@@ -195,7 +195,10 @@ export class SqliteEventStore implements EventStore {
 
   /** Removes a scope that never was an agent's (abandoned import staging): its events and its watermark. */
   purgeScope(scope: string): void {
-    this.db.prepare('DELETE FROM events WHERE scope = ? AND id < ?').run(scope, this.lastId());
+    const last = this.lastId();
+    this.db.prepare('DELETE FROM events WHERE scope = ? AND id < ?').run(scope, last);
+    // The newest event overall keeps ids growing: it stays, emptied, in a scope nothing watches.
+    this.db.prepare("UPDATE events SET scope = '~purged', path = '/', type = 'deleted', version = NULL, data = NULL WHERE id = ? AND scope = ?").run(last, scope);
     this.forgetScope(scope);
   }
 
