@@ -11,7 +11,7 @@
  */
 import Database from 'better-sqlite3';
 import { constants as FS, mkdirSync, rmSync } from 'node:fs';
-import { open, readlink, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readlink, realpath, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EMPTY } from '../fs/bytes.js';
 import { FsError } from '../fs/errors.js';
@@ -250,6 +250,8 @@ export class ExportSpool {
    */
   private async workDir(id: string, out: LineWriter): Promise<number> {
     const root = agentWorkDir(this.home, id);
+    // Compared with where each opened file really is (the data dir itself may be reached through a link).
+    const realRoot = await realpath(root).catch(() => root);
     let records = 0;
     for await (const e of walkWorkDir(root)) {
       if (e.kind === 'dir') {
@@ -262,7 +264,7 @@ export class ExportSpool {
       try {
         const real = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => '');
         const st = await fh.stat();
-        if (!real.startsWith(root + '/') || !st.isFile()) continue;
+        if (!real.startsWith(realRoot + '/') || !st.isFile()) continue;
         const size = st.size;
         out.add(line({ t: 'work', path: e.rel, type: 'file', mode: st.mode & 0o7777, mtime: st.mtimeMs, size }));
         records++;

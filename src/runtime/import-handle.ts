@@ -76,12 +76,13 @@ export class ImportHandle implements Handle {
 
   private async take(data: Uint8Array): Promise<void> {
     if (this.mode === 'v1') return this.buffer(data);
-    this.pending.append(data);
     if (this.mode === 'sniff') {
+      this.pending.append(data);
       this.sniff();
       if ((this.mode as Mode) !== 'lines') return;
+      data = this.pending.take();
     }
-    const records = this.lines();
+    const records = this.lines(data);
     if (records.length > 0 && (await this.stage!.add(records))) await this.complete();
   }
 
@@ -136,17 +137,24 @@ export class ImportHandle implements Handle {
     }
   }
 
-  /** The whole lines written so far, parsed and checked. */
-  private lines(): BundleRecord[] {
-    const bytes = this.pending.peek();
+  /**
+   * The lines `data` completes, parsed and checked; the partial line at its end is kept. Only the new
+   * bytes are searched, and a line is joined once, when its end arrives.
+   */
+  private lines(data: Uint8Array): BundleRecord[] {
     const out: BundleRecord[] = [];
     let start = 0;
     for (;;) {
-      const nl = bytes.indexOf(0x0a, start);
+      const nl = data.indexOf(0x0a, start);
       if (nl < 0) break;
-      this.lineNo++;
-      const text = Buffer.from(bytes.subarray(start, nl)).toString('utf8');
+      let bytes = data.subarray(start, nl);
+      if (this.pending.length > 0) {
+        this.pending.append(bytes);
+        bytes = this.pending.take();
+      }
       start = nl + 1;
+      this.lineNo++;
+      const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
       if (text.trim() === '') continue;
       let value: unknown;
       try {
@@ -156,11 +164,12 @@ export class ImportHandle implements Handle {
       }
       out.push(validate(RecordSchema, value, this.path, `bundle line ${this.lineNo}`));
     }
-    const rest = bytes.subarray(start);
-    if (rest.length > MAX_LINE_BYTES) throw new FsError('EINVAL', this.path, `bundle line ${this.lineNo + 1} is longer than ${MAX_LINE_BYTES} bytes`);
-    const keep = Buffer.from(rest);
-    this.pending.take();
-    if (keep.length > 0) this.pending.append(keep);
+    if (start < data.length) {
+      if (this.pending.length + data.length - start > MAX_LINE_BYTES) {
+        throw new FsError('EINVAL', this.path, `bundle line ${this.lineNo + 1} is longer than ${MAX_LINE_BYTES} bytes`);
+      }
+      this.pending.append(data.subarray(start));
+    }
     return out;
   }
 
@@ -176,8 +185,7 @@ export class ImportHandle implements Handle {
       if (this.ended || !this.wrote) return;
       await this.guard(async () => {
         if (this.mode === 'lines' || (this.mode === 'sniff' && this.stage)) {
-          if (this.pending.length > 0 && !isWhitespace(this.pending.peek())) this.pending.append(new Uint8Array([0x0a]));
-          const records = this.lines();
+          const records = this.pending.length > 0 && !isWhitespace(this.pending.peek()) ? this.lines(new Uint8Array([0x0a])) : [];
           if (records.length > 0 && (await this.stage!.add(records))) return this.complete();
           throw new FsError('EINVAL', this.path, `bundle ends at line ${this.lineNo} without its end record (cut short?); nothing was imported`);
         }

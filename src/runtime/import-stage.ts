@@ -274,7 +274,7 @@ export class ImportStage {
     for (const d of [...this.dirTimes].reverse()) {
       if (d.where === 'memory') this.rt.storage.dataFiles.setattr(this.tree, d.rel, { mtime: d.mtime });
       else {
-        await chmod(d.rel, d.mode | 0o700);
+        await chmod(d.rel, d.mode);
         await utimes(d.rel, d.mtime / 1000, d.mtime / 1000);
       }
     }
