@@ -6,5 +6,6 @@ import { httpCase } from './http.js';
 import { fuseCase } from './fuse.js';
 import { computeCase } from './compute.js';
 import { containersCase } from './containers.js';
+import { bundleCase } from './bundle.js';
 
-export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase, fuseCase, computeCase, containersCase];
+export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase, fuseCase, computeCase, containersCase, bundleCase];

@@ -26,6 +26,7 @@ import { ALLOW, httpError, sendError } from './errors.js';
 import { LongLivedResponses, type EndResponse } from './long-lived.js';
 import type { HttpMetrics } from './metrics.js';
 import { spaceJson } from './space.js';
+import { registerStreamedCalls, sendSizedAtOpen } from './streaming.js';
 
 export interface AppOptions {
   /** Turns the Authorization header into the caller's principal and view of the namespace. */
@@ -389,6 +390,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (st.type === 'dir') return list(request, reply, c, t.path);
     if (st.kind === 'stream') return streamBody(request, reply, c, t.path, st);
     request.op = 'read';
+    // A view that learns its size only at open (an export) may be large: one handle, streamed when it is.
+    if (st.kind === 'view' && st.size === 0 && !data) return sendSizedAtOpen(reply, view, t.path, cx, st, readHeaders);
     // Only data files have versions that are the whole truth of their content; views may not bump theirs.
     if (st.kind === 'data') {
       const inm = request.headers['if-none-match'];
@@ -398,13 +401,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     }
     // Else the stat comes first: the ETag is never newer than the bytes, so an If-Match built on it is safe.
     const bytes = data ?? (await readAll(view, t.path, cx));
-    // A read carries what caching needs; HEAD carries the whole stat.
-    return reply
-      .header('etag', etagOf(st))
-      .header('last-modified', httpDate(st.mtime))
-      .header('cache-control', 'no-cache')
-      .header('content-type', contentTypeOf(t.path, bytes))
-      .send(asBuffer(bytes));
+    return readHeaders(reply, st).header('content-type', contentTypeOf(t.path, bytes)).send(asBuffer(bytes));
+  }
+
+  /** A read carries what caching needs; HEAD carries the whole stat. */
+  function readHeaders(reply: FastifyReply, st: Stat): FastifyReply {
+    return reply.header('etag', etagOf(st)).header('last-modified', httpDate(st.mtime)).header('cache-control', 'no-cache');
   }
 
   async function watch(request: FastifyRequest, reply: FastifyReply, { view, cx, token }: Caller, t: Target) {
@@ -612,6 +614,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     onRequest: ignoreContentType,
     handler: async (_request, reply) => reply.code(204).header('allow', ALLOW).send(),
   });
+
+  // Bodies streamed into their call (an import), not collected first.
+  await registerStreamedCalls(app, caller);
 
   // --- agent routes kept for compatibility; each is a file operation on the caller's view ---------
 

@@ -48,7 +48,8 @@ interface RequestSpec {
   slash?: boolean;
   query?: Record<string, string>;
   headers?: Record<string, string>;
-  body?: Uint8Array;
+  /** Bytes, or a stream sent as it is read (chunked). */
+  body?: Uint8Array | ReadableStream<Uint8Array>;
   signal?: AbortSignal | undefined;
 }
 
@@ -140,6 +141,8 @@ export class HttpFileService implements FileService {
     if (this.token) headers['authorization'] = `Bearer ${this.token}`;
     const init: RequestInit = { method: spec.method, headers };
     if (spec.body !== undefined) init.body = spec.body;
+    // A streamed body needs half duplex (Node's fetch refuses it otherwise).
+    if (spec.body instanceof ReadableStream) (init as RequestInit & { duplex: 'half' }).duplex = 'half';
     if (spec.signal) init.signal = spec.signal;
     let res: Response;
     try {
@@ -196,6 +199,33 @@ export class HttpFileService implements FileService {
   async statfs(path: string, cx?: Cx): Promise<FsSpace> {
     const res = await this.request({ method: 'GET', path, query: { statfs: '1' }, signal: cx?.signal });
     return spaceFromJson(await res.json().catch(() => null), path);
+  }
+
+  /** POST with a body streamed from `body` (never held whole): a call's answer. */
+  async postStream(path: string, body: AsyncIterable<Uint8Array>, cx?: Cx): Promise<Uint8Array> {
+    const it = body[Symbol.asyncIterator]();
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const next = await it.next();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
+      },
+      async cancel() {
+        await it.return?.();
+      },
+    });
+    const res = await this.request({ method: 'POST', path, body: stream, signal: cx?.signal });
+    return res.status === 204 ? EMPTY : this.bytes(res);
+  }
+
+  /** GET as a stream of bytes (a large view, an export), never held whole. */
+  async readStream(path: string, cx?: Cx): Promise<ReadableStream<Uint8Array>> {
+    const res = await this.request({ method: 'GET', path, signal: cx?.signal });
+    if (res.headers.get('x-agent9-type') === 'dir') {
+      await res.body?.cancel();
+      throw new FsError('EISDIR', path, 'is a directory');
+    }
+    return res.body ?? new ReadableStream({ start: (c) => c.close() });
   }
 
   async mkdir(path: string, mode: number, cx?: Cx): Promise<void> {

@@ -19,13 +19,12 @@ import { mountWithAccess, ReadOnly, ReadWrite } from './access.js';
 import { buildAgentView, type AgentMount } from './agent-view.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { statusOf } from '../services/status.js';
-import { importBundle } from '../runtime/bundle.js';
 import type { TokenStore } from '../runtime/token-store.js';
 import { prometheusFile } from '../services/prometheus-file.js';
 import { TokenService } from '../services/token-files.js';
+import { ImportHandle } from '../runtime/import-handle.js';
 
 const CREATE_FILES = ['new', 'import'] as const;
-const MAX_BUNDLE_BYTES = 512 * 1024 * 1024;
 const READ_ALL = 1 << 30;
 
 /** Agent namespaces, built on demand; the `capacity` most recently used are kept. */
@@ -140,15 +139,9 @@ export class AgentsFs implements FileService, WatchSource {
       if (name === 'new') {
         return new SyntheticHandle({ path, kind: 'call', canRead, canWrite, call: async (req) => this.create(req, path), stat: async () => this.callStat() });
       }
-      return new SyntheticHandle({
-        path,
-        kind: 'call',
-        canRead,
-        canWrite,
-        maxBytes: MAX_BUNDLE_BYTES,
-        call: async (req) => this.import(req, path),
-        stat: async () => this.callStat(),
-      });
+      // Import reads the bundle as it is written (staged as it arrives), never holding it whole.
+      if (!canWrite) return new SyntheticHandle({ path, kind: 'call', canRead, canWrite, call: async () => this.import(path), stat: async () => this.callStat() });
+      return new ImportHandle(this.rt, path, canRead, (id) => jsonText(statusOf(this.rt, id, path)), () => this.callStat());
     }
     if (target.rest === '/') throw new FsError('EISDIR', path, 'is a directory');
     return this.inAgent(path, async (ns, rest, id) => rebasedHandle(await ns.open(rest, flags, cx), `/${id}`, rest));
@@ -160,10 +153,8 @@ export class AgentsFs implements FileService, WatchSource {
     return jsonText(statusOf(this.rt, agent.id, path));
   }
 
-  private import(req: Uint8Array, path: string): string {
-    if (req.length === 0) throw new FsError('EINVAL', path, 'write an export bundle');
-    const id = importBundle(this.rt, parseJson(req, path), path);
-    return jsonText(statusOf(this.rt, id, path));
+  private import(path: string): string {
+    throw new FsError('EINVAL', path, 'write an export bundle');
   }
 
   async mkdir(path: string, _mode: number, cx: Cx): Promise<void> {

@@ -14,6 +14,9 @@ import { TickEngine, type BudgetView, type TickReport } from './tick-engine.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 import { AgentRegistry, memoryTree } from './agents.js';
 import { MemoryQuota } from './quota.js';
+import { removeWorkDir } from './workdir.js';
+import { ExportSpool, maxExportsFromConfig } from './export-spool.js';
+import { sweepStaleImports } from './import-stage.js';
 import type { TickCause } from './spec.js';
 
 /** Extra environment for an exec program's process (AGENT_ROOT, or AGENT9_URL + an agent-scoped token). */
@@ -41,6 +44,8 @@ export class AgentRuntime {
   readonly agents: AgentRegistry;
   /** limits.memory_bytes: each agent's memory files plus work dir. */
   readonly quota: MemoryQuota;
+  /** Exports spooled to temporary files, a bounded number at once. */
+  readonly exports: ExportSpool;
   readonly startedAt = Date.now();
   private execEnvHook: ExecEnvHook | undefined;
   /** Called when an agent is deleted (views drop what they cached; the assembly has every capability forget it). */
@@ -52,6 +57,7 @@ export class AgentRuntime {
     options: Omit<RuntimeOptions, 'home' | 'storage'> = {},
   ) {
     this.store = new RuntimeStore(storage.db);
+    this.exports = new ExportSpool(home, storage, maxExportsFromConfig(home));
     this.keys = new KeyStore(loadServerKey(home), this.store);
     this.tracer = new Tracer(storage.events);
     this.programs.register(echoProgram).register(execProgram);
@@ -75,6 +81,7 @@ export class AgentRuntime {
         this.onDeleted(id);
       },
       exclusive: (id, fn) => this.engine.locks.run(id, fn),
+      removeFiles: (id) => removeWorkDir(home, id),
     });
     this.quota = new MemoryQuota(storage, home, (id) => this.agents.get(id)?.limits.memory_bytes, memoryTree);
     this.queues.onEnqueue = (id) => this.scheduler.poke(id);
@@ -82,6 +89,8 @@ export class AgentRuntime {
       this.scheduler.tickDone(report.agent);
       this.quota.tickDone(report.agent);
     };
+    // What a crash left: import stagings, work dirs of agents that are gone.
+    sweepStaleImports(this);
     if (options.scheduler !== false) this.scheduler.start();
   }
 

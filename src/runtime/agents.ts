@@ -97,6 +97,8 @@ export interface RegistryHooks {
   deleted(agentId: string): void;
   /** Runs `fn` when no tick of the agent is running (and none starts meanwhile). */
   exclusive<T>(agentId: string, fn: () => Promise<T> | T): Promise<T>;
+  /** Removes what the agent has outside the database (its work dir); called by delete, no tick running. */
+  removeFiles?(agentId: string): Promise<void>;
 }
 
 export class AgentRegistry {
@@ -267,7 +269,7 @@ export class AgentRegistry {
   /** Deletes an agent and everything it has, once its running tick (if any) is done. */
   async delete(id: string, path: string): Promise<void> {
     if (!this.has(id)) throw new FsError('ENOENT', path, `no agent '${id}'`);
-    await this.hooks.exclusive(id, () => {
+    await this.hooks.exclusive(id, async () => {
       if (!this.store.hasAgent(id)) throw new FsError('ENOENT', path, `no agent '${id}'`);
       this.storage.tx(() => {
         this.store.deleteAgent(id);
@@ -277,6 +279,8 @@ export class AgentRegistry {
       this.ids.delete(id);
       this.storage.dataFiles.dropTree(memoryTree(id));
       this.storage.eventStore.dropScope(id);
+      // Still under the agent's lock: a new agent of the same name cannot tick (and write) before it is gone.
+      await this.hooks.removeFiles?.(id);
     });
     this.hooks.deleted(id);
   }

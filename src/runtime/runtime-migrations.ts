@@ -8,5 +8,6 @@ import { agentStoreMigrations } from './agent-store/schema.js';
 import { tokenMigrations } from './token-store.js';
 import { journalMigrations } from './idempotency-journal.js';
 import { quotaMigrations } from './quota.js';
+import { importStagingMigrations } from './import-migrations.js';
 
-export const runtimeMigrations: Migration[] = [...agentStoreMigrations, ...quotaMigrations, ...tokenMigrations, ...journalMigrations];
+export const runtimeMigrations: Migration[] = [...agentStoreMigrations, ...importStagingMigrations, ...quotaMigrations, ...tokenMigrations, ...journalMigrations];

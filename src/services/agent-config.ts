@@ -1,11 +1,11 @@
 /**
  * /config: `{name, program, env, limits, schedule}`; writing it (admin) edits the agent, keeping all its
- * state; each top-level field given replaces that field. /export: the agent as one JSON bundle.
+ * state; each top-level field given replaces that field. /export: the agent as one bundle (services/export.ts).
  */
 import { SyntheticFs, jsonView, parseJson } from '../fs/synthetic.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { configOf } from '../runtime/agents.js';
-import { exportBundle } from '../runtime/bundle.js';
+import { ExportFile } from './export.js';
 
 export function configService(rt: AgentRuntime, id: string): SyntheticFs {
   return new SyntheticFs(
@@ -18,7 +18,6 @@ export function configService(rt: AgentRuntime, id: string): SyntheticFs {
   );
 }
 
-export function exportService(rt: AgentRuntime, id: string): SyntheticFs {
-  // The bundle can be large: computed at open only, not for stat.
-  return new SyntheticFs(jsonView(() => exportBundle(rt, id, '/'), { sizeAtStat: false }), 'export');
+export function exportService(rt: AgentRuntime, id: string): ExportFile {
+  return new ExportFile(rt, id);
 }

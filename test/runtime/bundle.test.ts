@@ -76,8 +76,11 @@ describe('export and import', () => {
     expect(before.deadletter).toHaveLength(1);
     expect(before.inbox).toHaveLength(1);
     const bundleText = await f.read('/agents/bob/export');
-    const bundle = JSON.parse(bundleText) as { format: string; identity: { sealed: string } };
-    expect(bundle.format).toBe('agent9.agent');
+    // Version 2: JSON lines, a header, records, an end record that counts them.
+    const lines = bundleText.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines[0]).toMatchObject({ format: 'agent9.agent', version: 2, agent: { id: 'bob' } });
+    expect(lines.find((l) => l['t'] === 'identity')).toMatchObject({ sealed: expect.any(String) });
+    expect(lines.at(-1)).toEqual({ t: 'end', records: lines.length - 2 });
     await f.remove('/agents/bob', true);
 
     const imported = JSON.parse(await f.call('/agents/import', bundleText)) as { id: string };
@@ -94,7 +97,7 @@ describe('export and import', () => {
     expect(JSON.parse(a9.runtime.store.getState('bob')!.data)).toEqual({ n: 2 });
     // Importing again under the same name is EEXIST; under another name it is a copy.
     await expectCode(f.call('/agents/import', bundleText), 'EEXIST', '/agents/import');
-    const copy = JSON.parse(await f.call('/agents/import', JSON.stringify({ id: 'bob2', bundle }))) as { id: string; pubkey: string };
+    const copy = JSON.parse(await f.call('/agents/import', JSON.stringify({ id: 'bob2' }) + '\n' + bundleText)) as { id: string; pubkey: string };
     expect(copy).toMatchObject({ id: 'bob2', pubkey: before.pubkey });
     expect((await files(a9.namespace).json<unknown[]>('/agents/bob2/inbox')).length).toBe(1);
   });
@@ -108,7 +111,7 @@ describe('export and import', () => {
     const e = await expectCode(g.call('/agents/import', bundle), 'EACCES', '/agents/import');
     expect(e.message).toContain('another server key');
     expect(await g.list('/agents')).toEqual(['new', 'import']);
-    const fresh = JSON.parse(await g.call('/agents/import', JSON.stringify({ new_identity: true, bundle: JSON.parse(bundle) }))) as { pubkey: string; tick_count: number };
+    const fresh = JSON.parse(await g.call('/agents/import', '{"new_identity": true}\n' + bundle)) as { pubkey: string; tick_count: number };
     expect(fresh.tick_count).toBe(1);
     expect(fresh.pubkey).not.toBe((await files(a9.namespace).read('/agents/bob/identity/pubkey')).trim());
     // With the same server key (copied, as when moving a whole server), the identity comes along.
@@ -125,9 +128,18 @@ describe('export and import', () => {
     await expectCode(f.call('/agents/import', '{"format": "zip"}'), 'EINVAL', 'format');
     await expectCode(f.call('/agents/import', 'nope'), 'EINVAL', 'malformed JSON');
     await createAgent(a9, { name: 'bob', program: 'echo' });
-    const bundle = JSON.parse(await f.read('/agents/bob/export')) as Record<string, unknown>;
-    await expectCode(f.call('/agents/import', JSON.stringify({ id: 'Bad Name', bundle })), 'EINVAL', 'invalid agent name');
-    await expectCode(f.call('/agents/import', JSON.stringify({ id: 'x', bundle: { ...bundle, agent: { ...(bundle['agent'] as object), program: '{"type":"cobol"}' } } })), 'EINVAL', 'cobol');
+    const bundle = await f.read('/agents/bob/export');
+    await expectCode(f.call('/agents/import', '{"id": "Bad Name"}\n' + bundle), 'EINVAL', 'invalid agent name');
+    const [header, ...records] = bundle.split('\n');
+    const h = JSON.parse(header!) as { agent: Record<string, unknown> };
+    const cobol = JSON.stringify({ ...h, agent: { ...h.agent, program: '{"type":"cobol"}' } });
+    await expectCode(f.call('/agents/import', '{"id": "x"}\n' + [cobol, ...records].join('\n')), 'EINVAL', 'cobol');
+    // Cut short (no end record), or a record miscounted: nothing is imported.
+    const cut = bundle.trim().split('\n').slice(0, -1).join('\n') + '\n';
+    await expectCode(f.call('/agents/import', '{"id": "y"}\n' + cut), 'EINVAL', 'without its end record');
+    await expectCode(f.call('/agents/import', '{"id": "z"}\n' + cut + '{"t":"end","records":99}\n'), 'EINVAL', 'counts 99 records');
     expect(await f.list('/agents')).toEqual(['new', 'import', 'bob']);
+    expect(a9.storage.db.prepare('SELECT count(*) FROM import_staging').pluck().get()).toBe(0);
+    expect(a9.storage.db.prepare("SELECT count(*) FROM agent_keys WHERE agent_id LIKE '~import-%'").pluck().get()).toBe(0);
   });
 });

@@ -49,7 +49,13 @@ describe('trace redaction', () => {
     const recent = await (await req('/agents/leaky/logs/recent')).text();
     const trajectory = await (await req('/agents/leaky/logs/trajectory')).text();
     // The export carries the program's command line (which holds these strings) in its config; its events are the trace.
-    const exported = JSON.stringify((JSON.parse(await (await req('/agents/leaky/export')).text()) as { events: unknown[] }).events);
+    const exported = JSON.stringify(
+      (await (await req('/agents/leaky/export')).text())
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { t?: string })
+        .filter((r) => r.t === 'event'),
+    );
     const ctl = new AbortController();
     const sse = await req('/agents/leaky/logs/trace?watch=1&from=0', { signal: ctl.signal });
     const reader = sse.body!.getReader();

@@ -7,7 +7,7 @@ import { cpSync, chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, tempDir } from '../helpers.js';
-import { ensureBuilt, ROOT, startServe, type ServeProcess } from '../cli/helpers.js';
+import { agentctl, ensureBuilt, ROOT, startServe, type ServeProcess } from '../cli/helpers.js';
 
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'home-v0.1.0');
 
@@ -87,8 +87,9 @@ describe('a v0.1.0 data directory', () => {
   });
 
   it('keeps program state and kv, budgets and policies', async () => {
-    const bob = JSON.parse((await get('/agents/bob/export')).body) as { state?: unknown; kv?: unknown };
-    expect(JSON.stringify(bob)).toContain('"n":1');
+    // The export (JSON lines) carries the program state.
+    const bob = (await get('/agents/bob/export')).body.trim().split('\n').map((l) => JSON.parse(l) as { t?: string; data?: unknown });
+    expect(JSON.stringify(bob.find((r) => r.t === 'state'))).toContain('"n":1');
     expect(JSON.parse((await get('/agents/alice/budget')).body)).toMatchObject({ day: { limit: 5000000, spent: 16 } });
     expect(JSON.parse((await get('/agents/alice/compute/policy')).body)).toMatchObject({ prefer: 'cost', max_concurrent_jobs: 4 });
     expect(JSON.parse((await get('/agents/alice/inbox.policy')).body)).toMatchObject({ max_depth: 50, overflow: 'deadletter' });
@@ -112,5 +113,23 @@ describe('a v0.1.0 data directory', () => {
     expect(pub).toMatch(/^[0-9a-f]{64}$/);
     const res = await fetch(server.url + '/agents/alice/identity/sign', { method: 'POST', body: 'm', headers: { authorization: `Bearer ${server.token}` } });
     expect(res.status).toBe(200);
+  });
+
+  it('imports a bundle exported by v0.1.0 (version 1, one JSON document), through agentctl', async () => {
+    const env = { AGENT9_URL: server.url, AGENT9_TOKEN: server.token };
+    const bundle = join(ROOT, 'test', 'fixtures', 'bundle-v1', 'alice.json');
+    const run = await agentctl(['agents', 'import', bundle, '--as', 'alice-v1', '--json'], { env });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    // Same server key: the identity came along; memory files (nested, binary) and the outbox too.
+    expect(JSON.parse(run.stdout)).toMatchObject({ id: 'alice-v1', pubkey: (await get('/agents/alice/identity/pubkey')).body.trim() });
+    expect((await get('/agents/alice-v1/memory/notes.md')).body).toBe('# notes of alice\n');
+    const blob = await fetch(server.url + '/agents/alice-v1/memory/dir/sub/blob.bin', { headers: { authorization: `Bearer ${server.token}` } });
+    expect(Buffer.from(await blob.arrayBuffer())).toEqual(Buffer.from('binary\0data'));
+    expect(JSON.parse((await get('/agents/alice-v1/outbox/')).body)).toHaveLength(1);
+    // And as it is, under its own name: EEXIST (alice is there), nothing half-made.
+    const again = await agentctl(['agents', 'import', bundle], { env });
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toContain('EEXIST');
   });
 });

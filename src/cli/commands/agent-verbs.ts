@@ -2,7 +2,10 @@
  * Agent verbs: each is a file operation on the global view (CONTRACT section 8) through the HTTP client.
  *   agents list|create|edit|delete|export|import, status, send, tick, hibernate, wake
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync, renameSync, rmSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import type { Command } from 'commander';
 import { utf8 } from '../../fs/bytes.js';
 import { FsError } from '../../fs/errors.js';
@@ -43,6 +46,50 @@ async function callJson<T>(ctx: CliContext, path: string, body: unknown): Promis
   const bytes = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
   const answer = await ctx.client.post(path, typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes, ctx.cx);
   return JSON.parse(utf8(answer)) as T;
+}
+
+/**
+ * The request body of an import: the bundle as it is, streamed. With options (`--as`, `--new-identity`)
+ * a version 2 bundle (JSON lines) gets an options line before its header; a version 1 bundle (one JSON
+ * document) is read whole and wrapped as `{id?, new_identity?, bundle}`, as v0.1.0 did.
+ */
+async function* importBody(source: AsyncIterable<Uint8Array>, options: Record<string, unknown>, name: string): AsyncGenerator<Uint8Array> {
+  if (Object.keys(options).length === 0) return yield* source;
+  const head: Buffer[] = [];
+  let headBytes = 0;
+  const it = source[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await it.next();
+    if (next.done) break;
+    head.push(Buffer.from(next.value));
+    headBytes += next.value.length;
+    if (next.value.includes(0x0a) || headBytes > 1024 * 1024) break;
+  }
+  let start = Buffer.concat(head);
+  const firstLine = start.subarray(0, Math.max(0, start.indexOf(0x0a))).toString('utf8');
+  let v2 = false;
+  try {
+    const first = JSON.parse(firstLine) as { format?: unknown; version?: unknown };
+    v2 = first.format !== undefined && first.version !== 1;
+  } catch {
+    // not one JSON object on its line: a version 1 document
+  }
+  if (v2) {
+    yield new TextEncoder().encode(JSON.stringify(options) + '\n');
+    yield start;
+    for (let next = await it.next(); !next.done; next = await it.next()) yield next.value;
+    return;
+  }
+  const parts = [start];
+  for (let next = await it.next(); !next.done; next = await it.next()) parts.push(Buffer.from(next.value));
+  start = Buffer.concat(parts);
+  let bundle: unknown;
+  try {
+    bundle = JSON.parse(start.toString('utf8'));
+  } catch (err) {
+    throw new FsError('EINVAL', name, `not a bundle (JSON lines or one JSON document): ${(err as Error).message}`);
+  }
+  yield new TextEncoder().encode(JSON.stringify({ bundle, ...options }));
 }
 
 export function stateColour(state: string): string {
@@ -204,39 +251,39 @@ export function registerAgentCommands(program: Command): void {
 
   agents
     .command('export')
-    .description('an agent as one JSON bundle (identity key sealed)')
+    .description('an agent as one bundle (JSON lines; identity key sealed), streamed')
     .argument('<id>', 'agent id')
     .option('-o, --output <file>', 'write the bundle here instead of stdout')
     .action(
       action(async (id: string, opts: { output?: string }, ...rest: unknown[]) => {
         const ctx = contextOf(commandOf(rest));
-        const bundle = await ctx.client.readFile(agentPath(id, 'export'), ctx.cx);
-        if (opts.output) writeFileSync(opts.output, bundle, { mode: 0o600 });
-        else process.stdout.write(bundle);
+        const body = Readable.fromWeb((await ctx.client.readStream(agentPath(id, 'export'), ctx.cx)) as NodeReadableStream<Uint8Array>);
+        if (!opts.output) return pipeline(body, process.stdout);
+        // Written aside and renamed when whole: a cut-off download never looks like a bundle.
+        const partial = `${opts.output}.partial`;
+        try {
+          await pipeline(body, createWriteStream(partial, { mode: 0o600 }));
+          renameSync(partial, opts.output);
+        } catch (err) {
+          rmSync(partial, { force: true });
+          throw err;
+        }
       }),
     );
 
   agents
     .command('import')
-    .description('import an exported bundle (file or stdin)')
+    .description('import an exported bundle (file or stdin), streamed')
     .argument('[file]', 'the bundle (default: stdin)')
     .option('--as <id>', 'import under another name (a copy)')
     .option('--new-identity', 'give the agent a fresh key (for bundles from another server)')
     .action(
       action(async (file: string | undefined, opts: { as?: string; newIdentity?: boolean }, ...rest: unknown[]) => {
         const ctx = contextOf(commandOf(rest));
-        const raw = file && file !== '-' ? new Uint8Array(readFileSync(file)) : await readStdin();
-        let body: Uint8Array | Record<string, unknown> = raw;
-        if (opts.as !== undefined || opts.newIdentity) {
-          let bundle: unknown;
-          try {
-            bundle = JSON.parse(utf8(raw));
-          } catch (err) {
-            throw new FsError('EINVAL', file ?? '-', `not a JSON bundle: ${(err as Error).message}`);
-          }
-          body = { bundle, ...(opts.as !== undefined ? { id: opts.as } : {}), ...(opts.newIdentity ? { new_identity: true } : {}) };
-        }
-        const status = await callJson<AgentStatusJson>(ctx, '/agents/import', body);
+        const source: AsyncIterable<Uint8Array> = file && file !== '-' ? createReadStream(file) : process.stdin;
+        const options = { ...(opts.as !== undefined ? { id: opts.as } : {}), ...(opts.newIdentity ? { new_identity: true } : {}) };
+        const answer = await ctx.client.postStream('/agents/import', importBody(source, options, file ?? '-'), ctx.cx);
+        const status = JSON.parse(utf8(answer)) as AgentStatusJson;
         if (ctx.json) return printJson(status);
         printStatus(status);
       }),

@@ -146,6 +146,11 @@ export class AgentTable {
     this.db.prepare('DELETE FROM agents WHERE id = ?').run(id);
   }
 
+  /** Gives every per-agent row (not the agents row) of `from` to `to`: an import's staged rows become the agent's. */
+  moveAgentRows(from: string, to: string): void {
+    for (const t of AGENT_TABLES) this.db.prepare(`UPDATE ${t} SET agent_id = ? WHERE agent_id = ?`).run(to, from);
+  }
+
   /** Agents left in `creating` (their first tick has not run) with no retry pending. */
   agentsCreating(): string[] {
     return this.q.agentsCreating.all() as string[];

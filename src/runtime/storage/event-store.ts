@@ -187,6 +187,27 @@ export class SqliteEventStore implements EventStore {
     }
   }
 
+  /** Gives every stored event of scope `from` to scope `to` (an import's staged history), ids unchanged. */
+  moveScope(from: string, to: string): void {
+    this.db.prepare('UPDATE events SET scope = ? WHERE scope = ?').run(to, from);
+    this.forgetScope(from);
+  }
+
+  /** Removes a scope that never was an agent's (abandoned import staging): its events and its watermark. */
+  purgeScope(scope: string): void {
+    const last = this.lastId();
+    this.db.prepare('DELETE FROM events WHERE scope = ? AND id < ?').run(scope, last);
+    // The newest event overall keeps ids growing: it stays, emptied, in a scope nothing watches.
+    this.db.prepare("UPDATE events SET scope = '~purged', path = '/', type = 'deleted', version = NULL, data = NULL WHERE id = ? AND scope = ?").run(last, scope);
+    this.forgetScope(scope);
+  }
+
+  private forgetScope(scope: string): void {
+    this.db.prepare('DELETE FROM event_watermarks WHERE scope = ?').run(scope);
+    this.watermarks.delete(scope);
+    this.appendsSincePrune.delete(scope);
+  }
+
   /** Removes every event of a scope (a deleted agent), except the newest event overall, which keeps ids growing. */
   dropScope(scope: string): void {
     const last = this.lastId();

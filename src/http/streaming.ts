@@ -1,0 +1,123 @@
+/**
+ * Bodies too large to hold, in both directions (CONTRACT section 12):
+ * - a view whose size is known only once opened (stat says 0, e.g. /agents/<id>/export) is read through
+ *   one handle; beyond STREAM_VIEW_BYTES it is sent as it is read, with the snapshot's Content-Length;
+ * - the request body of a streamed call file (/agents/import) is written to the call's handle chunk by
+ *   chunk as it arrives, instead of being collected first (no body limit: the call bounds what it takes).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Readable } from 'node:stream';
+import { concatBytes } from '../fs/bytes.js';
+import type { Cx, FileService, Handle, Stat } from '../fs/types.js';
+import { contentTypeOf } from './content-type.js';
+
+/** Views up to this size are read whole and sent in one piece (the ETag and type as for any file). */
+export const STREAM_VIEW_BYTES = 1024 * 1024;
+const READ_CHUNK = 256 * 1024;
+
+async function readRest(handle: Handle, offset: number, first: Uint8Array[]): Promise<Uint8Array> {
+  const parts = [...first];
+  let total = parts.reduce((n, p) => n + p.length, 0);
+  for (let at = offset; ; ) {
+    const chunk = await handle.read(READ_CHUNK, at);
+    if (chunk.length === 0) break;
+    parts.push(Buffer.from(chunk));
+    at += chunk.length;
+    total += chunk.length;
+  }
+  return concatBytes(parts, total);
+}
+
+/** GET of a view sized at open: whole when small, else streamed from its handle with Content-Length. */
+export async function sendSizedAtOpen(
+  reply: FastifyReply,
+  view: FileService,
+  path: string,
+  cx: Cx,
+  st: Stat,
+  headers: (reply: FastifyReply, st: Stat) => FastifyReply,
+): Promise<FastifyReply> {
+  const handle = await view.open(path, { read: true }, cx);
+  let handed = false;
+  try {
+    const size = handle.stat ? (await handle.stat()).size : undefined;
+    if (size === undefined || size <= STREAM_VIEW_BYTES) {
+      const bytes = await readRest(handle, 0, []);
+      return headers(reply, st).header('content-type', contentTypeOf(path, bytes)).send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    }
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      void handle.close().catch(() => undefined);
+    };
+    async function* chunks() {
+      try {
+        for (let at = 0; at < size!; ) {
+          const chunk = await handle.read(READ_CHUNK, at);
+          if (chunk.length === 0) break;
+          at += chunk.length;
+          yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        }
+      } finally {
+        close();
+      }
+    }
+    reply.raw.on('close', close);
+    handed = true;
+    return headers(reply, st).header('content-type', contentTypeOf(path, new Uint8Array(0))).header('content-length', String(size)).send(Readable.from(chunks()));
+  } finally {
+    if (!handed) await handle.close().catch(() => undefined);
+  }
+}
+
+/** Call files whose request is streamed into the handle rather than collected (paths in the caller's view). */
+export const STREAMED_CALLS = ['/agents/import'] as const;
+
+/**
+ * POST and PUT of the streamed call files: each body chunk is written to the handle as it arrives
+ * (awaited, so a slow import slows the sender), then the answer is read on the same handle. A client
+ * that goes away mid-body closes the handle, which abandons the call.
+ */
+export async function registerStreamedCalls(
+  app: FastifyInstance,
+  caller: (request: FastifyRequest) => { view: FileService; cx: Cx },
+): Promise<void> {
+  await app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+    for (const url of STREAMED_CALLS) {
+      scope.route({
+        method: ['POST', 'PUT'],
+        url,
+        onRequest: (request, _reply, done) => {
+          // Whatever its Content-Type says, the body is the request's bytes.
+          request.headers['content-type'] = 'application/octet-stream';
+          done();
+        },
+        handler: async (request, reply) => {
+          request.fsPath = url;
+          request.op = 'call';
+          const { view, cx } = caller(request);
+          const abort = new AbortController();
+          reply.raw.on('close', () => abort.abort());
+          const handle = await view.open(url, { read: true, write: true }, { ...cx, signal: abort.signal });
+          try {
+            const body = request.body as Readable | undefined;
+            let offset = 0;
+            if (body) {
+              for await (const chunk of body as AsyncIterable<Buffer>) {
+                offset += await handle.write(chunk, offset);
+              }
+            }
+            const out = await readRest(handle, 0, []);
+            if (out.length === 0) return reply.code(204).send();
+            return reply.code(200).header('cache-control', 'no-store').header('content-type', contentTypeOf(url, out)).send(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+          } finally {
+            await handle.close().catch(() => undefined);
+          }
+        },
+      });
+    }
+  });
+}
