@@ -20,6 +20,7 @@ import { checkAgentId, type Envelope } from './spec.js';
 import { AGENT_COLUMNS } from './bundle.js';
 import { bundlePathSegments, type BundleHeader, type BundleRecord, type FileEntryRecord, type ImportOptions } from './bundle-format.js';
 import { agentWorkDir } from './workdir.js';
+import { DEFAULT_MEMORY_BYTES } from './quota.js';
 
 const STAGING_PREFIX = '~import-';
 const WORK_STAGING_PREFIX = '.import-';
@@ -73,6 +74,8 @@ export class ImportStage {
   private options: ImportOptions = {};
   private program = '';
   private records = 0;
+  /** Bytes of work dir files staged so far (they count in the agent's data quota). */
+  private workBytes = 0;
   private counts = { inbox: 0, deadletter: 0, seen: 0 };
   private hasIdentity = false;
   private file: OpenFile | undefined;
@@ -147,6 +150,7 @@ export class ImportStage {
     if (f.written + bytes.length > f.rec.size) throw this.bad(`more data than the ${f.rec.size} bytes of ${JSON.stringify(f.rec.path)}`);
     const offset = f.written;
     f.written += bytes.length;
+    if (f.rec.t === 'work') this.workBytes += bytes.length;
     return { bytes, offset, complete: f.written === f.rec.size };
   }
 
@@ -297,7 +301,6 @@ export class ImportStage {
     renameSync(this.workStage, workDir);
     try {
       this.rt.agents.adopt(id, () => {
-        // The one place an import becomes visible: a data quota check on the staged bytes belongs here.
         const row: Record<string, unknown> = { id };
         for (const col of AGENT_COLUMNS) if (col in b.agent) row[col] = b.agent[col];
         row['program'] = this.program;
@@ -307,6 +310,7 @@ export class ImportStage {
         store.importAgentRow(row);
         store.moveAgentRows(this.stagingId, id);
         storage.dataFiles.moveTree(this.tree, memoryTree(id));
+        this.checkQuota(id, row);
         storage.eventStore.moveScope(this.stagingId, id);
         if (!this.hasIdentity) keys.create(id, Date.now());
         storage.db.prepare('DELETE FROM import_staging WHERE id = ?').run(this.stagingId);
@@ -318,6 +322,28 @@ export class ImportStage {
       throw err;
     }
     return id;
+  }
+
+  /**
+   * The imported agent must fit its own data quota (limits.memory_bytes, memory files plus work dir),
+   * as every write does: else EDQUOT, and the transaction (with the row) rolls back.
+   */
+  private checkQuota(id: string, row: Record<string, unknown>): void {
+    let limit = DEFAULT_MEMORY_BYTES;
+    try {
+      const limits = JSON.parse(String(row['limits'] ?? '{}')) as { memory_bytes?: unknown };
+      if (typeof limits.memory_bytes === 'number') limit = limits.memory_bytes;
+    } catch {
+      /* the row's limits were checked when staged; a bad one keeps the default */
+    }
+    const memory = this.rt.quota.usage(id).memory_bytes;
+    if (memory + this.workBytes > limit) {
+      throw new FsError(
+        'EDQUOT',
+        this.path,
+        `data quota exceeded: the bundle holds ${memory + this.workBytes} bytes (memory ${memory} + work dir ${this.workBytes}), over limits.memory_bytes ${limit}`,
+      );
+    }
   }
 
   /** Removes everything staged (an import that failed or was abandoned). */

@@ -138,6 +138,27 @@ describe('the data quota over HTTP', () => {
     expect((await req('/memory/a', { method: 'PUT', body: filled(900_000, 2), token: fresh })).status).toBe(204);
   });
 
+  it('an import whose memory and work dir exceed its own limit is 402 EDQUOT and creates nothing', async () => {
+    const token = await createAgent('imp', 4 * MiB);
+    expect((await req('/memory/big', { method: 'PUT', body: filled(2 * MiB, 7), token })).status).toBe(204);
+    const bundle = (await req('/agents/imp/export')).text;
+    const lines = bundle.split('\n');
+    const header = JSON.parse(lines[0]!) as { agent: { limits: string } };
+    // The same agent, but its limit below what it holds.
+    header.agent.limits = JSON.stringify({ ...(JSON.parse(header.agent.limits) as object), memory_bytes: MiB });
+    lines[0] = JSON.stringify(header);
+    const refused = await req('/agents/import', { method: 'POST', body: JSON.stringify({ id: 'imp-copy' }) + '\n' + lines.join('\n') });
+    expect(refused.status).toBe(402);
+    const error = refused.json()['error'] as { code: string; message: string };
+    expect(error.code).toBe('EDQUOT');
+    expect(error.message).toMatch(/the bundle holds 2097152 bytes .* over limits\.memory_bytes 1048576/);
+    expect((await req('/agents/imp-copy/status')).status).toBe(404);
+    // Under its own limit the same bundle imports.
+    const accepted = await req('/agents/import', { method: 'POST', body: JSON.stringify({ id: 'imp-copy' }) + '\n' + bundle });
+    expect(accepted.status).toBe(200);
+    expect((await req('/agents/imp-copy/memory/big')).text.length).toBe(2 * MiB);
+  });
+
   it('bad limits are EINVAL naming the field', async () => {
     const bad = await req('/agents/new', { method: 'POST', body: JSON.stringify({ name: 'bad', program: 'echo', limits: { memory_bytes: -1 } }) });
     expect(bad.status).toBe(400);
