@@ -109,7 +109,7 @@ export class DataFs implements FileService {
   }
 
   private owner(cx: Cx): { uid: number; gid: number } {
-    return { uid: cx.principal.uid ?? 0, gid: cx.principal.gid ?? 0 };
+    return { uid: cx.caller?.uid ?? cx.principal.uid ?? 0, gid: cx.caller?.gid ?? cx.principal.gid ?? 0 };
   }
 
   async stat(path: string, _cx?: Cx): Promise<Stat> {

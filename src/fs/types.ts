@@ -74,10 +74,21 @@ export interface Grant {
   expiresAt?: number;
 }
 
+/**
+ * The process behind a request, where the transport knows it (FUSE does): what a caller creates is
+ * owned by its uid and gid.
+ */
+export interface Caller {
+  uid: number;
+  gid: number;
+  pid: number;
+}
+
 /** Who is asking, and until when. Services never learn the transport. */
 export interface Cx {
   principal: Principal;
   signal?: AbortSignal;
+  caller?: Caller;
 }
 
 export interface Handle {

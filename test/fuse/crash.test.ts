@@ -65,8 +65,8 @@ describe('the server dies while shells use the mount', () => {
     dirs.push(dir);
     const server = await start(home, dir);
     await ok(`echo kept > ${q(dir)}/data/kept.txt`);
-    // fusermount's auto-unmount helper runs in its own session; kill it first, as a crash of both would.
-    const helper = (await ok(`pgrep -f -- ${q(`^fusermount .*auto_unmount.* -- ${dir}$`)}`)).trim();
+    // fusermount3's auto-unmount helper runs in its own session; kill it first, as a crash of both would.
+    const helper = (await ok(`pgrep -f -- ${q(`^fusermount3 .*auto_unmount.* -- ${dir}$`)}`)).trim();
     expect(helper).toMatch(/^\d+$/);
     process.kill(Number(helper), 'SIGKILL');
     server.kill('SIGKILL');
