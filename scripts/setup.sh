@@ -15,7 +15,7 @@ as_root() {
 }
 
 # --- system packages -------------------------------------------------------------------------
-APT_PACKAGES=(fuse3 libfuse3-dev pkg-config build-essential python3 curl ca-certificates)
+APT_PACKAGES=(fuse3 libfuse3-dev pkg-config build-essential python3 curl ca-certificates rsync)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -20,6 +20,9 @@ export interface DataNode {
   ctime: number;
   atime: number;
   version: number;
+  /** Nanoseconds past the millisecond of atime and mtime (times set by utimensat keep them). */
+  atimeNs: number;
+  mtimeNs: number;
 }
 
 export interface CreateSpec {
@@ -71,6 +74,8 @@ export function nodeStat(node: DataNode): Stat {
     version: node.version,
     uid: node.uid,
     gid: node.gid,
+    ...(node.atimeNs ? { atimeNs: node.atimeNs } : {}),
+    ...(node.mtimeNs ? { mtimeNs: node.mtimeNs } : {}),
   };
 }
 

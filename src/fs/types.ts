@@ -20,6 +20,9 @@ export interface Stat {
   mtime: number;
   ctime: number;
   atime?: number;
+  /** Nanoseconds past the millisecond of atime and mtime, where the service keeps them (0-999999). */
+  atimeNs?: number;
+  mtimeNs?: number;
   /** Increases on every change of the file (Plan 9's qid.vers): the ETag. */
   version: number;
   uid?: number;
@@ -115,6 +118,9 @@ export interface SetAttr {
   gid?: number;
   atime?: number;
   mtime?: number;
+  /** With atime / mtime: the nanoseconds past their millisecond (utimensat's precision). */
+  atimeNs?: number;
+  mtimeNs?: number;
 }
 
 export interface WriteFileOptions {

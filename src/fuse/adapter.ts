@@ -76,10 +76,11 @@ interface Waiting {
   expire(): void;
 }
 
-/** ms since the epoch -> [s, ns]. */
-function splitTime(ms: number): [number, number] {
-  const s = Math.floor(ms / 1000);
-  return [s, Math.min(999_999_999, Math.round((ms - s * 1000) * 1e6))];
+/** ms since the epoch (and ns past that ms) -> [s, ns]. */
+function splitTime(ms: number, ns = 0): [number, number] {
+  const whole = Math.floor(ms);
+  const s = Math.floor(whole / 1000);
+  return [s, Math.min(999_999_999, (whole - s * 1000) * 1e6 + ns)];
 }
 
 export class FuseAdapter {
@@ -219,8 +220,8 @@ export class FuseAdapter {
   statWords(ino: number, st: Stat): StatWords {
     const dir = st.type === 'dir';
     const size = dir ? 0 : st.size;
-    const [as, ans] = splitTime(st.atime ?? st.mtime);
-    const [ms, mns] = splitTime(st.mtime);
+    const [as, ans] = st.atime !== undefined ? splitTime(st.atime, st.atimeNs) : splitTime(st.mtime, st.mtimeNs);
+    const [ms, mns] = splitTime(st.mtime, st.mtimeNs);
     const [cs, cns] = splitTime(st.ctime);
     return [
       ino,
@@ -347,10 +348,17 @@ export class FuseAdapter {
     if (toSet & SET_UID) attrs.uid = v[1]!;
     if (toSet & SET_GID) attrs.gid = v[2]!;
     const now = Date.now();
+    // utimensat's two times arrive apart (UTIME_OMIT: not set at all; UTIME_NOW: the server's now).
     if (toSet & SET_ATIME_NOW) attrs.atime = now;
-    else if (toSet & SET_ATIME) attrs.atime = v[4]! * 1000 + Math.floor(v[5]! / 1e6);
+    else if (toSet & SET_ATIME) {
+      attrs.atime = v[4]! * 1000 + Math.floor(v[5]! / 1e6);
+      attrs.atimeNs = v[5]! % 1e6;
+    }
     if (toSet & SET_MTIME_NOW) attrs.mtime = now;
-    else if (toSet & SET_MTIME) attrs.mtime = v[6]! * 1000 + Math.floor(v[7]! / 1e6);
+    else if (toSet & SET_MTIME) {
+      attrs.mtime = v[6]! * 1000 + Math.floor(v[7]! / 1e6);
+      attrs.mtimeNs = v[7]! % 1e6;
+    }
     const work = (async () => {
       if (toSet & SET_SIZE) {
         if (f?.handle.truncate) await f.handle.truncate(v[3]!);
