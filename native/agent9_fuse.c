@@ -28,6 +28,15 @@ enum {
   OP_STATFS, OP_GETXATTR, OP_LISTXATTR, OP_CREATE, OP_INTERRUPT, OP_INIT, OP_EXIT
 };
 
+/* A kernel cache invalidation waiting to be sent (see notify_thread). */
+typedef struct note {
+  int entry; /* 0: inode (ino, off, len), 1: entry (ino = parent, name) */
+  uint64_t ino;
+  int64_t off, len;
+  char *name;
+  struct note *next;
+} note;
+
 typedef struct session {
   struct fuse_session *se;
   napi_threadsafe_function tsfn;
@@ -35,6 +44,14 @@ typedef struct session {
   int thread_started;
   int unmounted;
   int destroyed;
+  /* Invalidations go out from a thread of their own: the kernel may wait, while handling one, for a
+     page lock held by a read that waits for the JS thread, so the JS thread must never send them. */
+  pthread_t notifier;
+  int notifier_started;
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  note *head, *tail;
+  int stopping;
 } session;
 
 typedef struct msg {
@@ -441,6 +458,60 @@ static void call_js(napi_env env, napi_value fn, void *context, void *data) {
 
 /* --- the session ---------------------------------------------------------------------------- */
 
+static void *notify_thread(void *arg) {
+  session *s = arg;
+  pthread_mutex_lock(&s->lock);
+  for (;;) {
+    while (!s->head && !s->stopping) pthread_cond_wait(&s->wake, &s->lock);
+    if (!s->head) break; /* stopping, and nothing left */
+    note *n = s->head;
+    s->head = n->next;
+    if (!s->head) s->tail = NULL;
+    int stopping = s->stopping;
+    pthread_mutex_unlock(&s->lock);
+    if (!stopping) {
+      /* ENOENT: the kernel does not have that node or name cached; nothing to drop. */
+      if (n->entry) fuse_lowlevel_notify_inval_entry(s->se, n->ino, n->name, strlen(n->name));
+      else fuse_lowlevel_notify_inval_inode(s->se, n->ino, n->off, n->len);
+    }
+    free(n->name);
+    free(n);
+    pthread_mutex_lock(&s->lock);
+  }
+  pthread_mutex_unlock(&s->lock);
+  return NULL;
+}
+
+static int enqueue(session *s, note *n) {
+  pthread_mutex_lock(&s->lock);
+  int ok = !s->stopping;
+  if (ok) {
+    if (s->tail) s->tail->next = n;
+    else s->head = n;
+    s->tail = n;
+    pthread_cond_signal(&s->wake);
+  }
+  pthread_mutex_unlock(&s->lock);
+  if (!ok) {
+    free(n->name);
+    free(n);
+  }
+  return ok ? 0 : -ENOTCONN;
+}
+
+/* Drops what is queued; `join` waits for the thread (only once the session loop has ended: an
+   invalidation in the kernel may be waiting for a request only the loop and JS can answer). */
+static void stop_notifier(session *s, int join) {
+  if (!s->notifier_started) return;
+  pthread_mutex_lock(&s->lock);
+  s->stopping = 1;
+  pthread_cond_signal(&s->wake);
+  pthread_mutex_unlock(&s->lock);
+  if (!join) return;
+  pthread_join(s->notifier, NULL);
+  s->notifier_started = 0;
+}
+
 static void *loop_thread(void *arg) {
   session *s = arg;
   struct fuse_loop_config *cfg = fuse_loop_cfg_create();
@@ -524,6 +595,9 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     return throw_err(env, "mount: cannot start the session thread");
   }
   s->thread_started = 1;
+  pthread_mutex_init(&s->lock, NULL);
+  pthread_cond_init(&s->wake, NULL);
+  if (pthread_create(&s->notifier, NULL, notify_thread, s) == 0) s->notifier_started = 1;
   napi_value out;
   napi_create_external(env, s, session_finalize, NULL, &out);
   return out;
@@ -534,6 +608,7 @@ static napi_value js_unmount(napi_env env, napi_callback_info info) {
   ARGS(1);
   session *s = get_session(env, argv[0]);
   if (s && !s->unmounted && !s->destroyed) {
+    stop_notifier(s, 0);
     s->unmounted = 1;
     fuse_session_exit(s->se);
     fuse_session_unmount(s->se);
@@ -547,6 +622,7 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
   session *s = get_session(env, argv[0]);
   if (!s || s->destroyed) return NULL;
   if (s->thread_started) pthread_join(s->thread, NULL);
+  stop_notifier(s, 1);
   if (!s->unmounted) fuse_session_unmount(s->se);
   fuse_session_destroy(s->se);
   s->destroyed = 1;
@@ -725,16 +801,23 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
   return ret_int(env, (int)(i - first));
 }
 
-/* notifyInvalInode(session, ino, off, len): drop the kernel's cached pages (and attributes) of a file */
+/*
+ * notifyInvalInode(session, ino, off, len): drop the kernel's cached pages (len 0: all) and attributes
+ * of a file. Queued for the notifier thread; returns 0, or -ENOTCONN once the session is ending.
+ */
 static napi_value js_inval_inode(napi_env env, napi_callback_info info) {
   ARGS(4);
   session *s = get_session(env, argv[0]);
   if (!s || s->destroyed || s->unmounted) return ret_int(env, -ENOTCONN);
-  return ret_int(env, fuse_lowlevel_notify_inval_inode(s->se, (fuse_ino_t)get_num(env, argv[1]), (off_t)get_num(env, argv[2]),
-                                                       (off_t)get_num(env, argv[3])));
+  note *n = calloc(1, sizeof(note));
+  if (!n) return ret_int(env, -ENOMEM);
+  n->ino = (uint64_t)get_num(env, argv[1]);
+  n->off = (int64_t)get_num(env, argv[2]);
+  n->len = (int64_t)get_num(env, argv[3]);
+  return ret_int(env, enqueue(s, n));
 }
 
-/* notifyInvalEntry(session, parent, name): drop a cached name */
+/* notifyInvalEntry(session, parent, name): drop a cached name (queued like notifyInvalInode) */
 static napi_value js_inval_entry(napi_env env, napi_callback_info info) {
   ARGS(3);
   session *s = get_session(env, argv[0]);
@@ -742,7 +825,16 @@ static napi_value js_inval_entry(napi_env env, napi_callback_info info) {
   char name[1024];
   size_t len = 0;
   if (napi_get_value_string_utf8(env, argv[2], name, sizeof name, &len) != napi_ok) return ret_int(env, -EINVAL);
-  return ret_int(env, fuse_lowlevel_notify_inval_entry(s->se, (fuse_ino_t)get_num(env, argv[1]), name, len));
+  note *n = calloc(1, sizeof(note));
+  if (!n) return ret_int(env, -ENOMEM);
+  n->entry = 1;
+  n->ino = (uint64_t)get_num(env, argv[1]);
+  n->name = strdup(name);
+  if (!n->name) {
+    free(n);
+    return ret_int(env, -ENOMEM);
+  }
+  return ret_int(env, enqueue(s, n));
 }
 
 static napi_value init(napi_env env, napi_value exports) {

@@ -9,8 +9,8 @@
  * - the version and kind of a file as extended attributes (user.agent9.version, user.agent9.kind).
  */
 import { toFsError, FsError } from '../fs/errors.js';
-import type { Cx, FileService, FsSpace, OpenFlags, Principal, SetAttr, Stat } from '../fs/types.js';
-import { Op, OPEN_DIRECT_IO, type NativeFuse, type RequestHandler, type StatWords } from './binding.js';
+import type { Cx, FileService, FsEvent, FsSpace, OpenFlags, Principal, SetAttr, Stat } from '../fs/types.js';
+import { Op, OPEN_DIRECT_IO, OPEN_KEEP_CACHE, type NativeFuse, type RequestHandler, type StatWords } from './binding.js';
 import { INTERRUPTED } from './interrupts.js';
 import { childPath, NodeTable } from './nodes.js';
 import { OpenFile } from './open-files.js';
@@ -104,6 +104,13 @@ export class FuseAdapter {
     this.entryTimeout = options.entryTimeout ?? 1;
   }
 
+  /** The mounted session, once there is one: where cache invalidations go. */
+  private session: { native: NativeFuse; handle: object } | undefined;
+  /** Ends the watch that tells the kernel about changes made elsewhere. */
+  private watching: AbortController | undefined;
+  /** Kernel invalidations sent (for tests and status). */
+  invalidations = 0;
+
   /** Open handles (for tests and status). */
   get openHandles(): number {
     return this.files.size;
@@ -132,8 +139,58 @@ export class FuseAdapter {
     };
   }
 
+  /**
+   * The session is mounted: from now on every change the service reports (HTTP, the runtime, another
+   * mount, and this one) drops what the kernel caches of that file and name, so data files can keep
+   * their pages across opens (keep_cache). Without a watch the page cache is dropped at every open.
+   */
+  attach(native: NativeFuse, handle: object): void {
+    this.session = { native, handle };
+    const { watch } = this.service;
+    if (!watch) return;
+    const ac = new AbortController();
+    this.watching = ac;
+    const cx: Cx = { principal: this.options.principal, signal: ac.signal };
+    void (async () => {
+      try {
+        for await (const ev of watch.call(this.service, '/', undefined, cx)) this.changed(ev);
+      } catch (err) {
+        if (!ac.signal.aborted) this.report('watch', '/', err);
+      } finally {
+        // Without the watch, nothing tells the kernel about changes: stop keeping pages across opens.
+        if (this.watching === ac) this.watching = undefined;
+      }
+    })();
+  }
+
+  private changed(ev: FsEvent): void {
+    const s = this.session;
+    if (!s || ev.type === 'data' || ev.type === 'end') return;
+    const inval = (ino: number) => {
+      this.invalidations++;
+      s.native.notifyInvalInode(s.handle, ino, 0, 0);
+    };
+    if (ev.type === 'reset') {
+      for (const ino of this.nodes.inos()) inval(ino);
+      return;
+    }
+    const ino = this.nodes.known(ev.path);
+    if (ino !== undefined) inval(ino);
+    if (ev.type === 'created' || ev.type === 'deleted') {
+      const cut = ev.path.lastIndexOf('/');
+      const parent = this.nodes.known(ev.path.slice(0, cut) || '/');
+      if (parent !== undefined) {
+        inval(parent);
+        s.native.notifyInvalEntry(s.handle, parent, ev.path.slice(cut + 1));
+      }
+    }
+  }
+
   /** Closes every handle still open (at unmount): streams stop, pending messages commit. */
   async closeAll(): Promise<void> {
+    this.watching?.abort();
+    this.watching = undefined;
+    this.session = undefined;
     const files = [...this.files.values()];
     this.files.clear();
     this.dirs.clear();
@@ -249,10 +306,15 @@ export class FuseAdapter {
     return out;
   }
 
-  /** How the kernel should treat an open file: synthetic kinds read the service on every read. */
-  private static openReplyFlags(f: OpenFile): number {
-    void f;
-    return OPEN_DIRECT_IO;
+  /**
+   * How the kernel should treat an open file. Data files go through the page cache (shared mmap works,
+   * rereads cost nothing), kept across opens while the watch invalidates it on every change. The
+   * synthetic kinds read the service on every read (direct-io): a view is computed at open, streams and
+   * call answers have no size.
+   */
+  private openReplyFlags(f: OpenFile): number {
+    if (f.kind !== 'data') return OPEN_DIRECT_IO;
+    return this.watching ? OPEN_KEEP_CACHE : 0;
   }
 
   private allocate(f: OpenFile): number {
@@ -440,7 +502,7 @@ export class FuseAdapter {
     const path = this.pathOf(ino, reply);
     if (path === undefined) return;
     const work = this.service.open(path, FuseAdapter.openFlags(flags), cx).then((h) => new OpenFile(path, ino, h, cx));
-    this.opened('open', path, ino, cx, reply, work, (fh, f) => reply.open(fh, FuseAdapter.openReplyFlags(f)));
+    this.opened('open', path, ino, cx, reply, work, (fh, f) => reply.open(fh, this.openReplyFlags(f)));
   }
 
   private create(reply: Reply, cx: Cx, parent: number, name: string, mode: number, flags: number): void {
@@ -464,7 +526,7 @@ export class FuseAdapter {
       const ino = this.nodes.lookup(path);
       const f = new OpenFile(path, ino, handle, cx);
       const fh = this.allocate(f);
-      if (!reply.create(this.statWords(ino, st), this.attrTimeout, this.entryTimeout, fh, FuseAdapter.openReplyFlags(f))) {
+      if (!reply.create(this.statWords(ino, st), this.attrTimeout, this.entryTimeout, fh, this.openReplyFlags(f))) {
         this.files.delete(fh);
         this.nodes.forget(ino, 1);
         discard({ handle });

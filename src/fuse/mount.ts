@@ -189,6 +189,7 @@ class MountHandle implements FuseMount {
     } catch (err) {
       throw new Error(`cannot mount ${this.dir}: ${(err as Error).message}`);
     }
+    this.adapter.attach(this.native, this.session);
     this.mounted = true;
   }
 

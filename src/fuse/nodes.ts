@@ -41,6 +41,16 @@ export class NodeTable {
     return this.node(path).ino;
   }
 
+  /** The number of a path, if it has one (no number is given). */
+  known(path: string): number | undefined {
+    return this.byPath.get(path)?.ino;
+  }
+
+  /** Every number in use. */
+  inos(): IterableIterator<number> {
+    return this.byIno.keys();
+  }
+
   /** A lookup the kernel will remember (lookup, create, mkdir): one more reference on the node. */
   lookup(path: string): number {
     const n = this.node(path);

@@ -7,8 +7,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SyntheticFs, dir, jsonView } from '../../src/fs/synthetic.js';
+import type { Cx } from '../../src/fs/types.js';
 import { cleanup, tempDir } from '../helpers.js';
-import { mountService, ok, q, sh } from './helpers.js';
+import { mountService, ok, PYTHON, q, sh, until } from './helpers.js';
 import { buildFixture } from '../conformance/fixture.js';
 import { openStorage } from '../helpers.js';
 
@@ -17,10 +18,19 @@ const asNobody = (script: string) => `setpriv --reuid=65534 --regid=65534 --clea
 
 let m: Awaited<ReturnType<typeof mountService>>;
 let D: string;
+let ns: ReturnType<typeof buildFixture>;
+const admin: Cx = { principal: { id: 'test', admin: true } };
+
+/** Replaces a file's content through the service, as HTTP and the runtime do. */
+async function writeElsewhere(path: string, text: string): Promise<void> {
+  const h = await ns.open(path, { write: true, truncate: true }, admin);
+  await h.write(new TextEncoder().encode(text), 0);
+  await h.close();
+}
 
 beforeAll(async () => {
   const storage = openStorage();
-  const ns = buildFixture(storage);
+  ns = buildFixture(storage);
   // A view that shows who asked: the caller of the open that computes it.
   ns.mount('/who', new SyntheticFs(dir({ me: jsonView((cx) => cx.caller ?? null) })));
   m = await mountService(ns, { allowOther: true });
@@ -119,5 +129,23 @@ describe('inode numbers', () => {
     expect((await ok(`stat -c %i ${D}/data/ino/sub2/moved`)).trim()).toBe(f1);
     // find -inum finds it by the number.
     expect((await ok(`find ${D}/data/ino -inum ${f1}`)).trim()).toBe(`${m.dir}/data/ino/sub2/moved`);
+  });
+});
+
+describe('the page cache', () => {
+  it('data files are cached (shared mmap works) and a change made elsewhere is seen at once, size and all', async () => {
+    await ok(`printf 'short' > ${D}/data/cached.txt`);
+    // Shared writable mmap needs the page cache (direct-io files refuse it).
+    await ok(`${PYTHON} -c ${q(`import mmap\nf = open('${m.dir}/data/cached.txt', 'r+b')\nmm = mmap.mmap(f.fileno(), 0)\nmm[0:1] = b'S'\nmm.flush()\nmm.close()\nf.close()`)}`);
+    expect(await ok(`cat ${D}/data/cached.txt`)).toBe('Short');
+    expect(await ok(`cat ${D}/data/cached.txt`)).toBe('Short'); // from the cache now
+    const before = m.mount.adapter.invalidations;
+    await writeElsewhere('/data/cached.txt', 'a longer text, written through the service');
+    await until(() => m.mount.adapter.invalidations > before, 2000, 'the invalidation');
+    // Within the attribute timeout, yet the new size and bytes (no stale page, no cut at the old size).
+    expect(await ok(`cat ${D}/data/cached.txt`)).toBe('a longer text, written through the service');
+    await writeElsewhere('/data/cached.txt', 'tiny');
+    await until(() => m.mount.adapter.invalidations > before + 1, 2000, 'the second invalidation');
+    expect(await ok(`cat ${D}/data/cached.txt; stat -c %s ${D}/data/cached.txt`)).toBe('tiny4\n');
   });
 });
