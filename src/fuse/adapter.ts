@@ -15,6 +15,7 @@ import { INTERRUPTED } from './interrupts.js';
 import { childPath, NodeTable } from './nodes.js';
 import { OpenFile } from './open-files.js';
 import { Requests, type Reply } from './requests.js';
+import { PendingWrites, WriteBehind } from './write-behind.js';
 
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
@@ -63,6 +64,8 @@ export interface AdapterOptions {
   diskSpace?: () => Promise<FsSpace>;
   /** Told about failures that are not FsErrors (they reach the caller as EIO). */
   onError?: (op: string, path: string, err: unknown) => void;
+  /** Hold writes to data files for at most a second (write-behind.ts); default true. */
+  writeBehind?: boolean;
 }
 
 interface OpenDir {
@@ -110,6 +113,7 @@ export class FuseAdapter {
   private watching: AbortController | undefined;
   /** Kernel invalidations sent (for tests and status). */
   invalidations = 0;
+  private readonly writes = new WriteBehind();
 
   /** Open handles (for tests and status). */
   get openHandles(): number {
@@ -188,6 +192,7 @@ export class FuseAdapter {
 
   /** Closes every handle still open (at unmount): streams stop, pending messages commit. */
   async closeAll(): Promise<void> {
+    await this.writes.flushAll();
     this.watching?.abort();
     this.watching = undefined;
     this.session = undefined;
@@ -263,6 +268,12 @@ export class FuseAdapter {
     );
   }
 
+  /** `work`, once the writes held for `ino` are committed (a request that must see them). */
+  private afterWrites<T>(inos: Array<number | undefined>, work: () => Promise<T>): Promise<T> {
+    if (!inos.some((ino) => this.writes.pending(ino))) return work();
+    return Promise.all(inos.map((ino) => this.writes.settle(ino))).then(work);
+  }
+
   private sweep(): void {
     const now = Date.now();
     for (const w of this.waiting) {
@@ -315,6 +326,12 @@ export class FuseAdapter {
   private openReplyFlags(f: OpenFile): number {
     if (f.kind !== 'data') return OPEN_DIRECT_IO;
     return this.watching ? OPEN_KEEP_CACHE : 0;
+  }
+
+  private openFile(path: string, ino: number, handle: OpenFile['handle'], cx: Cx): OpenFile {
+    const f = new OpenFile(path, ino, handle, cx);
+    if (f.kind === 'data' && this.options.writeBehind !== false) f.pending = new PendingWrites(ino, handle);
+    return f;
   }
 
   private allocate(f: OpenFile): number {
@@ -383,7 +400,8 @@ export class FuseAdapter {
     const dir = this.pathOf(parent, reply);
     if (dir === undefined) return;
     const path = childPath(dir, name);
-    this.within('lookup', path, reply, this.service.stat(path, cx), (st) => {
+    const work = this.afterWrites([this.nodes.known(path)], () => this.service.stat(path, cx));
+    this.within('lookup', path, reply, work, (st) => {
       reply.entry(this.statWords(this.nodes.lookup(path), st), this.attrTimeout, this.entryTimeout);
     });
   }
@@ -392,12 +410,14 @@ export class FuseAdapter {
     const f = fh ? this.files.get(fh) : undefined;
     const path = f?.path ?? this.pathOf(ino, reply);
     if (path === undefined) return;
-    const work = f?.handle.stat
-      ? f.handle.stat().catch((err: unknown) => {
-          if (err instanceof FsError && err.code === 'ENOSYS') return this.service.stat(path, cx);
-          throw err;
-        })
-      : this.service.stat(path, cx);
+    const work = this.afterWrites([ino], () =>
+      f?.handle.stat
+        ? f.handle.stat().catch((err: unknown) => {
+            if (err instanceof FsError && err.code === 'ENOSYS') return this.service.stat(path, cx);
+            throw err;
+          })
+        : this.service.stat(path, cx),
+    );
     this.within('getattr', path, reply, work, (st) => reply.attr(this.statWords(ino, st), this.attrTimeout));
   }
 
@@ -421,7 +441,7 @@ export class FuseAdapter {
       attrs.mtime = v[6]! * 1000 + Math.floor(v[7]! / 1e6);
       attrs.mtimeNs = v[7]! % 1e6;
     }
-    const work = (async () => {
+    const work = this.afterWrites([ino], async () => {
       if (toSet & SET_SIZE) {
         if (f?.handle.truncate) await f.handle.truncate(v[3]!);
         else if (this.service.truncate) await this.service.truncate(path, v[3]!, cx);
@@ -432,7 +452,7 @@ export class FuseAdapter {
         return this.service.setattr(path, attrs, cx);
       }
       return this.service.stat(path, cx);
-    })();
+    });
     this.within('setattr', path, reply, work, (st) => reply.attr(this.statWords(ino, st), this.attrTimeout));
   }
 
@@ -452,7 +472,9 @@ export class FuseAdapter {
     if (parentPath === undefined) return;
     const path = childPath(parentPath, name);
     if (!this.service.remove) return reply.err(ENOSYS);
-    this.within(dir ? 'rmdir' : 'unlink', path, reply, this.service.remove(path, cx, { dir }), () => {
+    const { remove } = this.service;
+    const work = this.afterWrites([this.nodes.known(path)], () => remove.call(this.service, path, cx, { dir }));
+    this.within(dir ? 'rmdir' : 'unlink', path, reply, work, () => {
       this.nodes.removed(path, dir);
       reply.ok();
     });
@@ -468,7 +490,7 @@ export class FuseAdapter {
     const { rename } = this.service;
     if (!rename) return reply.err(ENOSYS);
     if (flags & ~RENAME_NOREPLACE) return reply.err(EINVAL); // RENAME_EXCHANGE, WHITEOUT
-    const work = (async () => {
+    const work = this.afterWrites([this.nodes.known(from), this.nodes.known(to)], async () => {
       if (flags & RENAME_NOREPLACE) {
         const exists = await this.service.stat(to, cx).then(
           () => true,
@@ -477,7 +499,7 @@ export class FuseAdapter {
         if (exists) throw new FsError('EEXIST', to);
       }
       await rename.call(this.service, from, to, cx);
-    })();
+    });
     this.within('rename', from, reply, work, () => {
       this.nodes.renamed(from, to);
       reply.ok();
@@ -501,7 +523,7 @@ export class FuseAdapter {
   private open(reply: Reply, cx: Cx, ino: number, flags: number): void {
     const path = this.pathOf(ino, reply);
     if (path === undefined) return;
-    const work = this.service.open(path, FuseAdapter.openFlags(flags), cx).then((h) => new OpenFile(path, ino, h, cx));
+    const work = this.afterWrites([ino], () => this.service.open(path, FuseAdapter.openFlags(flags), cx)).then((h) => this.openFile(path, ino, h, cx));
     this.opened('open', path, ino, cx, reply, work, (fh, f) => reply.open(fh, this.openReplyFlags(f)));
   }
 
@@ -524,7 +546,7 @@ export class FuseAdapter {
     const discard = (r: { handle: { close(): Promise<void> } }) => void r.handle.close().catch(() => undefined);
     this.within('create', path, reply, work, ({ handle, st }) => {
       const ino = this.nodes.lookup(path);
-      const f = new OpenFile(path, ino, handle, cx);
+      const f = this.openFile(path, ino, handle, cx);
       const fh = this.allocate(f);
       if (!reply.create(this.statWords(ino, st), this.attrTimeout, this.entryTimeout, fh, this.openReplyFlags(f))) {
         this.files.delete(fh);
@@ -539,7 +561,9 @@ export class FuseAdapter {
     if (!f) return reply.err(EBADF);
     if (f.kind === 'data' && f.handle.readInto) {
       const buf = Buffer.allocUnsafe(size);
-      this.settle('read', f.path, reply, f.handle.readInto(buf, offset), (n) => reply.buf(buf, n));
+      const { readInto } = f.handle;
+      const work = this.afterWrites([f.ino], () => readInto.call(f.handle, buf, offset));
+      this.settle('read', f.path, reply, work, (n) => reply.buf(buf, n));
       return;
     }
     this.settle('read', f.path, reply, f.read(size, offset, reply.interrupt), (data) => {
@@ -552,14 +576,16 @@ export class FuseAdapter {
     const f = this.files.get(fh);
     if (!f) return reply.err(EBADF);
     // The buffer was copied out of libfuse's by the addon: the handle may keep it.
-    f.dirty = true;
-    this.settle('write', f.path, reply, f.handle.write(new Uint8Array(data.buffer, data.byteOffset, data.length), offset), (n) => reply.written(n));
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
+    if (f.pending) return this.settle('write', f.path, reply, this.writes.write(f.pending, bytes, offset), () => reply.written(bytes.length));
+    this.settle('write', f.path, reply, f.handle.write(bytes, offset), (n) => reply.written(n));
   }
 
   private flush(reply: Reply, fh: number): void {
     const f = this.files.get(fh);
     if (!f) return reply.ok();
-    const work = f.handle.flush();
+    const { pending } = f;
+    const work = pending ? this.writes.sync(pending).then(() => f.handle.flush()) : f.handle.flush();
     if (f.kind !== 'call') return this.settle('flush', f.path, reply, work, () => reply.ok());
     // A call file's flush sends the request and may wait long for the answer: Ctrl-C must work.
     // (Reads wait for the same answer: the handle runs the call once.)
@@ -570,17 +596,23 @@ export class FuseAdapter {
     const f = this.files.get(fh);
     if (!f) return reply.ok();
     if (f.kind !== 'data') return reply.ok();
-    this.settle('fsync', f.path, reply, f.handle.flush(), () => {
-      f.dirty = false;
-      reply.ok();
-    });
+    const { pending } = f;
+    const work = pending ? this.writes.sync(pending).then(() => f.handle.flush()) : f.handle.flush();
+    this.settle('fsync', f.path, reply, work, () => reply.ok());
   }
 
   private release(reply: Reply, fh: number): void {
     const f = this.files.get(fh);
     this.files.delete(fh);
     if (!f) return reply.ok();
-    this.settle('release', f.path, reply, f.handle.close(), () => reply.ok());
+    const { pending } = f;
+    const work = pending
+      ? this.writes.sync(pending).then(
+          () => f.handle.close(),
+          (err: unknown) => f.handle.close().then(() => Promise.reject(err)),
+        )
+      : f.handle.close();
+    this.settle('release', f.path, reply, work, () => reply.ok());
   }
 
   private opendir(reply: Reply, cx: Cx, ino: number): void {

@@ -8,6 +8,7 @@
 import { EMPTY } from '../fs/bytes.js';
 import type { Cx, FileKind, Handle } from '../fs/types.js';
 import { INTERRUPTED, type Interrupted, type RequestInterrupt } from './interrupts.js';
+import type { PendingWrites } from './write-behind.js';
 
 const STREAM_CHUNK = 128 * 1024;
 
@@ -28,8 +29,8 @@ export class OpenFile {
   /** Call: the offset of the first read (the answer starts there) and the running call. */
   private callBase: number | undefined;
   private answering: Promise<void> | undefined;
-  /** Writes through this handle not yet made durable by an fsync or close. */
-  dirty = false;
+  /** Data files: writes held back (write-behind.ts). */
+  pending: PendingWrites | undefined;
 
   constructor(
     /** The path at open (a rename later does not change what the handle reaches). */
