@@ -8,23 +8,17 @@
  * - a deadline for metadata operations and open, so a stuck service gives ETIMEDOUT, never a hung shell;
  * - the version and kind of a file as extended attributes (user.agent9.version, user.agent9.kind).
  */
-import { toFsError, FsError } from '../fs/errors.js';
+import { FsError } from '../fs/errors.js';
 import type { Cx, FileService, FsEvent, FsSpace, OpenFlags, Principal, SetAttr, Stat } from '../fs/types.js';
 import { Op, OPEN_DIRECT_IO, OPEN_KEEP_CACHE, type NativeFuse, type RequestHandler, type StatWords } from './binding.js';
 import { INTERRUPTED } from './interrupts.js';
 import { childPath, NodeTable } from './nodes.js';
+import { O_EXCL, openFlags, S_IFDIR, S_IFREG, statWords } from './translate.js';
 import { OpenFile } from './open-files.js';
+import { Answers } from './answers.js';
 import { Requests, type Reply } from './requests.js';
 import { PendingWrites, WriteBehind } from './write-behind.js';
 
-const S_IFDIR = 0o040000;
-const S_IFREG = 0o100000;
-const O_ACCMODE = 0o3;
-const O_WRONLY = 0o1;
-const O_RDWR = 0o2;
-const O_EXCL = 0o200;
-const O_TRUNC = 0o1000;
-const O_APPEND = 0o2000;
 const RENAME_NOREPLACE = 1;
 
 const ENOENT = 2;
@@ -35,7 +29,6 @@ const EINVAL = 22;
 const ERANGE = 34;
 const ENOSYS = 38;
 const ENODATA = 61;
-const ETIMEDOUT = 110;
 
 const SET_MODE = 1 << 0;
 const SET_UID = 1 << 1;
@@ -46,8 +39,6 @@ const SET_MTIME = 1 << 5;
 const SET_ATIME_NOW = 1 << 7;
 const SET_MTIME_NOW = 1 << 8;
 
-/** st_blksize: what stdio, Python and coreutils size their buffers by. */
-export const BLOCK_SIZE = 128 * 1024;
 const STATFS_BLOCK = 4096;
 
 export interface AdapterOptions {
@@ -74,27 +65,13 @@ interface OpenDir {
   modes: number[];
 }
 
-interface Waiting {
-  readonly since: number;
-  expire(): void;
-}
-
-/** ms since the epoch (and ns past that ms) -> [s, ns]. */
-function splitTime(ms: number, ns = 0): [number, number] {
-  const whole = Math.floor(ms);
-  const s = Math.floor(whole / 1000);
-  return [s, Math.min(999_999_999, (whole - s * 1000) * 1e6 + ns)];
-}
-
 export class FuseAdapter {
   readonly nodes = new NodeTable();
   private requests: Requests | undefined;
   private readonly files = new Map<number, OpenFile>();
   private readonly dirs = new Map<number, OpenDir>();
   private nextFh = 1;
-  private readonly waiting = new Set<Waiting>();
-  private sweeper: NodeJS.Timeout | undefined;
-  private readonly opTimeoutMs: number;
+  private readonly answers: Answers;
   private readonly attrTimeout: number;
   private readonly entryTimeout: number;
 
@@ -102,7 +79,7 @@ export class FuseAdapter {
     private readonly service: FileService,
     private readonly options: AdapterOptions,
   ) {
-    this.opTimeoutMs = options.opTimeoutMs ?? 30_000;
+    this.answers = new Answers(options.opTimeoutMs ?? 30_000, options.onError);
     this.attrTimeout = options.attrTimeout ?? 1;
     this.entryTimeout = options.entryTimeout ?? 1;
   }
@@ -137,7 +114,7 @@ export class FuseAdapter {
       try {
         this.dispatch(op, reply, this.cxOf(uid, gid, pid), ino, a, b, c, d);
       } catch (err) {
-        this.report('request', String(ino), err);
+        this.answers.report('request', String(ino), err);
         reply.err(EIO);
       }
     };
@@ -159,7 +136,7 @@ export class FuseAdapter {
       try {
         for await (const ev of watch.call(this.service, '/', undefined, cx)) this.changed(ev);
       } catch (err) {
-        if (!ac.signal.aborted) this.report('watch', '/', err);
+        if (!ac.signal.aborted) this.answers.report('watch', '/', err);
       } finally {
         // Without the watch, nothing tells the kernel about changes: stop keeping pages across opens.
         if (this.watching === ac) this.watching = undefined;
@@ -199,73 +176,12 @@ export class FuseAdapter {
     const files = [...this.files.values()];
     this.files.clear();
     this.dirs.clear();
-    await Promise.all(files.map((f) => f.handle.close().catch((err: unknown) => this.report('release', f.path, err))));
-    if (this.sweeper) clearInterval(this.sweeper);
-    this.sweeper = undefined;
+    await Promise.all(files.map((f) => f.handle.close().catch((err: unknown) => this.answers.report('release', f.path, err))));
+    this.answers.stop();
   }
 
   private cxOf(uid: number, gid: number, pid: number): Cx {
     return { principal: { ...this.options.principal, uid, gid }, caller: { uid, gid, pid } };
-  }
-
-  // --- errors ---------------------------------------------------------------------------------
-
-  /** Tells about internal failures and deadlines passed; ordinary errors (ENOENT...) are the caller's. */
-  private report(op: string, path: string, err: unknown): void {
-    if (err instanceof FsError && err.code !== 'EIO' && err.code !== 'ETIMEDOUT') return;
-    if (this.options.onError) this.options.onError(op, path, err);
-    else process.stderr.write(`agent9 fuse: ${op} ${path}: ${(err as Error)?.stack ?? String(err)}\n`);
-  }
-
-  /** The errno FUSE answers with, from the one table in src/fs/errors.ts. */
-  private errno(op: string, path: string, err: unknown): number {
-    const fsErr = toFsError(err, path);
-    if (!(err instanceof FsError) || fsErr.code === 'EIO') this.report(op, path, err);
-    return fsErr.mapping.errno;
-  }
-
-  /** Answers a failure of `work` on `reply`, and a success through `done`. */
-  private settle<T>(op: string, path: string, reply: Reply, work: Promise<T>, done: (v: T) => void): void {
-    work.then(done, (err: unknown) => reply.err(this.errno(op, path, err)));
-  }
-
-  /**
-   * Like settle, with the deadline: ETIMEDOUT once it passed; a result that arrives late goes to
-   * `onLate` (an open's handle is closed there, or it would leak).
-   */
-  private within<T>(op: string, path: string, reply: Reply, work: Promise<T>, done: (v: T) => void, onLate?: (v: T) => void): void {
-    if (this.opTimeoutMs <= 0) return this.settle(op, path, reply, work, done);
-    let answered = false;
-    const waiting: Waiting = {
-      since: Date.now(),
-      expire: () => {
-        if (answered) return;
-        answered = true;
-        reply.err(ETIMEDOUT);
-        this.report(op, path, new FsError('ETIMEDOUT', path, `${op} took longer than ${this.opTimeoutMs} ms`));
-        work.then((v) => onLate?.(v), () => undefined);
-      },
-    };
-    this.waiting.add(waiting);
-    this.sweeper ??= setInterval(() => this.sweep(), Math.min(1000, this.opTimeoutMs)).unref();
-    work.then(
-      (v) => {
-        this.waiting.delete(waiting);
-        if (answered) return;
-        answered = true;
-        try {
-          done(v);
-        } catch (err) {
-          reply.err(this.errno(op, path, err));
-        }
-      },
-      (err: unknown) => {
-        this.waiting.delete(waiting);
-        if (answered) return;
-        answered = true;
-        reply.err(this.errno(op, path, err));
-      },
-    );
   }
 
   /** `work`, once the writes held for `ino` are committed (a request that must see them). */
@@ -274,47 +190,10 @@ export class FuseAdapter {
     return Promise.all(inos.map((ino) => this.writes.settle(ino))).then(work);
   }
 
-  private sweep(): void {
-    const now = Date.now();
-    for (const w of this.waiting) {
-      if (now - w.since < this.opTimeoutMs) continue;
-      this.waiting.delete(w);
-      w.expire();
-    }
-  }
-
   // --- translation ---------------------------------------------------------------------------------
 
-  statWords(ino: number, st: Stat): StatWords {
-    const dir = st.type === 'dir';
-    const size = dir ? 0 : st.size;
-    const [as, ans] = st.atime !== undefined ? splitTime(st.atime, st.atimeNs) : splitTime(st.mtime, st.mtimeNs);
-    const [ms, mns] = splitTime(st.mtime, st.mtimeNs);
-    const [cs, cns] = splitTime(st.ctime);
-    return [
-      ino,
-      (dir ? S_IFDIR : S_IFREG) | (st.mode & 0o7777),
-      dir ? 2 : 1,
-      st.uid ?? this.options.owner.uid,
-      st.gid ?? this.options.owner.gid,
-      size,
-      Math.ceil(size / 512),
-      BLOCK_SIZE,
-      as,
-      ans,
-      ms,
-      mns,
-      cs,
-      cns,
-    ];
-  }
-
-  private static openFlags(flags: number): OpenFlags {
-    const access = flags & O_ACCMODE;
-    const out: OpenFlags = { read: access !== O_WRONLY, write: access === O_WRONLY || access === O_RDWR };
-    if (flags & O_APPEND) out.append = true;
-    if (flags & O_TRUNC) out.truncate = true;
-    return out;
+  private stat(ino: number, st: Stat): StatWords {
+    return statWords(ino, st, this.options.owner);
   }
 
   /**
@@ -401,8 +280,8 @@ export class FuseAdapter {
     if (dir === undefined) return;
     const path = childPath(dir, name);
     const work = this.afterWrites([this.nodes.known(path)], () => this.service.stat(path, cx));
-    this.within('lookup', path, reply, work, (st) => {
-      reply.entry(this.statWords(this.nodes.lookup(path), st), this.attrTimeout, this.entryTimeout);
+    this.answers.within('lookup', path, reply, work, (st) => {
+      reply.entry(this.stat(this.nodes.lookup(path), st), this.attrTimeout, this.entryTimeout);
     });
   }
 
@@ -418,7 +297,7 @@ export class FuseAdapter {
           })
         : this.service.stat(path, cx),
     );
-    this.within('getattr', path, reply, work, (st) => reply.attr(this.statWords(ino, st), this.attrTimeout));
+    this.answers.within('getattr', path, reply, work, (st) => reply.attr(this.stat(ino, st), this.attrTimeout));
   }
 
   private setattr(reply: Reply, cx: Cx, ino: number, toSet: number, v: number[], fh: number): void {
@@ -453,7 +332,7 @@ export class FuseAdapter {
       }
       return this.service.stat(path, cx);
     });
-    this.within('setattr', path, reply, work, (st) => reply.attr(this.statWords(ino, st), this.attrTimeout));
+    this.answers.within('setattr', path, reply, work, (st) => reply.attr(this.stat(ino, st), this.attrTimeout));
   }
 
   private mkdir(reply: Reply, cx: Cx, parent: number, name: string, mode: number): void {
@@ -464,7 +343,7 @@ export class FuseAdapter {
     if (!mkdir) return reply.err(ENOSYS);
     // The kernel has applied the caller's umask to `mode` already.
     const work = mkdir.call(this.service, path, mode & 0o7777, cx).then(() => this.service.stat(path, cx));
-    this.within('mkdir', path, reply, work, (st) => reply.entry(this.statWords(this.nodes.lookup(path), st), this.attrTimeout, this.entryTimeout));
+    this.answers.within('mkdir', path, reply, work, (st) => reply.entry(this.stat(this.nodes.lookup(path), st), this.attrTimeout, this.entryTimeout));
   }
 
   private remove(reply: Reply, cx: Cx, parent: number, name: string, dir: boolean): void {
@@ -474,7 +353,7 @@ export class FuseAdapter {
     if (!this.service.remove) return reply.err(ENOSYS);
     const { remove } = this.service;
     const work = this.afterWrites([this.nodes.known(path)], () => remove.call(this.service, path, cx, { dir }));
-    this.within(dir ? 'rmdir' : 'unlink', path, reply, work, () => {
+    this.answers.within(dir ? 'rmdir' : 'unlink', path, reply, work, () => {
       this.nodes.removed(path, dir);
       reply.ok();
     });
@@ -500,7 +379,7 @@ export class FuseAdapter {
       }
       await rename.call(this.service, from, to, cx);
     });
-    this.within('rename', from, reply, work, () => {
+    this.answers.within('rename', from, reply, work, () => {
       this.nodes.renamed(from, to);
       reply.ok();
     });
@@ -508,7 +387,7 @@ export class FuseAdapter {
 
   private opened(op: string, path: string, ino: number, cx: Cx, reply: Reply, work: Promise<OpenFile>, answer: (fh: number, f: OpenFile) => boolean): void {
     const discard = (f: OpenFile) => void f.handle.close().catch(() => undefined);
-    this.within(op, path, reply, work, (f) => {
+    this.answers.within(op, path, reply, work, (f) => {
       const fh = this.allocate(f);
       // The caller may be gone (interrupted open): then nobody will ever release the handle.
       if (!answer(fh, f)) {
@@ -523,7 +402,7 @@ export class FuseAdapter {
   private open(reply: Reply, cx: Cx, ino: number, flags: number): void {
     const path = this.pathOf(ino, reply);
     if (path === undefined) return;
-    const work = this.afterWrites([ino], () => this.service.open(path, FuseAdapter.openFlags(flags), cx)).then((h) => this.openFile(path, ino, h, cx));
+    const work = this.afterWrites([ino], () => this.service.open(path, openFlags(flags), cx)).then((h) => this.openFile(path, ino, h, cx));
     this.opened('open', path, ino, cx, reply, work, (fh, f) => reply.open(fh, this.openReplyFlags(f)));
   }
 
@@ -531,7 +410,7 @@ export class FuseAdapter {
     const dir = this.pathOf(parent, reply);
     if (dir === undefined) return;
     const path = childPath(dir, name);
-    const open: OpenFlags = { ...FuseAdapter.openFlags(flags), create: true, mode: mode & 0o7777 };
+    const open: OpenFlags = { ...openFlags(flags), create: true, mode: mode & 0o7777 };
     if (flags & O_EXCL) open.exclusive = true;
     const work = (async () => {
       const handle = await this.service.open(path, open, cx);
@@ -544,11 +423,11 @@ export class FuseAdapter {
       }
     })();
     const discard = (r: { handle: { close(): Promise<void> } }) => void r.handle.close().catch(() => undefined);
-    this.within('create', path, reply, work, ({ handle, st }) => {
+    this.answers.within('create', path, reply, work, ({ handle, st }) => {
       const ino = this.nodes.lookup(path);
       const f = this.openFile(path, ino, handle, cx);
       const fh = this.allocate(f);
-      if (!reply.create(this.statWords(ino, st), this.attrTimeout, this.entryTimeout, fh, this.openReplyFlags(f))) {
+      if (!reply.create(this.stat(ino, st), this.attrTimeout, this.entryTimeout, fh, this.openReplyFlags(f))) {
         this.files.delete(fh);
         this.nodes.forget(ino, 1);
         discard({ handle });
@@ -563,10 +442,10 @@ export class FuseAdapter {
       const buf = Buffer.allocUnsafe(size);
       const { readInto } = f.handle;
       const work = this.afterWrites([f.ino], () => readInto.call(f.handle, buf, offset));
-      this.settle('read', f.path, reply, work, (n) => reply.buf(buf, n));
+      this.answers.settle('read', f.path, reply, work, (n) => reply.buf(buf, n));
       return;
     }
-    this.settle('read', f.path, reply, f.read(size, offset, reply.interrupt), (data) => {
+    this.answers.settle('read', f.path, reply, f.read(size, offset, reply.interrupt), (data) => {
       if (data === INTERRUPTED) return reply.err(EINTR);
       reply.buf(data, Math.min(size, data.length));
     });
@@ -577,8 +456,8 @@ export class FuseAdapter {
     if (!f) return reply.err(EBADF);
     // The buffer was copied out of libfuse's by the addon: the handle may keep it.
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
-    if (f.pending) return this.settle('write', f.path, reply, this.writes.write(f.pending, bytes, offset), () => reply.written(bytes.length));
-    this.settle('write', f.path, reply, f.handle.write(bytes, offset), (n) => reply.written(n));
+    if (f.pending) return this.answers.settle('write', f.path, reply, this.writes.write(f.pending, bytes, offset), () => reply.written(bytes.length));
+    this.answers.settle('write', f.path, reply, f.handle.write(bytes, offset), (n) => reply.written(n));
   }
 
   private flush(reply: Reply, fh: number): void {
@@ -586,10 +465,10 @@ export class FuseAdapter {
     if (!f) return reply.ok();
     const { pending } = f;
     const work = pending ? this.writes.sync(pending).then(() => f.handle.flush()) : f.handle.flush();
-    if (f.kind !== 'call') return this.settle('flush', f.path, reply, work, () => reply.ok());
+    if (f.kind !== 'call') return this.answers.settle('flush', f.path, reply, work, () => reply.ok());
     // A call file's flush sends the request and may wait long for the answer: Ctrl-C must work.
     // (Reads wait for the same answer: the handle runs the call once.)
-    this.settle('flush', f.path, reply, reply.interrupt.race(work), (r) => (r === INTERRUPTED ? reply.err(EINTR) : reply.ok()));
+    this.answers.settle('flush', f.path, reply, reply.interrupt.race(work), (r) => (r === INTERRUPTED ? reply.err(EINTR) : reply.ok()));
   }
 
   private fsync(reply: Reply, fh: number): void {
@@ -598,7 +477,7 @@ export class FuseAdapter {
     if (f.kind !== 'data') return reply.ok();
     const { pending } = f;
     const work = pending ? this.writes.sync(pending).then(() => f.handle.flush()) : f.handle.flush();
-    this.settle('fsync', f.path, reply, work, () => reply.ok());
+    this.answers.settle('fsync', f.path, reply, work, () => reply.ok());
   }
 
   private release(reply: Reply, fh: number): void {
@@ -612,14 +491,14 @@ export class FuseAdapter {
           (err: unknown) => f.handle.close().then(() => Promise.reject(err)),
         )
       : f.handle.close();
-    this.settle('release', f.path, reply, work, () => reply.ok());
+    this.answers.settle('release', f.path, reply, work, () => reply.ok());
   }
 
   private opendir(reply: Reply, cx: Cx, ino: number): void {
     const path = this.pathOf(ino, reply);
     if (path === undefined) return;
     const parent = path === '/' ? '/' : path.slice(0, path.lastIndexOf('/')) || '/';
-    this.within('opendir', path, reply, this.service.readdir(path, cx), (entries) => {
+    this.answers.within('opendir', path, reply, this.service.readdir(path, cx), (entries) => {
       const listing: OpenDir = { names: ['.', '..'], inos: [ino, this.nodes.ino(parent)], modes: [S_IFDIR, S_IFDIR] };
       for (const e of entries) {
         listing.names.push(e.name);
@@ -647,7 +526,7 @@ export class FuseAdapter {
       if (own && own.totalBytes < 2 ** 50) return own;
       return (await this.options.diskSpace?.()) ?? own;
     })();
-    this.within('statfs', path, reply, work, (space) => {
+    this.answers.within('statfs', path, reply, work, (space) => {
       const total = space ? Math.floor(space.totalBytes / STATFS_BLOCK) : 1 << 28;
       const free = space ? Math.floor(space.freeBytes / STATFS_BLOCK) : 1 << 27;
       const files = space?.files ?? 0;
@@ -661,7 +540,7 @@ export class FuseAdapter {
     if (!attr) return reply.err(ENODATA);
     const path = this.pathOf(ino, reply);
     if (path === undefined) return;
-    this.within('getxattr', path, reply, this.service.stat(path, cx), (st) => this.answerBytes(reply, Buffer.from(attr(st)), size));
+    this.answers.within('getxattr', path, reply, this.service.stat(path, cx), (st) => this.answerBytes(reply, Buffer.from(attr(st)), size));
   }
 
   private listxattr(reply: Reply, size: number): void {
