@@ -91,7 +91,7 @@ while True:
     await server.exited;
     const w = await writer;
     expect(w.stdout).toMatch(/^synced 3145728\n/);
-    await until(async () => (await mountedType(dir)) === undefined, 5000, 'the dead mount to go away');
+    await until(async () => (await mountedType(dir)) === undefined, 15_000, 'the dead mount to go away');
 
     await start(home, dir);
     const check = await ok(
