@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // FUSE and SIGKILL tests run in forked processes; fuse-native cannot run in worker threads.
+    // FUSE and SIGKILL tests run in forked processes: a mount is served by its process's event loop, and SIGKILL tests need processes.
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,

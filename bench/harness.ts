@@ -13,6 +13,8 @@ export interface Figure {
   higherIsBetter: boolean;
   /** The bar the issue sets, as a ratio (ours / baseline for rates; baseline / ours... see ratioOf). */
   bar?: string;
+  /** How the runs behind the medians spread (min-max of ours and of the baseline). */
+  spread?: string;
   note?: string;
 }
 

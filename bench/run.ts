@@ -35,7 +35,7 @@ async function main(): Promise<void> {
       rmSync(shm, { recursive: true, force: true });
     }
   }
-  const header = ['case', 'figure', 'ours', 'baseline', 'baseline value', 'ratio', 'bar'];
+  const header = ['case', 'figure', 'ours', 'baseline', 'baseline value', 'ratio', 'bar', 'verdict', 'spread'];
   const table = rows.map((r) => [
     r.case,
     r.name,
@@ -44,6 +44,8 @@ async function main(): Promise<void> {
     `${fmt(r.baseline)} ${r.unit}`,
     `${r.ratio.toFixed(2)}x${r.higherIsBetter ? '' : ' (time)'}`,
     r.bar ?? '',
+    verdict(r.bar, r.ratio),
+    r.spread ?? '',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
@@ -62,3 +64,11 @@ main().catch((err) => {
   console.error(err);
   process.exit(1);
 });
+
+/** "meets" / "misses" for a bar like ">= 0.8x" or "<= 2x" (ratio = ours / baseline, times included). */
+function verdict(bar: string | undefined, ratio: number): string {
+  const m = /^(>=|<=)\s*([\d.]+)x$/.exec(bar ?? '');
+  if (!m) return '';
+  const limit = Number(m[2]);
+  return (m[1] === '>=' ? ratio >= limit : ratio <= limit) ? 'meets' : 'misses';
+}

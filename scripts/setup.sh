@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One idempotent set-up for a fresh Debian machine: system packages, npm dependencies, and (when the
-# containers feature is present) the Docker engine and local images. Does nothing when all is there.
+# One idempotent set-up for a fresh Debian machine: system packages, npm dependencies, the FUSE addon,
+# and (when the containers feature is present) the Docker engine and local images. Does nothing when
+# all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,7 @@ as_root() {
 }
 
 # --- system packages -------------------------------------------------------------------------
-APT_PACKAGES=(libfuse2 fuse3 libfuse3-dev pkg-config build-essential python3 curl ca-certificates)
+APT_PACKAGES=(fuse3 libfuse3-dev pkg-config build-essential python3 curl ca-certificates rsync)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -34,6 +35,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
   npm ci --no-audit --no-fund --loglevel=error
   echo "$lock_hash" > "$stamp"
 fi
+
+# --- the FUSE addon (native/, on libfuse3): rebuilt only when its sources changed -------------------
+bash scripts/build-native.sh
 
 # --- optional parts (containers: docker engine and images) ---------------------------------------
 for part in scripts/setup.d/*.sh; do

@@ -21,6 +21,9 @@ export interface DataNode {
   ctime: number;
   atime: number;
   version: number;
+  /** Nanoseconds past the millisecond of atime and mtime (times set by utimensat keep them). */
+  atimeNs: number;
+  mtimeNs: number;
 }
 
 export interface CreateSpec {
@@ -72,6 +75,8 @@ export function nodeStat(node: DataNode): Stat {
     version: node.version,
     uid: node.uid,
     gid: node.gid,
+    ...(node.atimeNs ? { atimeNs: node.atimeNs } : {}),
+    ...(node.mtimeNs ? { mtimeNs: node.mtimeNs } : {}),
   };
 }
 
@@ -119,7 +124,7 @@ export class DataFs implements FileService {
   }
 
   private owner(cx: Cx): { uid: number; gid: number } {
-    return { uid: cx.principal.uid ?? 0, gid: cx.principal.gid ?? 0 };
+    return { uid: cx.caller?.uid ?? cx.principal.uid ?? 0, gid: cx.caller?.gid ?? cx.principal.gid ?? 0 };
   }
 
   async stat(path: string, _cx?: Cx): Promise<Stat> {

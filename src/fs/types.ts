@@ -20,6 +20,9 @@ export interface Stat {
   mtime: number;
   ctime: number;
   atime?: number;
+  /** Nanoseconds past the millisecond of atime and mtime, where the service keeps them (0-999999). */
+  atimeNs?: number;
+  mtimeNs?: number;
   /** Increases on every change of the file (Plan 9's qid.vers): the ETag. */
   version: number;
   uid?: number;
@@ -74,10 +77,21 @@ export interface Grant {
   expiresAt?: number;
 }
 
+/**
+ * The process behind a request, where the transport knows it (FUSE does): what a caller creates is
+ * owned by its uid and gid.
+ */
+export interface Caller {
+  uid: number;
+  gid: number;
+  pid: number;
+}
+
 /** Who is asking, and until when. Services never learn the transport. */
 export interface Cx {
   principal: Principal;
   signal?: AbortSignal;
+  caller?: Caller;
 }
 
 export interface Handle {
@@ -104,6 +118,9 @@ export interface SetAttr {
   gid?: number;
   atime?: number;
   mtime?: number;
+  /** With atime / mtime: the nanoseconds past their millisecond (utimensat's precision). */
+  atimeNs?: number;
+  mtimeNs?: number;
 }
 
 export interface WriteFileOptions {

@@ -1,462 +1,551 @@
 /**
- * FUSE ops -> FileService calls. This only translates: paths and flags in, Stat and bytes out, errors
- * through ERROR_TABLE. What a file does on read, write, flush and close is the Handle's (src/fs); the
- * adapter adds what only FUSE needs:
- * - a table of open handles (fuse file handle -> Handle) and per-handle read state for the blocking
- *   kinds: a stream read or a call answer that is still running when the reader is interrupted is
- *   kept and handed to the reader's retry (see interrupts.ts), so no datum is lost and no call runs twice;
- * - call files read their answer from the offset of the first read, because a shell reads the answer
- *   on the descriptor it wrote the request to (`exec 3<>new; echo req >&3; cat <&3` reads at the end
- *   of the request);
+ * FUSE requests (libfuse3 low-level, through native/agent9_fuse.c) -> FileService calls. This only
+ * translates: inode numbers to paths (nodes.ts), flags in, stats and bytes out, errors through
+ * ERROR_TABLE. What a file does on read, write, flush and close is the Handle's (src/fs); the adapter
+ * adds what only FUSE needs:
+ * - the caller of each request (uid, gid, pid) in its Cx: what it creates is its own;
+ * - a table of open handles (fuse file handle -> OpenFile, with the read state of the blocking kinds);
  * - a deadline for metadata operations and open, so a stuck service gives ETIMEDOUT, never a hung shell;
  * - the version and kind of a file as extended attributes (user.agent9.version, user.agent9.kind).
  */
-import { EMPTY } from '../fs/bytes.js';
-import { toFsError, FsError } from '../fs/errors.js';
-import type { Cx, FileKind, FileService, Handle, OpenFlags, Principal, SetAttr, Stat } from '../fs/types.js';
-import type { FuseCallback, FuseOps, FuseStat, FuseStatfs } from './binding.js';
-import { INTERRUPTED, interruptCount, interruptible, type Interrupted } from './interrupts.js';
-import { hasLimit, statfsOfSpace } from './space.js';
+import { FsError } from '../fs/errors.js';
+import type { Cx, FileService, FsEvent, FsSpace, OpenFlags, Principal, SetAttr, Stat } from '../fs/types.js';
+import { NO_LIMIT } from '../fs/types.js';
+import { Op, OPEN_DIRECT_IO, OPEN_KEEP_CACHE, type NativeFuse, type RequestHandler, type StatWords } from './binding.js';
+import { INTERRUPTED } from './interrupts.js';
+import { childPath, NodeTable } from './nodes.js';
+import { O_EXCL, openFlags, S_IFDIR, S_IFREG, statWords } from './translate.js';
+import { OpenFile } from './open-files.js';
+import { Answers } from './answers.js';
+import { Requests, type Reply } from './requests.js';
+import { PendingWrites, WriteBehind } from './write-behind.js';
+import { hasLimit, statfsWords } from './space.js';
 
-const S_IFDIR = 0o040000;
-const S_IFREG = 0o100000;
-const O_ACCMODE = 0o3;
-const O_WRONLY = 0o1;
-const O_RDWR = 0o2;
-const O_TRUNC = 0o1000;
-const O_APPEND = 0o2000;
+const RENAME_NOREPLACE = 1;
 
+const ENOENT = 2;
 const EINTR = 4;
-const ENODATA = 61;
+const EIO = 5;
 const EBADF = 9;
-const ETIMEDOUT = 110;
+const EINVAL = 22;
+const ERANGE = 34;
+const ENOSYS = 38;
+const ENODATA = 61;
 
-/**
- * st_blksize. stdio, Python and coreutils size their buffers by it, and with direct_io every read(2) is
- * one FUSE request, so this keeps them at one request per 128 KiB (libfuse 2's largest read).
- */
-export const BLOCK_SIZE = 128 * 1024;
-const STREAM_CHUNK = 128 * 1024;
-
-/** libfuse 2 hands UTIME_NOW and UTIME_OMIT to fuse-native as 0 s + 1073741823 ns, which it turns into 1073 ms. */
-const UTIME_SPECIAL_MS = 1073;
-/** chown(2) passes -1 (as uint32) for "leave unchanged". */
-const UNCHANGED_ID = 0xffffffff;
+const SET_MODE = 1 << 0;
+const SET_UID = 1 << 1;
+const SET_GID = 1 << 2;
+const SET_SIZE = 1 << 3;
+const SET_ATIME = 1 << 4;
+const SET_MTIME = 1 << 5;
+const SET_ATIME_NOW = 1 << 7;
+const SET_MTIME_NOW = 1 << 8;
 
 export interface AdapterOptions {
-  /** Who the FUSE caller is (fuse-native does not pass the caller's uid/gid). */
+  /** Who FUSE callers act as; each request carries its own uid and gid on top. */
   principal: Principal;
   /** Owner shown for files whose service reports none (synthetic files): the mounting user. */
   owner: { uid: number; gid: number };
+  /** Seconds the kernel may cache attributes and names (default 1 each). */
+  attrTimeout?: number;
+  entryTimeout?: number;
   /** Deadline for metadata operations and open; 0 = none. Default 30 s. */
   opTimeoutMs?: number;
-  /** Numbers for statfs (df); defaults to a fixed, roomy answer. */
-  statfs?: () => Promise<Partial<FuseStatfs>>;
+  /** The space `df` shows when the service sets no limit of its own (the data directory's disk). */
+  diskSpace?: () => Promise<FsSpace>;
   /** Told about failures that are not FsErrors (they reach the caller as EIO). */
   onError?: (op: string, path: string, err: unknown) => void;
+  /** Hold writes to data files for at most a second (write-behind.ts); default true. */
+  writeBehind?: boolean;
 }
 
-interface OpenFile {
-  readonly path: string;
-  readonly handle: Handle;
-  readonly kind: FileKind;
-  /** Stream: the read running on the handle, bytes it returned not yet delivered, its end or error. */
-  pulling?: Promise<void> | undefined;
-  leftover: Uint8Array;
-  ended: boolean;
-  failure?: unknown;
-  /** Call: the offset of the first read (the answer starts there) and the running call. */
-  callBase?: number;
-  answering?: Promise<void>;
-}
-
-interface Waiting {
-  readonly since: number;
-  expire(): void;
-}
-
-function settle(p: Promise<unknown>): Promise<void> {
-  return p.then(
-    () => undefined,
-    () => undefined,
-  );
+interface OpenDir {
+  names: string[];
+  inos: number[];
+  modes: number[];
 }
 
 export class FuseAdapter {
-  readonly ops: FuseOps;
-  private readonly cx: Cx;
+  readonly nodes = new NodeTable();
+  private requests: Requests | undefined;
   private readonly files = new Map<number, OpenFile>();
-  private nextFd = 1;
-  private readonly waiting = new Set<Waiting>();
-  private sweeper: NodeJS.Timeout | undefined;
-  private readonly opTimeoutMs: number;
+  private readonly dirs = new Map<number, OpenDir>();
+  private nextFh = 1;
+  private readonly answers: Answers;
+  private readonly attrTimeout: number;
+  private readonly entryTimeout: number;
 
   constructor(
     private readonly service: FileService,
     private readonly options: AdapterOptions,
   ) {
-    this.cx = { principal: options.principal };
-    this.opTimeoutMs = options.opTimeoutMs ?? 30_000;
-    this.ops = this.makeOps();
+    this.answers = new Answers(options.opTimeoutMs ?? 30_000, options.onError);
+    this.attrTimeout = options.attrTimeout ?? 1;
+    this.entryTimeout = options.entryTimeout ?? 1;
   }
+
+  /** The mounted session, once there is one: where cache invalidations go. */
+  private session: { native: NativeFuse; handle: object } | undefined;
+  /** Ends the watch that tells the kernel about changes made elsewhere. */
+  private watching: AbortController | undefined;
+  /** Kernel invalidations sent (for tests and status). */
+  invalidations = 0;
+  private readonly writes = new WriteBehind();
 
   /** Open handles (for tests and status). */
   get openHandles(): number {
     return this.files.size;
   }
 
-  /** Closes every handle still open (at unmount): streams stop, pending messages commit. */
-  async closeAll(): Promise<void> {
-    const files = [...this.files.values()];
-    this.files.clear();
-    await Promise.all(files.map((f) => f.handle.close().catch((err: unknown) => this.report('release', f.path, err))));
-    if (this.sweeper) clearInterval(this.sweeper);
-    this.sweeper = undefined;
+  /** The handler the addon calls for every request of a session answered through `native`. */
+  handlerFor(native: NativeFuse, onExit: () => void): RequestHandler {
+    const requests = new Requests(native);
+    this.requests = requests;
+    return (op, req, uid, gid, pid, ino, a, b, c, d) => {
+      if (op === Op.exit) {
+        requests.end();
+        onExit();
+        return;
+      }
+      if (op === Op.forget) return this.nodes.forget(ino, a as number);
+      if (op === Op.interrupt) return requests.interrupt(req);
+      const interrupted = (op === Op.read && d === 1) || (op === Op.flush && c === 1);
+      const reply = requests.begin(req, interrupted);
+      try {
+        this.dispatch(op, reply, this.cxOf(uid, gid, pid), ino, a, b, c, d);
+      } catch (err) {
+        this.answers.report('request', String(ino), err);
+        reply.err(EIO);
+      }
+    };
   }
-
-  // --- errors ---------------------------------------------------------------------------------
-
-  /** Tells about internal failures and deadlines passed; ordinary errors (ENOENT...) are the caller's. */
-  private report(op: string, path: string, err: unknown): void {
-    if (err instanceof FsError && err.code !== 'EIO' && err.code !== 'ETIMEDOUT') return;
-    if (this.options.onError) this.options.onError(op, path, err);
-    else process.stderr.write(`agent9 fuse: ${op} ${path}: ${(err as Error)?.stack ?? String(err)}\n`);
-  }
-
-  /** The negative errno FUSE answers with, from the one table in src/fs/errors.ts. */
-  private errno(op: string, path: string, err: unknown): number {
-    const fsErr = toFsError(err, path);
-    if (!(err instanceof FsError) || fsErr.code === 'EIO') this.report(op, path, err);
-    return -fsErr.mapping.errno;
-  }
-
-  // --- deadlines --------------------------------------------------------------------------------
 
   /**
-   * Answers `done` with the result of `work`, or with ETIMEDOUT once the deadline passed; a result
-   * that arrives late goes to `onLate` (an open's handle is closed there, or it would leak).
+   * The session is mounted: from now on every change the service reports (HTTP, the runtime, another
+   * mount, and this one) drops what the kernel caches of that file and name, so data files can keep
+   * their pages across opens (keep_cache). Without a watch the page cache is dropped at every open.
    */
-  private within<T>(op: string, path: string, work: Promise<T>, done: (code: number, value?: T) => void, onLate?: (value: T) => void): void {
-    if (this.opTimeoutMs <= 0) {
-      work.then(
-        (v) => done(0, v),
-        (err: unknown) => done(this.errno(op, path, err)),
-      );
-      return;
-    }
-    let answered = false;
-    const waiting: Waiting = {
-      since: Date.now(),
-      expire: () => {
-        if (answered) return;
-        answered = true;
-        done(-ETIMEDOUT);
-        this.report(op, path, new FsError('ETIMEDOUT', path, `${op} took longer than ${this.opTimeoutMs} ms`));
-        work.then((v) => onLate?.(v), () => undefined);
-      },
-    };
-    this.waiting.add(waiting);
-    this.sweeper ??= setInterval(() => this.sweep(), Math.min(1000, this.opTimeoutMs)).unref();
-    work.then(
-      (v) => {
-        this.waiting.delete(waiting);
-        if (answered) return;
-        answered = true;
-        done(0, v);
-      },
-      (err: unknown) => {
-        this.waiting.delete(waiting);
-        if (answered) return;
-        answered = true;
-        done(this.errno(op, path, err));
-      },
-    );
+  attach(native: NativeFuse, handle: object): void {
+    this.session = { native, handle };
+    const { watch } = this.service;
+    if (!watch) return;
+    const ac = new AbortController();
+    this.watching = ac;
+    const cx: Cx = { principal: this.options.principal, signal: ac.signal };
+    void (async () => {
+      try {
+        for await (const ev of watch.call(this.service, '/', undefined, cx)) this.changed(ev);
+      } catch (err) {
+        if (!ac.signal.aborted) this.answers.report('watch', '/', err);
+      } finally {
+        // Without the watch, nothing tells the kernel about changes: stop keeping pages across opens.
+        if (this.watching === ac) this.watching = undefined;
+      }
+    })();
   }
 
-  private sweep(): void {
-    const now = Date.now();
-    for (const w of this.waiting) {
-      if (now - w.since < this.opTimeoutMs) continue;
-      this.waiting.delete(w);
-      w.expire();
+  private changed(ev: FsEvent): void {
+    const s = this.session;
+    if (!s || ev.type === 'data' || ev.type === 'end') return;
+    const inval = (ino: number) => {
+      this.invalidations++;
+      s.native.notifyInvalInode(s.handle, ino, 0, 0);
+    };
+    if (ev.type === 'reset') {
+      for (const ino of this.nodes.inos()) inval(ino);
+      return;
     }
+    const ino = this.nodes.known(ev.path);
+    if (ino !== undefined) inval(ino);
+    if (ev.type === 'created' || ev.type === 'deleted') {
+      const cut = ev.path.lastIndexOf('/');
+      const parent = this.nodes.known(ev.path.slice(0, cut) || '/');
+      if (parent !== undefined) {
+        inval(parent);
+        s.native.notifyInvalEntry(s.handle, parent, ev.path.slice(cut + 1));
+      }
+    }
+  }
+
+  /** Closes every handle still open (at unmount): streams stop, pending messages commit. */
+  async closeAll(): Promise<void> {
+    await this.writes.flushAll();
+    this.watching?.abort();
+    this.watching = undefined;
+    this.session = undefined;
+    const files = [...this.files.values()];
+    this.files.clear();
+    this.dirs.clear();
+    await Promise.all(files.map((f) => f.handle.close().catch((err: unknown) => this.answers.report('release', f.path, err))));
+    this.answers.stop();
+  }
+
+  private cxOf(uid: number, gid: number, pid: number): Cx {
+    return { principal: { ...this.options.principal, uid, gid }, caller: { uid, gid, pid } };
+  }
+
+  /** `work`, once the writes held for `ino` are committed (a request that must see them). */
+  private afterWrites<T>(inos: Array<number | undefined>, work: () => Promise<T>): Promise<T> {
+    if (!inos.some((ino) => this.writes.pending(ino))) return work();
+    return Promise.all(inos.map((ino) => this.writes.settle(ino))).then(work);
   }
 
   // --- translation ---------------------------------------------------------------------------------
 
-  toFuseStat(st: Stat): FuseStat {
-    const dir = st.type === 'dir';
-    const size = dir ? 0 : st.size;
-    return {
-      mode: (dir ? S_IFDIR : S_IFREG) | (st.mode & 0o7777),
-      uid: st.uid ?? this.options.owner.uid,
-      gid: st.gid ?? this.options.owner.gid,
-      size,
-      nlink: dir ? 2 : 1,
-      blksize: BLOCK_SIZE,
-      blocks: Math.ceil(size / 512),
-      atime: st.atime ?? st.mtime,
-      mtime: st.mtime,
-      ctime: st.ctime,
-    };
+  private stat(ino: number, st: Stat): StatWords {
+    return statWords(ino, st, this.options.owner);
   }
 
-  private static openFlags(flags: number): OpenFlags {
-    const access = flags & O_ACCMODE;
-    const out: OpenFlags = { read: access !== O_WRONLY, write: access === O_WRONLY || access === O_RDWR };
-    if (flags & O_APPEND) out.append = true;
-    if (flags & O_TRUNC) out.truncate = true;
-    return out;
+  /**
+   * How the kernel should treat an open file. Data files go through the page cache (shared mmap works,
+   * rereads cost nothing), kept across opens while the watch invalidates it on every change. The
+   * synthetic kinds read the service on every read (direct-io): a view is computed at open, streams and
+   * call answers have no size.
+   */
+  private openReplyFlags(f: OpenFile): number {
+    if (f.kind !== 'data') return OPEN_DIRECT_IO;
+    return this.watching ? OPEN_KEEP_CACHE : 0;
   }
 
-  private allocate(path: string, handle: Handle): number {
-    // fuse-native carries handles as positive int32; 0 means "none".
-    while (this.files.has(this.nextFd)) this.nextFd = this.nextFd >= 0x7fffffff ? 1 : this.nextFd + 1;
-    const fd = this.nextFd;
-    this.nextFd = fd >= 0x7fffffff ? 1 : fd + 1;
-    this.files.set(fd, { path, handle, kind: handle.kind, leftover: EMPTY, ended: false });
-    return fd;
+  private openFile(path: string, ino: number, handle: OpenFile['handle'], cx: Cx): OpenFile {
+    const f = new OpenFile(path, ino, handle, cx);
+    if (f.kind === 'data' && this.options.writeBehind !== false) f.pending = new PendingWrites(ino, handle);
+    return f;
   }
 
-  private opened(op: string, path: string, work: Promise<Handle>, cb: FuseCallback<number>): void {
-    this.within(
-      op,
-      path,
-      work.then((h) => this.allocate(path, h)),
-      cb,
-      (fd) => {
-        const f = this.files.get(fd);
-        this.files.delete(fd);
-        void f?.handle.close().catch(() => undefined);
-      },
-    );
+  private allocate(f: OpenFile): number {
+    while (this.files.has(this.nextFh) || this.dirs.has(this.nextFh)) this.nextFh = this.nextFh >= 2 ** 52 ? 1 : this.nextFh + 1;
+    const fh = this.nextFh++;
+    this.files.set(fh, f);
+    return fh;
   }
 
-  // --- reads ---------------------------------------------------------------------------------
-
-  private async readAt(f: OpenFile, length: number, offset: number, since: number): Promise<Uint8Array | Interrupted> {
-    switch (f.kind) {
-      case 'stream':
-        return this.readStream(f, length, since);
-      case 'call':
-        return this.readCall(f, length, offset, since);
-      default:
-        return f.handle.read(length, offset);
-    }
-  }
-
-  /** Streams ignore offsets: each read takes what the handle delivers next, blocking until it comes. */
-  private async readStream(f: OpenFile, length: number, since: number): Promise<Uint8Array | Interrupted> {
-    for (;;) {
-      if (f.leftover.length > 0) {
-        const out = f.leftover.subarray(0, length);
-        f.leftover = f.leftover.subarray(out.length);
-        return out;
-      }
-      if (f.failure !== undefined) {
-        const err = f.failure;
-        f.failure = undefined;
-        throw err;
-      }
-      if (f.ended) return EMPTY;
-      f.pulling ??= f.handle.read(STREAM_CHUNK, 0).then(
-        (chunk) => {
-          f.pulling = undefined;
-          if (chunk.length === 0) f.ended = true;
-          else f.leftover = chunk;
-        },
-        (err: unknown) => {
-          f.pulling = undefined;
-          f.failure = err;
-        },
-      );
-      if ((await interruptible(f.pulling, since)) === INTERRUPTED) return INTERRUPTED;
-    }
-  }
-
-  /** The answer is read from where the first read started; the call itself runs once per handle. */
-  private async readCall(f: OpenFile, length: number, offset: number, since: number): Promise<Uint8Array | Interrupted> {
-    f.callBase ??= offset;
-    const at = Math.max(0, offset - f.callBase);
-    f.answering ??= settle(f.handle.read(length, at));
-    if ((await interruptible(f.answering, since)) === INTERRUPTED) return INTERRUPTED;
-    // The handle keeps the answer (or the error): this read is served from it.
-    return f.handle.read(length, at);
+  private pathOf(ino: number, reply: Reply): string | undefined {
+    const path = this.nodes.path(ino);
+    if (path === undefined) reply.err(ENOENT);
+    return path;
   }
 
   // --- ops -----------------------------------------------------------------------------------
 
-  private makeOps(): FuseOps {
-    const { service } = this;
-    return {
-      getattr: (path, cb) => {
-        this.within('getattr', path, service.stat(path, this.cx), (code, st) => cb(code, st && this.toFuseStat(st)));
-      },
-
-      fgetattr: (path, fd, cb) => {
-        const f = this.files.get(fd);
-        const work = f?.handle.stat
-          ? f.handle.stat().catch((err: unknown) => {
-              if (err instanceof FsError && err.code === 'ENOSYS') return service.stat(path, this.cx);
-              throw err;
-            })
-          : service.stat(path, this.cx);
-        this.within('fgetattr', path, work, (code, st) => cb(code, st && this.toFuseStat(st)));
-      },
-
-      readdir: (path, cb) => {
-        const work = Promise.all([service.stat(path, this.cx), service.readdir(path, this.cx)]);
-        this.within('readdir', path, work, (code, result) => {
-          if (code !== 0 || !result) return cb(code);
-          const [self, entries] = result;
-          const dirStat = this.toFuseStat(self);
-          const names = ['.', '..'];
-          const stats = [dirStat, dirStat];
-          for (const e of entries) {
-            names.push(e.name);
-            stats.push(this.toFuseStat(e.stat));
-          }
-          cb(0, names, stats);
-        });
-      },
-
-      open: (path, flags, cb) => this.opened('open', path, service.open(path, FuseAdapter.openFlags(flags), this.cx), cb),
-
-      create: (path, mode, cb) => {
-        // fuse-native passes no open flags here; the kernel already refused O_EXCL on an existing name.
-        const flags: OpenFlags = { read: true, write: true, create: true, mode: mode & 0o7777 };
-        this.opened('create', path, service.open(path, flags, this.cx), cb);
-      },
-
-      read: (path, fd, buf, len, offset, cb) => {
-        const f = this.files.get(fd);
-        if (!f) return cb(-EBADF);
-        if (f.kind === 'data' && f.handle.readInto) {
-          // Straight into libfuse's reply buffer (it stays ours until cb).
-          f.handle.readInto(buf.subarray(0, len), offset).then(cb, (err: unknown) => cb(this.errno('read', path, err)));
-          return;
-        }
-        const since = interruptCount();
-        this.readAt(f, len, offset, since).then(
-          (data) => {
-            if (data === INTERRUPTED) return cb(-EINTR);
-            const n = Math.min(len, data.length);
-            if (n > 0) buf.set(n === data.length ? data : data.subarray(0, n));
-            cb(n);
-          },
-          (err: unknown) => cb(this.errno('read', path, err)),
-        );
-      },
-
-      write: (path, fd, buf, len, offset, cb) => {
-        const f = this.files.get(fd);
-        if (!f) return cb(-EBADF);
-        // The buffer is libfuse's and is gone after we answer: the handle gets its own copy.
-        f.handle.write(new Uint8Array(buf.subarray(0, len)), offset).then(
-          (n) => cb(n),
-          (err: unknown) => cb(this.errno('write', path, err)),
-        );
-      },
-
-      flush: (path, fd, cb) => {
-        const f = this.files.get(fd);
-        if (!f) return cb(0);
-        const work = f.handle.flush();
-        if (f.kind !== 'call') {
-          work.then(
-            () => cb(0),
-            (err: unknown) => cb(this.errno('flush', path, err)),
-          );
-          return;
-        }
-        // A call file's flush sends the request and may wait long for the answer: Ctrl-C must work.
-        // (Reads wait for the same answer: the handle runs the call once.)
-        interruptible(work, interruptCount()).then(
-          (r) => cb(r === INTERRUPTED ? -EINTR : 0),
-          (err: unknown) => cb(this.errno('flush', path, err)),
-        );
-      },
-
-      release: (path, fd, cb) => {
-        const f = this.files.get(fd);
-        this.files.delete(fd);
-        if (!f) return cb(0);
-        f.handle.close().then(
-          () => cb(0),
-          (err: unknown) => cb(this.errno('release', path, err)),
-        );
-      },
-
-      truncate: (path, size, cb) => {
-        const work = service.truncate ? service.truncate(path, size, this.cx) : Promise.reject(new FsError('ENOSYS', path));
-        this.within('truncate', path, work, cb);
-      },
-
-      ftruncate: (path, fd, size, cb) => {
-        const f = this.files.get(fd);
-        let work: Promise<void>;
-        if (f?.handle.truncate) work = f.handle.truncate(size);
-        else if (service.truncate) work = service.truncate(path, size, this.cx);
-        else work = Promise.reject(new FsError('ENOSYS', path));
-        this.within('ftruncate', path, work, cb);
-      },
-
-      unlink: (path, cb) => this.within('unlink', path, this.remove(path, false), cb),
-      rmdir: (path, cb) => this.within('rmdir', path, this.remove(path, true), cb),
-
-      mkdir: (path, mode, cb) => {
-        const work = service.mkdir ? service.mkdir(path, mode & 0o7777, this.cx) : Promise.reject(new FsError('ENOSYS', path));
-        this.within('mkdir', path, work, cb);
-      },
-
-      rename: (from, to, cb) => {
-        const work = service.rename ? service.rename(from, to, this.cx) : Promise.reject(new FsError('ENOSYS', from));
-        this.within('rename', from, work, cb);
-      },
-
-      chmod: (path, mode, cb) => this.within('chmod', path, this.setattr(path, { mode: mode & 0o7777 }), cb),
-
-      chown: (path, uid, gid, cb) => {
-        const attrs: SetAttr = {};
-        if (uid !== UNCHANGED_ID) attrs.uid = uid;
-        if (gid !== UNCHANGED_ID) attrs.gid = gid;
-        this.within('chown', path, this.setattr(path, attrs), cb);
-      },
-
-      utimens: (path, atime, _mtime, cb) => {
-        // fuse-native passes the access time twice (its mtime argument is a copy of atime), so both times
-        // take it; UTIME_NOW (touch) arrives as a fixed small value and means now.
-        const t = atime === UTIME_SPECIAL_MS ? Date.now() : atime;
-        this.within('utimens', path, this.setattr(path, { atime: t, mtime: t }), cb);
-      },
-
-      getxattr: (path, name, cb) => {
-        const attr = XATTRS[name];
-        if (!attr) return cb(-ENODATA);
-        this.within('getxattr', path, service.stat(path, this.cx), (code, st) => cb(code, st && Buffer.from(attr(st))));
-      },
-
-      listxattr: (_path, cb) => cb(0, XATTR_NAMES),
-
-      statfs: (path, cb) => this.within('statfs', path, this.statfs(path), cb),
-    };
+  private dispatch(op: number, reply: Reply, cx: Cx, ino: number, a: unknown, b: unknown, c: unknown, d: unknown): void {
+    switch (op) {
+      case Op.lookup:
+        return this.lookup(reply, cx, ino, a as string);
+      case Op.getattr:
+        return this.getattr(reply, cx, ino, a as number);
+      case Op.setattr:
+        return this.setattr(reply, cx, ino, a as number, b as number[], c as number);
+      case Op.mkdir:
+        return this.mkdir(reply, cx, ino, a as string, b as number);
+      case Op.unlink:
+      case Op.rmdir:
+        return this.remove(reply, cx, ino, a as string, op === Op.rmdir);
+      case Op.rename:
+        return this.rename(reply, cx, ino, a as string, b as number, c as string, d as number);
+      case Op.open:
+        return this.open(reply, cx, ino, a as number);
+      case Op.create:
+        return this.create(reply, cx, ino, a as string, b as number, c as number);
+      case Op.read:
+        return this.read(reply, a as number, b as number, c as number);
+      case Op.write:
+        return this.write(reply, a as Buffer, b as number, c as number);
+      case Op.flush:
+        return this.flush(reply, a as number);
+      case Op.fsync:
+        return this.fsync(reply, a as number);
+      case Op.release:
+        return this.release(reply, a as number);
+      case Op.opendir:
+        return this.opendir(reply, cx, ino);
+      case Op.readdir:
+        return this.readdir(reply, a as number, b as number, c as number);
+      case Op.releasedir:
+        this.dirs.delete(a as number);
+        return reply.ok();
+      case Op.statfs:
+        return this.statfs(reply, cx, ino);
+      case Op.getxattr:
+        return this.getxattr(reply, cx, ino, a as string, b as number);
+      case Op.listxattr:
+        return this.listxattr(reply, a as number);
+      default:
+        return reply.err(ENOSYS);
+    }
   }
 
-  /** The service's space for the path (an agent's memory quota); else the mount's default (the disk). */
-  private async statfs(path: string): Promise<FuseStatfs> {
-    const space = this.service.statfs ? await this.service.statfs(path, this.cx) : undefined;
-    if (space && hasLimit(space)) return { ...DEFAULT_STATFS, ...statfsOfSpace(space) };
-    return { ...DEFAULT_STATFS, ...(await this.options.statfs?.()) };
+  private lookup(reply: Reply, cx: Cx, parent: number, name: string): void {
+    const dir = this.pathOf(parent, reply);
+    if (dir === undefined) return;
+    const path = childPath(dir, name);
+    const work = this.afterWrites([this.nodes.known(path)], () => this.service.stat(path, cx));
+    this.answers.within('lookup', path, reply, work, (st) => {
+      reply.entry(this.stat(this.nodes.lookup(path), st), this.attrTimeout, this.entryTimeout);
+    });
   }
 
-  private remove(path: string, dir: boolean): Promise<void> {
-    if (!this.service.remove) return Promise.reject(new FsError('ENOSYS', path));
-    return this.service.remove(path, this.cx, { dir });
+  private getattr(reply: Reply, cx: Cx, ino: number, fh: number): void {
+    const f = fh ? this.files.get(fh) : undefined;
+    const path = f?.path ?? this.pathOf(ino, reply);
+    if (path === undefined) return;
+    const work = this.afterWrites([ino], () =>
+      f?.handle.stat
+        ? f.handle.stat().catch((err: unknown) => {
+            if (err instanceof FsError && err.code === 'ENOSYS') return this.service.stat(path, cx);
+            throw err;
+          })
+        : this.service.stat(path, cx),
+    );
+    this.answers.within('getattr', path, reply, work, (st) => reply.attr(this.stat(ino, st), this.attrTimeout));
   }
 
-  private async setattr(path: string, attrs: SetAttr): Promise<void> {
-    if (!this.service.setattr) throw new FsError('ENOSYS', path);
-    await this.service.setattr(path, attrs, this.cx);
+  private setattr(reply: Reply, cx: Cx, ino: number, toSet: number, v: number[], fh: number): void {
+    const f = fh ? this.files.get(fh) : undefined;
+    const path = f?.path ?? this.pathOf(ino, reply);
+    if (path === undefined) return;
+    const attrs: SetAttr = {};
+    if (toSet & SET_MODE) attrs.mode = v[0]! & 0o7777;
+    if (toSet & SET_UID) attrs.uid = v[1]!;
+    if (toSet & SET_GID) attrs.gid = v[2]!;
+    const now = Date.now();
+    // utimensat's two times arrive apart (UTIME_OMIT: not set at all; UTIME_NOW: the server's now).
+    if (toSet & SET_ATIME_NOW) attrs.atime = now;
+    else if (toSet & SET_ATIME) {
+      attrs.atime = v[4]! * 1000 + Math.floor(v[5]! / 1e6);
+      attrs.atimeNs = v[5]! % 1e6;
+    }
+    if (toSet & SET_MTIME_NOW) attrs.mtime = now;
+    else if (toSet & SET_MTIME) {
+      attrs.mtime = v[6]! * 1000 + Math.floor(v[7]! / 1e6);
+      attrs.mtimeNs = v[7]! % 1e6;
+    }
+    const work = this.afterWrites([ino], async () => {
+      if (toSet & SET_SIZE) {
+        if (f?.handle.truncate) await f.handle.truncate(v[3]!);
+        else if (this.service.truncate) await this.service.truncate(path, v[3]!, cx);
+        else throw new FsError('ENOSYS', path);
+      }
+      if (Object.keys(attrs).length > 0) {
+        if (!this.service.setattr) throw new FsError('ENOSYS', path);
+        return this.service.setattr(path, attrs, cx);
+      }
+      return this.service.stat(path, cx);
+    });
+    this.answers.within('setattr', path, reply, work, (st) => reply.attr(this.stat(ino, st), this.attrTimeout));
+  }
+
+  private mkdir(reply: Reply, cx: Cx, parent: number, name: string, mode: number): void {
+    const dir = this.pathOf(parent, reply);
+    if (dir === undefined) return;
+    const path = childPath(dir, name);
+    const { mkdir } = this.service;
+    if (!mkdir) return reply.err(ENOSYS);
+    // The kernel has applied the caller's umask to `mode` already.
+    const work = mkdir.call(this.service, path, mode & 0o7777, cx).then(() => this.service.stat(path, cx));
+    this.answers.within('mkdir', path, reply, work, (st) => reply.entry(this.stat(this.nodes.lookup(path), st), this.attrTimeout, this.entryTimeout));
+  }
+
+  private remove(reply: Reply, cx: Cx, parent: number, name: string, dir: boolean): void {
+    const parentPath = this.pathOf(parent, reply);
+    if (parentPath === undefined) return;
+    const path = childPath(parentPath, name);
+    if (!this.service.remove) return reply.err(ENOSYS);
+    const { remove } = this.service;
+    const work = this.afterWrites([this.nodes.known(path)], () => remove.call(this.service, path, cx, { dir }));
+    this.answers.within(dir ? 'rmdir' : 'unlink', path, reply, work, () => {
+      this.nodes.removed(path, dir);
+      reply.ok();
+    });
+  }
+
+  private rename(reply: Reply, cx: Cx, parent: number, name: string, newParent: number, newName: string, flags: number): void {
+    const fromDir = this.pathOf(parent, reply);
+    if (fromDir === undefined) return;
+    const toDir = this.pathOf(newParent, reply);
+    if (toDir === undefined) return;
+    const from = childPath(fromDir, name);
+    const to = childPath(toDir, newName);
+    const { rename } = this.service;
+    if (!rename) return reply.err(ENOSYS);
+    if (flags & ~RENAME_NOREPLACE) return reply.err(EINVAL); // RENAME_EXCHANGE, WHITEOUT
+    const work = this.afterWrites([this.nodes.known(from), this.nodes.known(to)], async () => {
+      if (flags & RENAME_NOREPLACE) {
+        const exists = await this.service.stat(to, cx).then(
+          () => true,
+          () => false,
+        );
+        if (exists) throw new FsError('EEXIST', to);
+      }
+      await rename.call(this.service, from, to, cx);
+    });
+    this.answers.within('rename', from, reply, work, () => {
+      this.nodes.renamed(from, to);
+      reply.ok();
+    });
+  }
+
+  private opened(op: string, path: string, ino: number, cx: Cx, reply: Reply, work: Promise<OpenFile>, answer: (fh: number, f: OpenFile) => boolean): void {
+    const discard = (f: OpenFile) => void f.handle.close().catch(() => undefined);
+    this.answers.within(op, path, reply, work, (f) => {
+      const fh = this.allocate(f);
+      // The caller may be gone (interrupted open): then nobody will ever release the handle.
+      if (!answer(fh, f)) {
+        this.files.delete(fh);
+        discard(f);
+      }
+    }, discard);
+    void ino;
+    void cx;
+  }
+
+  private open(reply: Reply, cx: Cx, ino: number, flags: number): void {
+    const path = this.pathOf(ino, reply);
+    if (path === undefined) return;
+    const work = this.afterWrites([ino], () => this.service.open(path, openFlags(flags), cx)).then((h) => this.openFile(path, ino, h, cx));
+    this.opened('open', path, ino, cx, reply, work, (fh, f) => reply.open(fh, this.openReplyFlags(f)));
+  }
+
+  private create(reply: Reply, cx: Cx, parent: number, name: string, mode: number, flags: number): void {
+    const dir = this.pathOf(parent, reply);
+    if (dir === undefined) return;
+    const path = childPath(dir, name);
+    const open: OpenFlags = { ...openFlags(flags), create: true, mode: mode & 0o7777 };
+    if (flags & O_EXCL) open.exclusive = true;
+    const work = (async () => {
+      const handle = await this.service.open(path, open, cx);
+      try {
+        const st = await this.service.stat(path, cx);
+        return { handle, st };
+      } catch (err) {
+        await handle.close().catch(() => undefined);
+        throw err;
+      }
+    })();
+    const discard = (r: { handle: { close(): Promise<void> } }) => void r.handle.close().catch(() => undefined);
+    this.answers.within('create', path, reply, work, ({ handle, st }) => {
+      const ino = this.nodes.lookup(path);
+      const f = this.openFile(path, ino, handle, cx);
+      const fh = this.allocate(f);
+      if (!reply.create(this.stat(ino, st), this.attrTimeout, this.entryTimeout, fh, this.openReplyFlags(f))) {
+        this.files.delete(fh);
+        this.nodes.forget(ino, 1);
+        discard({ handle });
+      }
+    }, discard);
+  }
+
+  private read(reply: Reply, size: number, offset: number, fh: number): void {
+    const f = this.files.get(fh);
+    if (!f) return reply.err(EBADF);
+    if (f.kind === 'data' && f.handle.readInto) {
+      const buf = Buffer.allocUnsafe(size);
+      const { readInto } = f.handle;
+      const work = this.afterWrites([f.ino], () => readInto.call(f.handle, buf, offset));
+      this.answers.settle('read', f.path, reply, work, (n) => reply.buf(buf, n));
+      return;
+    }
+    this.answers.settle('read', f.path, reply, f.read(size, offset, reply.interrupt), (data) => {
+      if (data === INTERRUPTED) return reply.err(EINTR);
+      reply.buf(data, Math.min(size, data.length));
+    });
+  }
+
+  private write(reply: Reply, data: Buffer, offset: number, fh: number): void {
+    const f = this.files.get(fh);
+    if (!f) return reply.err(EBADF);
+    // The buffer was copied out of libfuse's by the addon: the handle may keep it.
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
+    if (f.pending) return this.answers.settle('write', f.path, reply, this.writes.write(f.pending, bytes, offset), () => reply.written(bytes.length));
+    this.answers.settle('write', f.path, reply, f.handle.write(bytes, offset), (n) => reply.written(n));
+  }
+
+  private flush(reply: Reply, fh: number): void {
+    const f = this.files.get(fh);
+    if (!f) return reply.ok();
+    const { pending } = f;
+    const work = pending ? this.writes.sync(pending).then(() => f.handle.flush()) : f.handle.flush();
+    if (f.kind !== 'call') return this.answers.settle('flush', f.path, reply, work, () => reply.ok());
+    // A call file's flush sends the request and may wait long for the answer: Ctrl-C must work.
+    // (Reads wait for the same answer: the handle runs the call once.)
+    this.answers.settle('flush', f.path, reply, reply.interrupt.race(work), (r) => (r === INTERRUPTED ? reply.err(EINTR) : reply.ok()));
+  }
+
+  private fsync(reply: Reply, fh: number): void {
+    const f = this.files.get(fh);
+    if (!f) return reply.ok();
+    if (f.kind !== 'data') return reply.ok();
+    const { pending } = f;
+    const work = pending ? this.writes.sync(pending).then(() => f.handle.flush()) : f.handle.flush();
+    this.answers.settle('fsync', f.path, reply, work, () => reply.ok());
+  }
+
+  private release(reply: Reply, fh: number): void {
+    const f = this.files.get(fh);
+    this.files.delete(fh);
+    if (!f) return reply.ok();
+    const { pending } = f;
+    const work = pending
+      ? this.writes.sync(pending).then(
+          () => f.handle.close(),
+          (err: unknown) => f.handle.close().then(() => Promise.reject(err)),
+        )
+      : f.handle.close();
+    this.answers.settle('release', f.path, reply, work, () => reply.ok());
+  }
+
+  private opendir(reply: Reply, cx: Cx, ino: number): void {
+    const path = this.pathOf(ino, reply);
+    if (path === undefined) return;
+    const parent = path === '/' ? '/' : path.slice(0, path.lastIndexOf('/')) || '/';
+    this.answers.within('opendir', path, reply, this.service.readdir(path, cx), (entries) => {
+      const listing: OpenDir = { names: ['.', '..'], inos: [ino, this.nodes.ino(parent)], modes: [S_IFDIR, S_IFDIR] };
+      for (const e of entries) {
+        listing.names.push(e.name);
+        listing.inos.push(this.nodes.ino(childPath(path, e.name)));
+        listing.modes.push(e.stat.type === 'dir' ? S_IFDIR : S_IFREG);
+      }
+      while (this.files.has(this.nextFh) || this.dirs.has(this.nextFh)) this.nextFh++;
+      const fh = this.nextFh++;
+      this.dirs.set(fh, listing);
+      if (!reply.open(fh, 0)) this.dirs.delete(fh);
+    });
+  }
+
+  private readdir(reply: Reply, size: number, offset: number, fh: number): void {
+    const d = this.dirs.get(fh);
+    if (!d) return reply.err(EBADF);
+    reply.dir(size, d.names, d.inos, d.modes, offset);
+  }
+
+  private statfs(reply: Reply, cx: Cx, ino: number): void {
+    const path = this.nodes.path(ino) ?? '/';
+    const work = (async () => {
+      const own = this.service.statfs ? await this.service.statfs(path, cx) : undefined;
+      // A tree without a quota of its own shows the disk the data lives on, as before.
+      if (own && hasLimit(own)) return own;
+      return (await this.options.diskSpace?.()) ?? own;
+    })();
+    this.answers.within('statfs', path, reply, work, (space) => reply.statfs(statfsWords(space ?? NO_LIMIT)));
+  }
+
+  private getxattr(reply: Reply, cx: Cx, ino: number, name: string, size: number): void {
+    const attr = XATTRS[name];
+    if (!attr) return reply.err(ENODATA);
+    const path = this.pathOf(ino, reply);
+    if (path === undefined) return;
+    this.answers.within('getxattr', path, reply, this.service.stat(path, cx), (st) => this.answerBytes(reply, Buffer.from(attr(st)), size));
+  }
+
+  private listxattr(reply: Reply, size: number): void {
+    this.answerBytes(reply, Buffer.from(XATTR_NAMES.map((n) => n + '\0').join('')), size);
+  }
+
+  /** getxattr/listxattr: size 0 asks for the length; a buffer too small is ERANGE. */
+  private answerBytes(reply: Reply, value: Buffer, size: number): void {
+    if (size === 0) return reply.xattrSize(value.length);
+    if (value.length > size) return reply.err(ERANGE);
+    reply.buf(value);
   }
 }
 
@@ -469,17 +558,3 @@ const XATTRS: Record<string, (st: Stat) => string> = {
   'user.agent9.kind': (st) => st.kind,
 };
 const XATTR_NAMES = Object.keys(XATTRS);
-
-const DEFAULT_STATFS: FuseStatfs = {
-  bsize: 4096,
-  frsize: 4096,
-  blocks: 1 << 28,
-  bfree: 1 << 27,
-  bavail: 1 << 27,
-  files: 1 << 24,
-  ffree: 1 << 23,
-  favail: 1 << 23,
-  fsid: 0x61393639, // "a969"
-  flag: 0,
-  namemax: 255,
-};

@@ -12,4 +12,4 @@ export {
   type MountNamespaceOptions,
 } from './mount.js';
 export { FuseAdapter, type AdapterOptions } from './adapter.js';
-export { mountServer, agentRootEnv, agentPrincipal, type MountServerOptions } from './server.js';
+export { mountServer, agentRootEnv, agentPrincipal, type MountServerOptions } from './mount-server.js';

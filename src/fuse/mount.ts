@@ -1,35 +1,27 @@
 /**
  * Mounting a FileService (the global view, or one agent's view) at a directory: checks that FUSE can
- * work here, clears a stale mount left by a crash, mounts with the options agent9 relies on, and
- * unmounts on request, on SIGINT/SIGTERM (when asked) and, as a last resort, at process exit.
+ * work here, clears a stale mount left by a crash, mounts with the options agent9 relies on (through our
+ * libfuse3 addon, binding.ts), and unmounts on request, on SIGINT/SIGTERM (when asked) and, as a last
+ * resort, at process exit.
  *
  * Mount options, and why:
- * - direct_io: every read and write goes to the service. Synthetic files read fully whatever size they
- *   report (streams and call answers have none), and no read is ever served from a stale page cache
- *   after a change made elsewhere (HTTP, the runtime). fuse-native cannot set it per open, so it applies
- *   to every file. Large sequential reads are about as fast as through the page cache (the bench's
- *   design check, within the noise of a shared machine); reads of a few KiB each cost one request each,
- *   which st_blksize = 128 KiB steers stdio, Python and coreutils away from.
- * - attr_timeout / entry_timeout (default 1 s) with negative_timeout=0: stat and lookups are cached for
- *   at most that long; new names are seen at once. This is the staleness bound in CONTRACT.md.
- * - big_writes: writes of up to 128 KiB per request instead of 4 KiB.
- * - atomic_o_trunc: `>` is one open with O_TRUNC, not a truncate and then an open (one request less,
- *   and a Budgeted mount charges `echo x > f` once, as it does a PUT).
- * - hard_remove: unlinking an open file removes it (libfuse would otherwise rename it to .fuse_hidden*).
- * - intr, intr_signal=SIGURG: a reader blocked on a stream can be interrupted (interrupts.ts).
- * - auto_unmount: if the serving process dies (even by SIGKILL), fusermount unmounts the directory.
+ * - max_read=1 MiB: reads of up to 1 MiB per request (the addon's init asks for the same max_write and
+ *   readahead; the two must agree or the kernel refuses every request).
+ * - auto_unmount: if the serving process dies (even by SIGKILL), fusermount3 unmounts the directory.
  * - default_permissions: the kernel checks modes and owners like on any filesystem.
+ * - attribute and entry timeouts (default 1 s) are given per answer by the adapter: stat and lookups
+ *   are cached for at most that long, and failed lookups not at all (new names are seen at once). This
+ *   is the staleness bound in CONTRACT.md.
+ * Which files use the page cache and which are direct-io is decided per open (adapter.ts).
  */
 import { execFile } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, readFile, stat, statfs } from 'node:fs/promises';
+import { access, mkdir, readFile, stat, statfs, writeFile } from 'node:fs/promises';
 import { delimiter, join, resolve } from 'node:path';
-import { constants as osConstants } from 'node:os';
-import type { FileService, Principal } from '../fs/types.js';
+import type { FileService, FsSpace, Principal } from '../fs/types.js';
 import { FuseAdapter, type AdapterOptions } from './adapter.js';
-import { loadBinding, type FuseInstance } from './binding.js';
-import { acquireInterrupts, releaseInterrupts, INTERRUPT_SIGNAL } from './interrupts.js';
+import { loadBinding, type NativeFuse } from './binding.js';
 
 export interface MountNamespaceOptions {
   /** Who FUSE callers act as; default: the mounting user, as admin (the server operator). */
@@ -81,7 +73,7 @@ export async function fuseUnavailableReason(device = '/dev/fuse'): Promise<strin
     if (code === 'EACCES' || code === 'EPERM') return `no permission to open ${device}`;
     return `${device}: ${(err as Error).message}`;
   }
-  if (!(await fusermountPath())) return 'fusermount is not installed (apt-get install fuse3)';
+  if (!(await fusermountPath())) return 'fusermount3 is not installed (apt-get install fuse3)';
   const binding = loadBinding();
   if (!binding.ok) return binding.reason;
   return undefined;
@@ -89,11 +81,11 @@ export async function fuseUnavailableReason(device = '/dev/fuse'): Promise<strin
 
 let fusermountCache: string | null | undefined;
 
-/** fusermount (libfuse 2's name, a link to fusermount3 on Debian) or fusermount3, from PATH. */
+/** fusermount3 (or fusermount, the same program on Debian), from PATH. */
 export async function fusermountPath(): Promise<string | undefined> {
   if (fusermountCache !== undefined) return fusermountCache ?? undefined;
   const dirs = (process.env['PATH'] ?? '/usr/bin:/bin').split(delimiter).filter(Boolean);
-  for (const name of ['fusermount', 'fusermount3']) {
+  for (const name of ['fusermount3', 'fusermount']) {
     for (const d of dirs) {
       const candidate = join(d, name);
       try {
@@ -137,6 +129,26 @@ export async function mountedType(dir: string): Promise<string | undefined> {
   return found;
 }
 
+/**
+ * Lets the kernel read ahead a whole request (1 MiB) on the mount, not its default 128 KiB: sequential
+ * reads of data files then come in requests of MAX_REQUEST. Only root may; others keep the default.
+ * The device number comes from /proc/self/mountinfo: the mount itself must not be touched from here.
+ */
+async function raiseReadahead(dir: string): Promise<void> {
+  try {
+    const info = await readFile('/proc/self/mountinfo', 'utf8');
+    let device: string | undefined;
+    for (const line of info.split('\n')) {
+      const fields = line.split(' ');
+      const point = fields[4]?.replace(/\\(\d{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+      if (point === dir) device = fields[2];
+    }
+    if (device) await writeFile(`/sys/class/bdi/${device}/read_ahead_kb`, String(MAX_REQUEST / 1024));
+  } catch {
+    /* not root, or no such knob: the default readahead */
+  }
+}
+
 /** Whether a FUSE mount at `dir` answers: probed from a child process, never from ours. */
 async function mountAnswers(dir: string): Promise<{ alive: boolean; detail: string }> {
   const r = await run('stat', ['-c', '%i', dir], 3000);
@@ -173,25 +185,40 @@ async function lazyUnmount(dir: string): Promise<void> {
   }
 }
 
+/** How long an unmount waits for the session loop to end before leaving it to the process exit. */
+const EXIT_WAIT_MS = 3000;
+
 class MountHandle implements FuseMount {
   mounted = false;
   private unmounting: Promise<void> | undefined;
+  private session: object | undefined;
+  private exited = false;
+  private onExited: (() => void) | undefined;
 
   constructor(
     readonly dir: string,
     readonly options: readonly string[],
     readonly adapter: FuseAdapter,
-    private readonly fuse: FuseInstance,
+    private readonly native: NativeFuse,
   ) {}
 
-  start(): Promise<void> {
-    return new Promise((done, fail) => {
-      this.fuse.mount((err) => {
-        if (err) return fail(new Error(`cannot mount ${this.dir}: ${err.message}`));
-        this.mounted = true;
-        done();
-      });
-    });
+  start(): void {
+    const handler = this.adapter.handlerFor(this.native, () => this.ended());
+    try {
+      this.session = this.native.mount(this.dir, this.options.join(','), handler);
+    } catch (err) {
+      throw new Error(`cannot mount ${this.dir}: ${(err as Error).message}`);
+    }
+    this.adapter.attach(this.native, this.session);
+    this.mounted = true;
+  }
+
+  /** The session loop ended (our unmount, or someone else's `fusermount -u`): free the session. */
+  private ended(): void {
+    this.exited = true;
+    if (this.session) this.native.destroy(this.session);
+    this.onExited?.();
+    if (!this.unmounting) void this.unmount();
   }
 
   unmount(): Promise<void> {
@@ -200,41 +227,35 @@ class MountHandle implements FuseMount {
   }
 
   private async stop(): Promise<void> {
-    if (this.mounted) {
-      // fuse-native unmounts with `fusermount -uz` (lazy) and then lets its thread go.
-      await new Promise<void>((done) => this.fuse.unmount(() => done()));
+    if (this.mounted && this.session && !this.exited) {
+      const exited = new Promise<void>((done) => {
+        this.onExited = done;
+        setTimeout(done, EXIT_WAIT_MS).unref();
+      });
+      this.native.unmount(this.session);
       if ((await mountedType(this.dir))?.startsWith('fuse')) await lazyUnmount(this.dir);
+      await exited;
+    } else if ((await mountedType(this.dir))?.startsWith('fuse')) {
+      await lazyUnmount(this.dir);
     }
     this.mounted = false;
     active.delete(this.dir);
     await this.adapter.closeAll();
-    releaseInterrupts();
     if (active.size === 0) process.off('exit', unmountAllAtExit);
   }
 }
 
 /** Last resort when the process exits with mounts still up: detach them (no answer needed from us). */
 function unmountAllAtExit(): void {
-  for (const dir of active.keys()) spawnSync('fusermount', ['-u', '-z', dir], { stdio: 'ignore', timeout: 3000 });
+  for (const dir of active.keys()) spawnSync('fusermount3', ['-u', '-z', dir], { stdio: 'ignore', timeout: 3000 });
 }
+
+/** The largest read and write request, in bytes. */
+export const MAX_REQUEST = 1024 * 1024;
 
 /** The -o list for a mount with these options. */
 export function mountOptionList(opts: MountNamespaceOptions = {}): string[] {
-  const list = [
-    'fsname=agent9',
-    'subtype=agent9',
-    'direct_io',
-    'big_writes',
-    'atomic_o_trunc',
-    'hard_remove',
-    'intr',
-    `intr_signal=${osConstants.signals[INTERRUPT_SIGNAL]}`,
-    'auto_unmount',
-    'default_permissions',
-    `attr_timeout=${opts.attrTimeout ?? 1}`,
-    `entry_timeout=${opts.entryTimeout ?? 1}`,
-    'negative_timeout=0',
-  ];
+  const list = ['fsname=agent9', 'subtype=agent9', `max_read=${MAX_REQUEST}`, 'auto_unmount', 'default_permissions'];
   if (opts.allowOther) list.push('allow_other');
   if (opts.debug) list.push('debug');
   return list;
@@ -260,23 +281,18 @@ export async function mountNamespace(service: FileService, dir: string, opts: Mo
   const adapterOptions: AdapterOptions = {
     principal: opts.principal ?? { id: `fuse:${uid}`, admin: true, uid, gid },
     owner: { uid, gid },
+    attrTimeout: opts.attrTimeout ?? 1,
+    entryTimeout: opts.entryTimeout ?? 1,
   };
   if (opts.opTimeoutMs !== undefined) adapterOptions.opTimeoutMs = opts.opTimeoutMs;
   if (opts.onError) adapterOptions.onError = opts.onError;
   const statfsDir = opts.statfsOf;
-  if (statfsDir) adapterOptions.statfs = () => diskSpace(statfsDir);
+  if (statfsDir) adapterOptions.diskSpace = () => diskSpace(statfsDir);
   const adapter = new FuseAdapter(service, adapterOptions);
 
-  const options = mountOptionList(opts);
-  const handle = new MountHandle(at, options, adapter, binding.create(at, adapter.ops, { mountOptions: options }));
-  // The interrupt handler must be in place before libfuse looks for one at mount time.
-  acquireInterrupts();
-  try {
-    await handle.start();
-  } catch (err) {
-    releaseInterrupts();
-    throw err;
-  }
+  const handle = new MountHandle(at, mountOptionList(opts), adapter, binding.native);
+  handle.start();
+  await raiseReadahead(at);
   if (active.size === 0) process.on('exit', unmountAllAtExit);
   active.set(at, handle);
   return handle;
@@ -313,19 +329,13 @@ export function unmountOnSignals(then?: (signal: NodeJS.Signals) => void | Promi
   };
 }
 
-async function diskSpace(dir: string) {
+/** The space of the filesystem holding `dir`. */
+async function diskSpace(dir: string): Promise<FsSpace> {
   const s = await statfs(dir);
-  const clamp = (n: number) => Math.min(0xffffffff, Math.max(0, Math.floor(n)));
-  // Keep the byte counts right when the block count needs scaling to fit 32 bits.
-  const scale = Math.max(1, Math.ceil(s.blocks / 0xffffffff));
   return {
-    bsize: s.bsize * scale,
-    frsize: s.bsize * scale,
-    blocks: clamp(s.blocks / scale),
-    bfree: clamp(s.bfree / scale),
-    bavail: clamp(s.bavail / scale),
-    files: clamp(s.files),
-    ffree: clamp(s.ffree),
-    favail: clamp(s.ffree),
+    totalBytes: s.blocks * s.bsize,
+    usedBytes: (s.blocks - s.bfree) * s.bsize,
+    freeBytes: s.bavail * s.bsize,
+    files: s.files - s.ffree,
   };
 }

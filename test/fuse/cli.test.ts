@@ -85,10 +85,10 @@ describe('agentctl serve --mount', () => {
     expect(alone.stderr).toContain('--agent says whose view --mount shows');
   });
 
-  it('without libfuse2 it says why and serves HTTP only', async () => {
+  it('without libfuse3 it says why and serves HTTP only', async () => {
     const home = tempDir();
     const d = await dir();
-    const lib = (await ok('readlink -f /lib/x86_64-linux-gnu/libfuse.so.2')).trim();
+    const lib = (await ok('readlink -f /lib/x86_64-linux-gnu/libfuse3.so.3')).trim();
     const script = `mount --bind /dev/null ${q(lib)} && exec ${q(process.execPath)} ${q(AGENTCTL)} serve --port 0 --log-level warn --mount ${q(d)}`;
     const child = spawn('unshare', ['-m', 'sh', '-c', script], {
       env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', AGENT9_HOME: home },
@@ -102,7 +102,7 @@ describe('agentctl serve --mount', () => {
       await exited;
     });
     await until(() => stderr.includes('agent9 serving'), 30_000, 'the server to start');
-    expect(stderr).toMatch(/warning: FUSE is not available: libfuse2 cannot be loaded .*; serving HTTP only/);
+    expect(stderr).toMatch(/warning: FUSE is not available: libfuse3 cannot be loaded .*; serving HTTP only/);
     const info = JSON.parse(readFileSync(join(home, 'server.json'), 'utf8')) as { url: string };
     const r = await agentctl(['ls', '/agents'], { env: { AGENT9_HOME: home, AGENT9_URL: info.url } });
     expect(r.code).toBe(0);

@@ -5,9 +5,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { mountedType } from '../../src/fuse/mount.js';
 import { cleanup, tempDir } from '../helpers.js';
-import { mountPoint, ok, q, sh, sleep, startFixtureServer, until, type ServerProcess } from './helpers.js';
+import { mountPoint, ok, PYTHON, q, sh, sleep, startFixtureServer, until, type ServerProcess } from './helpers.js';
 
 const servers: ServerProcess[] = [];
 const dirs: string[] = [];
@@ -64,14 +65,59 @@ describe('the server dies while shells use the mount', () => {
     expect(await ok(`cat ${q(dir)}/data/kept.txt`)).toBe('kept\n');
   });
 
+  it('SIGKILL during writes: every byte fsync or close returned for is kept; the file is never corrupt', async () => {
+    const home = tempDir();
+    const dir = await mountPoint();
+    dirs.push(dir);
+    const server = await start(home, dir);
+    // Byte p of the file is a function of p: any prefix can be checked, a torn or misplaced write cannot pass.
+    const pattern = `def block(at, n):\n    return bytes(((p * 7) + (p >> 16)) & 255 for p in range(at, at + n))\n`;
+    const marker = join(tempDir(), 'synced');
+    const writer = sh(
+      `${PYTHON} -u -c ${q(`import os, time\n${pattern}
+open('${dir}/data/closed.bin', 'wb').write(block(0, 100000))
+f = os.open('${dir}/data/synced.bin', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+at = 0
+for i in range(48):
+    at += os.write(f, block(at, 65536))
+os.fsync(f)
+print('synced', at, flush=True)
+open('${marker}', 'w').write('synced')
+while True:
+    at += os.write(f, block(at, 65536))
+    time.sleep(0.01)
+`)}`,
+      { timeoutMs: 20_000 },
+    );
+    // Killed as soon as fsync returned: the writes after it are still held (at most a second).
+    await until(() => existsSync(marker), 15_000, 'the fsync');
+    server.kill('SIGKILL');
+    await server.exited;
+    const w = await writer;
+    expect(w.stdout).toMatch(/^synced 3145728\n/);
+    await until(async () => (await mountedType(dir)) === undefined, 15_000, 'the dead mount to go away');
+
+    await start(home, dir);
+    const check = await ok(
+      `${PYTHON} -c ${q(`import os\n${pattern}
+for name, least in (('closed.bin', 100000), ('synced.bin', 3145728)):
+    data = open('${dir}/data/' + name, 'rb').read()
+    assert len(data) >= least, (name, len(data))
+    assert data == block(0, len(data)), name + ' is corrupt'
+    print(name, len(data) >= least)
+`)}`,
+    );
+    expect(check).toBe('closed.bin True\nsynced.bin True\n');
+  });
+
   it('SIGKILL of the server and its unmount helper leaves a stale mount; the next start clears it', async () => {
     const home = tempDir();
     const dir = await mountPoint();
     dirs.push(dir);
     const server = await start(home, dir);
     await ok(`echo kept > ${q(dir)}/data/kept.txt`);
-    // fusermount's auto-unmount helper runs in its own session; kill it first, as a crash of both would.
-    const helper = (await ok(`pgrep -f -- ${q(`^fusermount .*auto_unmount.* -- ${dir}$`)}`)).trim();
+    // fusermount3's auto-unmount helper runs in its own session; kill it first, as a crash of both would.
+    const helper = (await ok(`pgrep -f -- ${q(`^fusermount3 .*auto_unmount.* -- ${dir}$`)}`)).trim();
     expect(helper).toMatch(/^\d+$/);
     process.kill(Number(helper), 'SIGKILL');
     server.kill('SIGKILL');

@@ -54,7 +54,7 @@ describe('deadlines', () => {
     const r = await sh(`stat ${q(m.dir)}/slow/stuck`, { timeoutMs: 10_000 });
     expect(r.timedOut).toBe(false);
     expect(r.stderr).toMatch(/Connection timed out/);
-    expect(reported).toContain('getattr /slow/stuck');
+    expect(reported).toContain('lookup /slow/stuck');
     expect(await ok(`cat ${q(m.dir)}/fine/hello`)).toBe('hi\n');
   });
 

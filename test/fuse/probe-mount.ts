@@ -1,7 +1,7 @@
 /**
  * Reports, as one JSON line, whether FUSE works in this process's environment and what mounting gives:
  *   node --import ./test/support/ts-loader.mjs test/fuse/probe-mount.ts MOUNTDIR
- * Used to test the messages for a machine without /dev/fuse or libfuse2 (in a private mount namespace).
+ * Used to test the messages for a machine without /dev/fuse, libfuse3 or the addon (in a private mount namespace).
  */
 import { SyntheticFs, dir, view } from '../../src/fs/synthetic.js';
 import { fuseUnavailableReason, mountNamespace, FuseUnavailableError } from '../../src/fuse/index.js';

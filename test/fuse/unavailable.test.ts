@@ -1,5 +1,5 @@
 /**
- * Without /dev/fuse or libfuse2 the mount says clearly why and nothing crashes. Each case runs a probe in
+ * Without /dev/fuse, libfuse3 or our addon the mount says clearly why and nothing crashes. Each case runs a probe in
  * a private mount namespace (unshare -m) where the library or the device is hidden.
  */
 import { afterAll, describe, expect, it } from 'vitest';
@@ -28,12 +28,19 @@ async function probe(hide: string): Promise<{ reason: string | null; mountError:
 }
 
 describe('FUSE missing', () => {
-  it('without libfuse2: a clear reason, and mounting throws FuseUnavailableError', async () => {
-    const lib = (await sh('readlink -f /lib/x86_64-linux-gnu/libfuse.so.2')).stdout.trim();
+  it('without libfuse3: a clear reason, and mounting throws FuseUnavailableError', async () => {
+    const lib = (await sh('readlink -f /lib/x86_64-linux-gnu/libfuse3.so.3')).stdout.trim();
     const out = await probe(`mount --bind /dev/null ${q(lib)}`);
-    expect(out.reason).toMatch(/^libfuse2 cannot be loaded \(install it: apt-get install libfuse2\)/);
+    expect(out.reason).toMatch(/^libfuse3 cannot be loaded \(install it: apt-get install libfuse3-3\)/);
     expect(out.mountError?.name).toBe('FuseUnavailableError');
-    expect(out.mountError?.message).toMatch(/^FUSE is not available: libfuse2 cannot be loaded/);
+    expect(out.mountError?.message).toMatch(/^FUSE is not available: libfuse3 cannot be loaded/);
+  });
+
+  it('without the addon built: a clear reason naming the setup', async () => {
+    const addon = join(root, 'native/build/Release/agent9_fuse.node');
+    const out = await probe(`mount --bind /dev/null ${q(addon)}`);
+    expect(out.reason).toMatch(/^the FUSE addon cannot be loaded \(build it: npm run setup\)/);
+    expect(out.mountError?.name).toBe('FuseUnavailableError');
   });
 
   it('when /dev/fuse is not the FUSE device', async () => {

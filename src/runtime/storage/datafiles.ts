@@ -31,12 +31,21 @@ export const dataFileMigrations = [
       CREATE TABLE data_chunks (node INTEGER NOT NULL, idx INTEGER NOT NULL, data BLOB NOT NULL,
         PRIMARY KEY (node, idx));`,
   },
+  {
+    // Times set by utimensat(2) (tar, cp -a, rsync -a) are kept to the nanosecond: the nanoseconds past
+    // the millisecond of atime and mtime (0-999999); 0 for every time the server sets itself.
+    version: 4,
+    name: 'data file times to the nanosecond',
+    up: `
+      ALTER TABLE data_nodes ADD COLUMN atime_ns INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE data_nodes ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0;`,
+  },
 ];
 
 /** A row of data_nodes, without its head chunk. */
 type NodeRow = DataNode;
 
-const COLS = 'id, path, type, mode, uid, gid, size, mtime, ctime, atime, version';
+const COLS = 'id, path, type, mode, uid, gid, size, mtime, ctime, atime, version, atime_ns AS atimeNs, mtime_ns AS mtimeNs';
 
 /** The first path after every path below `dir` ('/' is followed by '0' in byte order). */
 function subtreeEnd(dir: string): string {
@@ -53,6 +62,11 @@ function copyOf(bytes: Uint8Array): Uint8Array {
   const out = Buffer.allocUnsafe(bytes.length);
   out.set(bytes);
   return out;
+}
+
+/** Nanoseconds past the millisecond, as stored: an integer in 0..999999. */
+function subMs(ns: number | undefined): number {
+  return ns === undefined ? 0 : Math.min(999_999, Math.max(0, Math.floor(ns)));
 }
 
 /** Maps a tree to the event scope and path prefix its changes are reported under. */
@@ -102,10 +116,10 @@ export class SqliteDataFileStore implements DataFileStore {
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`),
       /** Touches a parent directory; 0 changes means it is missing or not a directory. */
       touchDir: db.prepare(
-        "UPDATE data_nodes SET mtime = ?, ctime = ?, version = version + 1 WHERE tree = ? AND path = ? AND type = 'dir'",
+        "UPDATE data_nodes SET mtime = ?, mtime_ns = 0, ctime = ?, version = version + 1 WHERE tree = ? AND path = ? AND type = 'dir'",
       ),
       setSize: db.prepare(
-        `UPDATE data_nodes SET size = ?, mtime = ?, ctime = ?, version = version + 1 WHERE id = ? RETURNING ${COLS}`,
+        `UPDATE data_nodes SET size = ?, mtime = ?, mtime_ns = 0, ctime = ?, version = version + 1 WHERE id = ? RETURNING ${COLS}`,
       ),
       head: db.prepare('SELECT head FROM data_nodes WHERE id = ?').pluck(),
       setHead: db.prepare('UPDATE data_nodes SET head = ? WHERE id = ?'),
@@ -269,7 +283,7 @@ export class SqliteDataFileStore implements DataFileStore {
     const info = this.q.insert.run(tree, path, spec.type, mode, spec.uid, spec.gid, size, now, now, now, head);
     this.touchParent(tree, path, now);
     this.emit(tree, path, 'created', 1);
-    return { id: Number(info.lastInsertRowid), path, type: spec.type, mode, uid: spec.uid, gid: spec.gid, size, mtime: now, ctime: now, atime: now, version: 1 };
+    return { id: Number(info.lastInsertRowid), path, type: spec.type, mode, uid: spec.uid, gid: spec.gid, size, mtime: now, ctime: now, atime: now, version: 1, atimeNs: 0, mtimeNs: 0 };
   }
 
   /** createIn, or undefined when the path exists (the failed insert wrote nothing). */
@@ -539,13 +553,15 @@ export class SqliteDataFileStore implements DataFileStore {
         gid: attrs.gid ?? node.gid,
         atime: attrs.atime ?? node.atime,
         mtime: attrs.mtime ?? node.mtime,
+        atimeNs: attrs.atime !== undefined ? subMs(attrs.atimeNs) : node.atimeNs,
+        mtimeNs: attrs.mtime !== undefined ? subMs(attrs.mtimeNs) : node.mtimeNs,
       };
       const updated = this.db
         .prepare(
-          `UPDATE data_nodes SET mode = ?, uid = ?, gid = ?, atime = ?, mtime = ?, ctime = ?, version = version + 1
-           WHERE id = ? RETURNING ${COLS}`,
+          `UPDATE data_nodes SET mode = ?, uid = ?, gid = ?, atime = ?, mtime = ?, atime_ns = ?, mtime_ns = ?, ctime = ?,
+           version = version + 1 WHERE id = ? RETURNING ${COLS}`,
         )
-        .get(next.mode, next.uid, next.gid, next.atime, next.mtime, Date.now(), node.id) as NodeRow;
+        .get(next.mode, next.uid, next.gid, next.atime, next.mtime, next.atimeNs, next.mtimeNs, Date.now(), node.id) as NodeRow;
       this.emit(tree, path, 'modified', updated.version);
       return updated;
     });
