@@ -61,6 +61,8 @@ export interface DataFileStore {
   /** Only the content by path (no stat): the cheapest read; 'dir' for a directory. */
   readData?(tree: string, path: string): Uint8Array | 'dir' | undefined;
   setattr(tree: string, path: string, attrs: SetAttr): DataNode;
+  /** Bytes the tree may still grow by before its quota refuses a write (absent: no quota). */
+  room?(tree: string): number;
 }
 
 export function nodeStat(node: DataNode): Stat {
@@ -110,6 +112,11 @@ export class DataFs implements FileService {
     this.maxFileBytes = options.maxFileBytes ?? 1024 * 1024 * 1024;
     this.readAhead = options.readAhead;
     this.space = options.space;
+  }
+
+  /** @internal used by DataHandle: bytes the tree may still grow by (Infinity without a quota). */
+  roomLeft(): number {
+    return this.store.room?.(this.tree) ?? Infinity;
   }
 
   async statfs(path: string, _cx?: Cx): Promise<FsSpace> {
@@ -356,6 +363,10 @@ class DataHandle implements Handle {
   async truncate(size: number): Promise<void> {
     this.check();
     this.fs.truncateId(this.id, this.path, size);
+  }
+
+  room(): number {
+    return this.fs.roomLeft();
   }
 
   async stat(): Promise<Stat> {

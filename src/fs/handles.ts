@@ -209,12 +209,14 @@ export class MappedHandle implements Handle {
   readInto?: (target: Uint8Array, offset: number) => Promise<number>;
   truncate?: (size: number) => Promise<void>;
   stat?: () => Promise<Stat>;
+  room?: () => number;
 
   constructor(
     private readonly inner: Handle,
     private readonly mapError: (err: unknown) => unknown,
   ) {
     this.kind = inner.kind;
+    if (inner.room) this.room = () => inner.room!();
     if (inner.readInto) this.readInto = (target, offset) => this.guard(() => inner.readInto!(target, offset));
     if (inner.truncate) this.truncate = (size) => this.guard(() => inner.truncate!(size));
     if (inner.stat) this.stat = () => this.guard(() => inner.stat!());

@@ -108,6 +108,12 @@ export interface Handle {
   close(): Promise<void>;
   /** ftruncate on this handle. */
   truncate?(size: number): Promise<void>;
+  /**
+   * Data files under a quota: how many bytes the file's tree may still grow by now (Infinity without a
+   * quota). A transport that buffers writes (the FUSE write-behind) writes through instead when what it
+   * would hold comes near this, so a write past the quota fails at write(2), where every tool sees it.
+   */
+  room?(): number;
   /** fstat: the handle's view of the file (a view's snapshot size). */
   stat?(): Promise<Stat>;
 }

@@ -456,8 +456,23 @@ export class FuseAdapter {
     if (!f) return reply.err(EBADF);
     // The buffer was copied out of libfuse's by the addon: the handle may keep it.
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
-    if (f.pending) return this.answers.settle('write', f.path, reply, this.writes.write(f.pending, bytes, offset), () => reply.written(bytes.length));
+    if (f.pending && !this.nearQuota(f.handle, bytes.length)) {
+      return this.answers.settle('write', f.path, reply, this.writes.write(f.pending, bytes, offset), () => reply.written(bytes.length));
+    }
+    // Near a quota the write goes through (after what this file holds), so EDQUOT reaches write(2):
+    // a refusal at close would be lost on tools that ignore close's errors (bash's echo).
+    if (f.pending) {
+      const pending = f.pending;
+      const work = this.writes.sync(pending).then(() => f.handle.write(bytes, offset));
+      return this.answers.settle('write', f.path, reply, work, (n) => reply.written(n));
+    }
     this.answers.settle('write', f.path, reply, f.handle.write(bytes, offset), (n) => reply.written(n));
+  }
+
+  /** Whether buffering `length` more bytes could take a tree past its quota (what the mount holds counts). */
+  private nearQuota(handle: { room?(): number }, length: number): boolean {
+    if (!handle.room) return false;
+    return this.writes.heldBytes + length > handle.room();
   }
 
   private flush(reply: Reply, fh: number): void {

@@ -82,6 +82,11 @@ export class WriteBehind {
   private held = 0;
   private readonly inFlight = new Set<Promise<void>>();
 
+  /** Bytes held over the mount, not yet committed. */
+  get heldBytes(): number {
+    return this.held;
+  }
+
   /** Takes a write; resolves when it may be answered (at once, unless the bound is reached). */
   async write(p: PendingWrites, data: Uint8Array, offset: number): Promise<void> {
     if (!p.fits(offset)) this.commit(p);

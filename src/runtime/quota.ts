@@ -188,7 +188,7 @@ export class MemoryQuota {
 
   /** The agent's memory store: the shared one, with every write that can grow a file guarded. */
   store(agentId: string, inner: DataFileStore): DataFileStore {
-    return new QuotaStore(inner, (fn) => this.guard(agentId, fn));
+    return new QuotaStore(inner, (fn) => this.guard(agentId, fn), () => this.usage(agentId).free_bytes);
   }
 }
 
@@ -197,7 +197,12 @@ class QuotaStore implements DataFileStore {
   constructor(
     private readonly inner: DataFileStore,
     private readonly guard: (fn: () => DataNode) => DataNode,
+    private readonly free: () => number,
   ) {}
+
+  room(_tree: string): number {
+    return this.free();
+  }
 
   /** Undefined when the inner store has no one-step read: DataFs then reads by node. */
   readWhole(tree: string, path: string) {
