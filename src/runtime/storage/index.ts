@@ -42,7 +42,7 @@ export class Storage {
     this.runTx = db.transaction((fn: () => unknown) => fn());
     this.eventStore = new SqliteEventStore(db, options.retention);
     this.events = new EventLog(this.eventStore);
-    this.dataFiles = new SqliteDataFileStore(db, this.events, (tree) => this.treeEvents.get(tree), options.chunkSize);
+    this.dataFiles = new SqliteDataFileStore(db, this.events, (tree) => this.treeEvents.get(tree), (fn, o) => this.tx(fn, o), options.chunkSize);
     this.dataFiles.collectGarbage();
     // Appends prune a busy scope as they go; this bounds every scope, quiet ones included (an agent that
     // logs little, across restarts), and applies the age limit when nothing is written.
