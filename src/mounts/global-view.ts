@@ -11,7 +11,7 @@ import { SyntheticHandle } from '../fs/handles.js';
 import { SyntheticFs, dir, jsonView, parseJson } from '../fs/synthetic.js';
 import { isUnder, relativeTo, segmentsOf } from '../fs/paths.js';
 import { jsonText } from '../fs/bytes.js';
-import type { Cx, DirEntry, FileService, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from '../fs/types.js';
+import type { Cx, DirEntry, FileService, Handle, OpenFlags, SetAttr, Stat, StatAndData, WriteFileOptions } from '../fs/types.js';
 import { MODE } from '../fs/types.js';
 import { mountWithAccess, ReadOnly, ReadWrite } from './access.js';
 import { buildAgentView, type AgentMount } from './agent-view.js';
@@ -212,6 +212,13 @@ export class AgentsFs implements FileService, WatchSource {
     }
     if (target.rest === '/') throw new FsError('EISDIR', path, 'is a directory');
     return this.inAgent(path, (ns, rest) => ns.readFile(rest, cx));
+  }
+
+  /** Stat and content in one step where the agent's service has it (data files): one walk per GET, not two. */
+  async readStat(path: string, cx: Cx): Promise<StatAndData> {
+    const target = this.split(path);
+    if (!target || target.rest === '/') return { stat: await this.stat(path, cx) };
+    return this.inAgent(path, (ns, rest) => ns.readStat(rest, cx));
   }
 
   async writeFile(path: string, data: Uint8Array, opts: WriteFileOptions, cx: Cx): Promise<Stat> {
