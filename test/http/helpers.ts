@@ -2,7 +2,7 @@
 import { buildFixture } from '../conformance/fixture.js';
 import { Storage, type StorageOptions } from '../../src/runtime/storage/index.js';
 import { RuntimeStore } from '../../src/runtime/store/index.js';
-import { startServer, type RunningServer } from '../../src/http/server.js';
+import { startServer, type RunningServer } from '../../src/http/listener.js';
 import type { Namespace } from '../../src/fs/namespace.js';
 import { tempDir } from '../helpers.js';
 

@@ -51,7 +51,7 @@ async function serve(opts: ServeOptions): Promise<void> {
   const [{ pino }, { Agent9, createDemoAgent, DEMO_AGENT }, { startServer, checkHost, isLoopback, execTokens }, prom] = await Promise.all([
     import('pino'),
     import('../../runtime/server.js'),
-    import('../../http/server.js'),
+    import('../../http/listener.js'),
     import('../../runtime/prometheus.js'),
   ]);
   checkHost(opts.host, !!opts.allowRemote);
