@@ -19,6 +19,8 @@ export interface ServerChild {
   url: string;
   /** The bearer token requests carry ('' for the baselines, which check none). */
   token: string;
+  /** The admin token ('' for the baselines): /runtime/status says how writes shared commits. */
+  adminToken: string;
   /** The 100-byte file a GET reads and a PUT replaces (a URL path). */
   hundredPath: string;
   /** A file an SSE watch follows and a PUT changes. */
@@ -51,6 +53,7 @@ export function startChild(script: string): Promise<ServerChild> {
       resolve({
         url: msg.url,
         token: '',
+        adminToken: '',
         hundredPath: '/hundred',
         watchedPath: '/watched',
         rssMb: () => ask('rss', (m) => (m['rss'] as number) / 1024 / 1024),
@@ -123,6 +126,7 @@ export async function startShipped(): Promise<ServerChild> {
   return {
     url,
     token: minted.token,
+    adminToken: admin,
     hundredPath: '/memory/hundred',
     watchedPath: '/memory/watched',
     rssMb: () => Promise.resolve(procRssMb(pid)),

@@ -84,6 +84,11 @@ export interface DataFsOptions {
    * one 128 KiB request at a time); the block is served only if the file's version has not changed.
    */
   readAhead?: (work: () => void) => void;
+  /**
+   * Runs a whole-file write (writeFile), possibly in one transaction with the others submitted at the
+   * same time (group commit); resolves once it is committed. Default: at once, in its own transaction.
+   */
+  commit?: <T>(work: () => T) => Promise<T>;
 }
 
 export class DataFs implements FileService {
@@ -91,6 +96,7 @@ export class DataFs implements FileService {
   readonly maxFileBytes: number;
   /** @internal used by DataHandle */
   readonly readAhead: ((work: () => void) => void) | undefined;
+  private readonly commit: (<T>(work: () => T) => Promise<T>) | undefined;
 
   constructor(
     private readonly store: DataFileStore,
@@ -100,6 +106,7 @@ export class DataFs implements FileService {
     this.serviceName = options.serviceName ?? 'data';
     this.maxFileBytes = options.maxFileBytes ?? 1024 * 1024 * 1024;
     this.readAhead = options.readAhead;
+    this.commit = options.commit;
   }
 
   private need(path: string): DataNode {
@@ -234,7 +241,8 @@ export class DataFs implements FileService {
     if (opts.ifVersion !== undefined) spec.ifVersion = opts.ifVersion;
     if (opts.append) spec.append = true;
     if (data.length > this.maxFileBytes) throw new FsError('EFBIG', path, `file larger than ${this.maxFileBytes} bytes`);
-    return nodeStat(this.store.replace(this.tree, path, data, spec));
+    const replace = () => this.store.replace(this.tree, path, data, spec);
+    return nodeStat(this.commit ? await this.commit(replace) : replace());
   }
 }
 

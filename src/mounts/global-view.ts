@@ -77,9 +77,12 @@ export class AgentsFs implements FileService, WatchSource {
 
   /** Splits `/<id>/rest` into the agent and the path inside its namespace. */
   private split(path: string): { id: string; rest: string } | undefined {
-    const [id, ...more] = segmentsOf(path);
-    if (id === undefined || (CREATE_FILES as readonly string[]).includes(id)) return undefined;
-    return { id, rest: '/' + more.join('/') };
+    // Paths come normalised ('/', or '/a/b' without a trailing slash): the first segment is up to the next '/'.
+    if (path === '/') return undefined;
+    const slash = path.indexOf('/', 1);
+    const id = slash < 0 ? path.slice(1) : path.slice(1, slash);
+    if ((CREATE_FILES as readonly string[]).includes(id)) return undefined;
+    return { id, rest: slash < 0 ? '/' : path.slice(slash) };
   }
 
   private async inAgent<T>(path: string, fn: (ns: Namespace, rest: string, id: string) => Promise<T>): Promise<T> {
@@ -269,6 +272,7 @@ export function runtimeService(rt: AgentRuntime, views: AgentViews): SyntheticFs
         ticks_running: rt.engine.locks.size,
         enqueue_commits: rt.queues.commitStats,
         tick_commits: rt.engine.commits.stats,
+        data_file_commits: rt.storage.dataFileCommits,
         scheduler: rt.scheduler.isRunning ? rt.scheduler.stats() : null,
         namespaces_cached: views.size,
         watchers: rt.storage.events.subscriberCount,

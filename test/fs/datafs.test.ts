@@ -165,6 +165,29 @@ describe('data files', () => {
     expect(chunks).toBe(0);
   });
 
+  it('whole-file writes of one turn share one commit; each learns its own outcome; a failed one changes nothing', async () => {
+    const storage = openStorage();
+    const fs = tree(storage);
+    await writeAll(fs, '/kept', 'before', admin);
+    const before = { ...storage.dataFileCommits };
+    const writes = [
+      ...Array.from({ length: 20 }, (_, i) => writeAll(fs, `/f${i}`, `n${i}`, admin)),
+      writeAll(fs, '/missing/f', 'x', admin),
+      writeAll(fs, '/kept', 'stale', admin, { ifVersion: 99 }),
+      writeAll(fs, '/kept', 'after', admin),
+    ];
+    const outcomes = await Promise.allSettled(writes);
+    expect(outcomes.slice(0, 20).every((o) => o.status === 'fulfilled')).toBe(true);
+    expect(outcomes[20]).toMatchObject({ status: 'rejected', reason: { code: 'ENOENT' } });
+    expect(outcomes[21]).toMatchObject({ status: 'rejected', reason: { code: 'ESTALE' } });
+    expect(outcomes[22]!.status).toBe('fulfilled');
+    expect(storage.dataFileCommits.jobs - before.jobs).toBe(23);
+    expect(storage.dataFileCommits.transactions - before.transactions).toBe(1);
+    expect(text(await readAll(fs, '/f7', admin))).toBe('n7');
+    expect(text(await readAll(fs, '/kept', admin))).toBe('after');
+    await expectCode(readAll(fs, '/missing/f', admin), 'ENOENT');
+  });
+
   it('If-Match style writes: ifVersion guards with ESTALE, 0 means must not exist', async () => {
     const fs = tree(openStorage());
     const st = await writeAll(fs, '/f', 'one', admin, { ifVersion: 0 });

@@ -11,6 +11,7 @@ import { migrate, openDb, type Db, type Migration, type OpenDbOptions } from './
 import { SqliteEventStore, type RetentionOptions } from './events.js';
 import { SqliteDataFileStore } from './datafiles.js';
 import { migrations as allMigrations } from './migrations.js';
+import { GroupCommit } from '../group-commit.js';
 
 export interface StorageOptions extends OpenDbOptions {
   retention?: RetentionOptions;
@@ -32,6 +33,8 @@ export class Storage {
   private readonly timers = new Set<ReturnType<typeof setInterval>>();
   /** One transaction function, made once: better-sqlite3 builds a new wrapper per db.transaction() call. */
   private readonly runTx: Database.Transaction<(fn: () => unknown) => unknown>;
+  /** Whole-file data-file writes of one turn of the event loop, in one transaction. */
+  private readonly wholeFileWrites = new GroupCommit(this, { gather: 'io', immediate: true });
 
   private constructor(
     readonly db: Db,
@@ -80,10 +83,28 @@ export class Storage {
     return this.events.batch(() => this.runTx(fn) as T);
   }
 
-  /** A data-file tree whose changes are reported in `scope` under `prefix`. */
+  /** How whole-file writes shared commits: {transactions, jobs} (in /runtime/status). */
+  get dataFileCommits(): { transactions: number; jobs: number } {
+    return this.wholeFileWrites.stats;
+  }
+
+  /**
+   * A data-file tree whose changes are reported in `scope` under `prefix`. Whole-file writes submitted
+   * in the same turn of the event loop (concurrent HTTP PUTs) commit together, each in its own
+   * savepoint, each answered once the commit is done; inside a transaction one runs at once, in it.
+   */
   dataTree(tree: string, events: { scope: string; prefix: string }, options?: DataFsOptions): DataFs {
     this.treeEvents.set(tree, events);
-    return new DataFs(this.dataFiles, tree, { readAhead: (work) => setImmediate(work), ...options });
+    const commit = <T>(work: () => T): Promise<T> => {
+      // The store's own transaction is a savepoint inside the group's: a failed write rolls back alone.
+      if (!this.db.inTransaction) return this.wholeFileWrites.run(work, { savepoint: false });
+      try {
+        return Promise.resolve(work());
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    };
+    return new DataFs(this.dataFiles, tree, { readAhead: (work) => setImmediate(work), commit, ...options });
   }
 
   metaGet(key: string): string | undefined {
