@@ -55,6 +55,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     // Requests are counted in /runtime/metrics; a log line each would cost more than serving a small file.
     logController: new LogController({ disableRequestLogging: true }),
+    // No child logger per request: only a 5xx logs (with its path and code), and a pino child each
+    // request would cost every request what only that one needs.
+    childLoggerFactory: (logger) => logger,
     exposeHeadRoutes: false,
     bodyLimit,
     routerOptions: { maxParamLength: 500, constraints: { watch: watchConstraint } },
