@@ -96,6 +96,11 @@ export class SqliteDataFileStore implements DataFileStore {
       hasBelow: db.prepare('SELECT 1 FROM data_nodes WHERE tree = ? AND path > ? AND path < ? LIMIT 1').pluck(),
       insert: db.prepare(`INSERT INTO data_nodes (tree, path, type, mode, uid, gid, size, mtime, ctime, atime, version, head)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`),
+      /** New content of a small file, by path, when the file is a small one: one statement, no lookup. */
+      overwriteSmall: db.prepare(
+        `UPDATE data_nodes SET head = ?, size = ?, mtime = ?, ctime = ?, version = version + 1
+         WHERE tree = ? AND path = ? AND type = 'file' AND size <= ? RETURNING ${COLS}`,
+      ),
       /** A file's whole content when it fits in the head: one row, one statement. */
       overwriteHead: db.prepare(
         `UPDATE data_nodes SET head = ?, size = ?, mtime = ?, ctime = ?, version = version + 1 WHERE id = ? RETURNING ${COLS}`,
@@ -461,10 +466,22 @@ export class SqliteDataFileStore implements DataFileStore {
     spec: CreateSpec & { ifVersion?: number; append?: boolean },
   ): DataNode {
     this.ensureRoot(tree);
+    const small = spec.ifVersion === undefined && !spec.append && data.length <= this.chunkSize;
+    const triedOutside = small && this.db.inTransaction;
+    if (triedOutside) {
+      // Small over small is one statement, atomic alone: inside the caller's transaction (the group
+      // commit's) it needs no savepoint of its own.
+      const updated = this.overwriteSmall(tree, path, data, Date.now());
+      if (updated) return updated;
+    }
     return this.tx(() => {
       const now = Date.now();
-      // Looked up first, never an insert that may fail: a failed insert costs an exception (measured:
-      // 8.5% of the CPU of PUTs over existing files).
+      if (small && !triedOutside) {
+        const updated = this.overwriteSmall(tree, path, data, now);
+        if (updated) return updated;
+      }
+      // Looked up, never an insert that may fail: a failed insert costs an exception (measured: 8.5%
+      // of the CPU of PUTs over existing files).
       const node = this.q.byPath.get(tree, path) as NodeRow | undefined;
       if (spec.ifVersion !== undefined && (node?.version ?? 0) !== spec.ifVersion) {
         throw new FsError('ESTALE', path, `version is ${node?.version ?? 0}, not ${spec.ifVersion}`);
@@ -490,6 +507,15 @@ export class SqliteDataFileStore implements DataFileStore {
       this.emit(tree, path, 'modified', updated.version);
       return updated;
     });
+  }
+
+  /** The whole content of an existing small file replaced by small content, or undefined (no such small file). */
+  private overwriteSmall(tree: string, path: string, data: Uint8Array, now: number): NodeRow | undefined {
+    const updated = this.q.overwriteSmall.get(data.length > 0 ? data : null, data.length, now, now, tree, path, this.chunkSize) as NodeRow | undefined;
+    if (!updated) return undefined;
+    this.forget();
+    this.emit(tree, path, 'modified', updated.version);
+    return updated;
   }
 
   remove(tree: string, path: string, dir: boolean): DataNode {
