@@ -13,8 +13,10 @@ export interface Figure {
   higherIsBetter: boolean;
   /** The bar the issue sets, as a ratio (ours / baseline for rates; baseline / ours... see ratioOf). */
   bar?: string;
-  /** How the runs behind the medians spread (min-max of ours and of the baseline). */
-  spread?: string;
+  /** The lowest and highest of the runs a median was taken of, each side. */
+  spread?: { ours: string; baseline: string };
+  /** Why a bar is missed, when the reason is known (printed beside the miss). */
+  missedBecause?: string;
   note?: string;
 }
 
@@ -34,6 +36,28 @@ export interface BenchCase {
 /** Ratio as "how we compare": for rates ours/baseline, for costs (times) baseline/ours... expressed as ours÷baseline. */
 export function ratioOf(f: Figure): number {
   return f.value / f.baseline;
+}
+
+/**
+ * Whether a figure meets its bar: `>= 0.6x` / `<= 1.5x` compare the ratio; `< 300 MB` (a unit other
+ * than x) compares the value itself. undefined when the figure has no bar.
+ */
+export function meetsBar(f: Figure): boolean | undefined {
+  if (!f.bar) return undefined;
+  const m = /^\s*(>=|<=|<|>)\s*([\d.]+)\s*(\S*)\s*$/.exec(f.bar);
+  if (!m) throw new Error(`bar '${f.bar}' of '${f.name}' is not like '>= 0.5x' or '< 300 MB'`);
+  const limit = Number(m[2]);
+  const x = m[3] === 'x' || m[3] === '' ? ratioOf(f) : f.value;
+  switch (m[1]) {
+    case '>=':
+      return x >= limit;
+    case '<=':
+      return x <= limit;
+    case '<':
+      return x < limit;
+    default:
+      return x > limit;
+  }
 }
 
 export function timeIt<T>(fn: () => T): { ms: number; result: T } {

@@ -150,7 +150,7 @@ const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n
 
 /** A figure of ours against a baseline, with both spreads (min-max over the runs). */
 function figure(name: string, unit: string, ours: Measured, baselineName: string, base: Measured, higherIsBetter: boolean, bar?: string): Figure {
-  const f: Figure = { name, unit, value: ours.median, baselineName, baseline: base.median, higherIsBetter, spread: `ours ${span(ours)}, baseline ${span(base)} (${ours.all.length} runs)` };
+  const f: Figure = { name, unit, value: ours.median, baselineName, baseline: base.median, higherIsBetter, spread: { ours: span(ours), baseline: span(base) } };
   if (bar) f.bar = bar;
   return f;
 }

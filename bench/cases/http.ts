@@ -1,67 +1,59 @@
 /**
- * HTTP against bare fastify, each server in its own child process (so the load generator and the
- * watchers' client never share an event loop with the server measured), alternating runs:
- * - GET of a 100-byte data file through agent9 (bearer auth, the namespace, SQLite, ETag, content type)
- *   vs a bare fastify route returning the same 100 bytes; autocannon, same connections and duration.
+ * HTTP against bare fastify, each server in its own process and the load (autocannon) in a third, so
+ * no two share an event loop. Ours is the shipped server: `agentctl serve` itself, requests carrying an
+ * agent-scoped token, so each goes through the token check, the agent's view, its access levels and
+ * its memory tree (bench/servers/children.ts).
+ * - GET of a 100-byte file (`/memory/hundred`) vs a bare fastify route returning 100 bytes from memory.
+ * - PUT of 100 bytes over that file vs a bare fastify route storing the body with one better-sqlite3
+ *   upsert, on a database opened with Storage's own pragmas.
+ *   Both: same connections and duration, runs interleaved (bare, ours / ours, bare / bare, ours), the
+ *   median of 3 runs with their spread, and the server's CPU time per request beside it.
  * - One event fanned out to 2,000 SSE watchers: a PUT of the watched file through agent9 (committed to
  *   SQLite, published through the event log to each watch) vs a bare @fastify/sse broadcast of one
  *   message to 2,000 streams; delivery latency from sending the trigger to each watcher's receipt.
+ * Where the time goes: `AGENT9_BENCH_CPU_PROF=DIR npm run bench -- http-files` runs every server under
+ * node --cpu-prof and leaves their profiles in DIR.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { request, get, type IncomingMessage } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
 import type { BenchCase, Figure } from '../harness.js';
+import type { LoadResult, LoadRun } from '../load/autocannon-child.js';
+import { HUNDRED, startChild, startShipped, type ServerChild } from '../servers/children.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-interface ServerChild {
-  url: string;
-  token: string;
-  rssMb(): Promise<number>;
-  stop(): Promise<void>;
-}
-
-function startChild(script: string): Promise<ServerChild> {
-  return new Promise((resolve, reject) => {
-    const proc: ChildProcess = fork(join(here, '..', 'servers', script), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    proc.once('error', reject);
-    proc.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
-    proc.once('message', (msg: { url: string; token: string }) => {
-      resolve({
-        url: msg.url,
-        token: msg.token,
-        rssMb: () =>
-          new Promise((res) => {
-            proc.once('message', (m: { rss: number }) => res(m.rss / 1024 / 1024));
-            proc.send({ cmd: 'rss' });
-          }),
-        stop: () =>
-          new Promise((res) => {
-            proc.removeAllListeners('exit');
-            proc.once('exit', () => res());
-            proc.kill('SIGTERM');
-          }),
-      });
-    });
-  });
-}
-
 const auth = (token: string): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {});
 
-async function requestsPerSecond(url: string, token: string, connections: number, duration: number): Promise<number> {
-  const r = await autocannon({ url, connections, duration, headers: auth(token) });
-  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
-  return r.requests.average;
+/** The load generator's process, one run at a time. */
+class LoadChild {
+  private readonly proc: ChildProcess = fork(join(here, '..', 'load', 'autocannon-child.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+
+  run(run: LoadRun): Promise<LoadResult> {
+    return new Promise((resolve, reject) => {
+      this.proc.once('message', (m: LoadResult & { error?: string }) => (m.error ? reject(new Error(m.error)) : resolve(m)));
+      this.proc.send(run);
+    });
+  }
+
+  close(): void {
+    this.proc.disconnect();
+  }
 }
 
-function mean(xs: number[]): number {
-  return xs.reduce((a, b) => a + b, 0) / xs.length;
+interface Measured {
+  rps: number;
+  /** Server CPU time per request, microseconds. */
+  cpuPerRequest: number;
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+async function measure(load: LoadChild, server: ServerChild, run: Omit<LoadRun, 'url' | 'headers'>, path: string): Promise<Measured> {
+  const cpu0 = await server.cpuMicros();
+  const r = await load.run({ ...run, url: server.url + path, headers: auth(server.token) });
+  const cpu1 = await server.cpuMicros();
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${run.method} ${server.url}${path}: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
+  return { rps: r.rps, cpuPerRequest: (cpu1 - cpu0) / Math.max(1, r.requests) };
 }
 
 function median(xs: number[]): number {
@@ -69,38 +61,88 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-async function smallGet(quick: boolean): Promise<Figure[]> {
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+const spreadOf = (xs: number[]): string => `${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))}`;
+
+/**
+ * Ours beside the baseline: a warm-up of each, then `rounds` rounds, the order flipping each round so
+ * that drift on the shared machine weighs on both alike; medians, with each side's spread.
+ */
+async function sideBySide(
+  quick: boolean,
+  what: { name: string; baselineName: string; bar: string; method: 'GET' | 'PUT'; body?: string; missedBecause: string },
+): Promise<Figure> {
   const connections = 100;
   const duration = quick ? 3 : 8;
-  const ours = await startChild('agent9-http.js');
+  const rounds = 3;
+  const load = new LoadChild();
+  const ours = await startShipped();
   const bare = await startChild('bare-fastify.js');
+  const body = what.body !== undefined ? Buffer.from(what.body).toString('base64') : undefined;
+  const run = { method: what.method, connections, duration, ...(body !== undefined ? { body } : {}) };
   try {
-    // Warm both up, then alternate so that drift on the shared machine hits both alike.
-    await requestsPerSecond(`${ours.url}/data/hundred`, ours.token, connections, 1);
-    await requestsPerSecond(`${bare.url}/hundred`, '', connections, 1);
-    const oursRps: number[] = [];
-    const bareRps: number[] = [];
-    for (let i = 0; i < 2; i++) {
-      bareRps.push(await requestsPerSecond(`${bare.url}/hundred`, '', connections, duration));
-      oursRps.push(await requestsPerSecond(`${ours.url}/data/hundred`, ours.token, connections, duration));
+    await measure(load, bare, { ...run, duration: 2 }, bare.hundredPath);
+    await measure(load, ours, { ...run, duration: 2 }, ours.hundredPath);
+    const o: Measured[] = [];
+    const b: Measured[] = [];
+    for (let i = 0; i < rounds; i++) {
+      if (i % 2 === 0) {
+        b.push(await measure(load, bare, run, bare.hundredPath));
+        o.push(await measure(load, ours, run, ours.hundredPath));
+      } else {
+        o.push(await measure(load, ours, run, ours.hundredPath));
+        b.push(await measure(load, bare, run, bare.hundredPath));
+      }
     }
-    return [
-      {
-        name: `GET 100-byte file, ${connections} connections (autocannon)`,
-        unit: 'req/s',
-        value: mean(oursRps),
-        baselineName: 'bare fastify route, same 100 bytes',
-        baseline: mean(bareRps),
-        higherIsBetter: true,
-        bar: '>= 0.6x',
-        note: `runs ours ${oursRps.map((x) => Math.round(x)).join(', ')}; bare ${bareRps.map((x) => Math.round(x)).join(', ')} req/s`,
-      },
-    ];
+    const oRps = o.map((m) => m.rps);
+    const bRps = b.map((m) => m.rps);
+    const oCpu = median(o.map((m) => m.cpuPerRequest));
+    const bCpu = median(b.map((m) => m.cpuPerRequest));
+    return {
+      name: `${what.name}, ${connections} connections (autocannon)`,
+      unit: 'req/s',
+      value: median(oRps),
+      baselineName: what.baselineName,
+      baseline: median(bRps),
+      higherIsBetter: true,
+      bar: what.bar,
+      spread: { ours: spreadOf(oRps), baseline: spreadOf(bRps) },
+      missedBecause: `${what.missedBecause}; server CPU per request ${(oCpu / bCpu).toFixed(2)}x the baseline's`,
+      note:
+        `shipped server (agentctl serve, agent-scoped token, /memory of agent bench); median of ${rounds} interleaved ${duration} s runs; ` +
+        `runs ours ${oRps.map(Math.round).join(', ')}, bare ${bRps.map(Math.round).join(', ')} req/s; ` +
+        `server CPU per request ours ${oCpu.toFixed(0)} us, bare ${bCpu.toFixed(0)} us (${(oCpu / bCpu).toFixed(2)}x)`,
+    };
   } finally {
+    load.close();
     await ours.stop();
     await bare.stop();
   }
 }
+
+const smallGet = (quick: boolean) =>
+  sideBySide(quick, {
+    name: 'GET 100-byte file',
+    baselineName: 'bare fastify route, same 100 bytes from memory',
+    bar: '>= 0.6x',
+    method: 'GET',
+    missedBecause: "each GET also checks the token and walks the views (the token's root, /agents, the agent's namespace and its /memory mount) to the data file",
+  });
+
+const smallPut = (quick: boolean) =>
+  sideBySide(quick, {
+    name: 'PUT 100 bytes over a file',
+    baselineName: 'bare fastify route, one better-sqlite3 upsert (same pragmas)',
+    bar: '>= 0.5x',
+    method: 'PUT',
+    body: HUNDRED,
+    missedBecause:
+      "each PUT also checks the token, walks the views to the agent's memory tree, and commits a change event (the log watches resume from, with its retention pruning) beside the file row; " +
+      'concurrent PUTs share commits (group commit), the baseline commits each upsert alone',
+  });
 
 /** One watcher: a raw SSE connection that timestamps the first frame of the expected event. */
 class Watcher {
@@ -212,12 +254,12 @@ async function sseFanOut(quick: boolean): Promise<Figure[]> {
     return fanOut(bare, `${bare.url}/events`, ': open', () => trigger(`${bare.url}/broadcast`, 'POST', '', ''), watchers, rounds).finally(() => bare.stop());
   };
   const runOurs = async () => {
-    const ours = await startChild('agent9-http.js');
+    const ours = await startShipped();
     return fanOut(
       ours,
-      `${ours.url}/data/watched?watch=1`,
+      `${ours.url}${ours.watchedPath}?watch=1`,
       ': watching',
-      (r) => trigger(`${ours.url}/data/watched`, 'PUT', ours.token, String(r)),
+      (r) => trigger(`${ours.url}${ours.watchedPath}`, 'PUT', ours.token, String(r)),
       watchers,
       rounds,
     ).finally(() => ours.stop());
@@ -240,7 +282,7 @@ async function sseFanOut(quick: boolean): Promise<Figure[]> {
       baseline: bareResult.p99,
       higherIsBetter: false,
       bar: '<= 1.5x',
-      note: `servers run bare, ours, ours, bare; each figure is the mean of two medians over ${rounds} rounds after 3 warm-up rounds; ours is a PUT committed to SQLite then published through the event log`,
+      note: `shipped server (agentctl serve, agent-scoped token); servers run bare, ours, ours, bare; each figure is the mean of two medians over ${rounds} rounds after 3 warm-up rounds; ours is a PUT committed to SQLite then published through the event log`,
     },
     { name: `${name}: p50 delivery`, unit: 'ms', value: oursResult.p50, baselineName: 'bare @fastify/sse broadcast', baseline: bareResult.p50, higherIsBetter: false },
     { name: `server RSS with ${watchers} watchers`, unit: 'MB', value: oursResult.rssMb, baselineName: 'bare @fastify/sse server', baseline: bareResult.rssMb, higherIsBetter: false },
@@ -248,8 +290,13 @@ async function sseFanOut(quick: boolean): Promise<Figure[]> {
 }
 
 export const httpCase: BenchCase = {
-  name: 'http',
+  name: 'http-files',
   async run({ quick }) {
-    return [...(await smallGet(quick)), ...(await sseFanOut(quick))];
+    return [await smallGet(quick), await smallPut(quick)];
   },
+};
+
+export const sseCase: BenchCase = {
+  name: 'http-sse',
+  run: ({ quick }) => sseFanOut(quick),
 };

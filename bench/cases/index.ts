@@ -2,10 +2,10 @@
 import type { BenchCase } from '../harness.js';
 import { storageCase } from './storage.js';
 import { runtimeCase } from './runtime.js';
-import { httpCase } from './http.js';
+import { httpCase, sseCase } from './http.js';
 import { fuseCase } from './fuse.js';
 import { computeCase } from './compute.js';
 import { containersCase } from './containers.js';
 import { bundleCase } from './bundle.js';
 
-export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase, fuseCase, computeCase, containersCase, bundleCase];
+export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase, sseCase, fuseCase, computeCase, containersCase, bundleCase];

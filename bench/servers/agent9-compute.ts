@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent9 } from '../../src/server/agent9.js';
-import { startServer } from '../../src/http/server.js';
+import { startServer } from '../../src/http/listener.js';
 
 async function main(): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'agent9-bench-compute-'));

@@ -94,6 +94,11 @@ export interface DataFsOptions {
   readAhead?: (work: () => void) => void;
   /** The tree's space for statfs (a tree under a quota); without it the tree has no limit. */
   space?: () => Promise<FsSpace>;
+  /**
+   * Runs a whole-file write (writeFile), possibly in one transaction with the others submitted at the
+   * same time (group commit); resolves once it is committed. Default: at once, in its own transaction.
+   */
+  commit?: <T>(work: () => T) => Promise<T>;
 }
 
 export class DataFs implements FileService {
@@ -102,6 +107,7 @@ export class DataFs implements FileService {
   /** @internal used by DataHandle */
   readonly readAhead: ((work: () => void) => void) | undefined;
   private readonly space: (() => Promise<FsSpace>) | undefined;
+  private readonly commit: (<T>(work: () => T) => Promise<T>) | undefined;
 
   constructor(
     private readonly store: DataFileStore,
@@ -112,6 +118,7 @@ export class DataFs implements FileService {
     this.maxFileBytes = options.maxFileBytes ?? 1024 * 1024 * 1024;
     this.readAhead = options.readAhead;
     this.space = options.space;
+    this.commit = options.commit;
   }
 
   /** @internal used by DataHandle: bytes the tree may still grow by (Infinity without a quota). */
@@ -256,7 +263,8 @@ export class DataFs implements FileService {
     if (opts.ifVersion !== undefined) spec.ifVersion = opts.ifVersion;
     if (opts.append) spec.append = true;
     if (data.length > this.maxFileBytes) throw new FsError('EFBIG', path, `file larger than ${this.maxFileBytes} bytes`);
-    return nodeStat(this.store.replace(this.tree, path, data, spec));
+    const replace = () => this.store.replace(this.tree, path, data, spec);
+    return nodeStat(this.commit ? await this.commit(replace) : replace());
   }
 }
 

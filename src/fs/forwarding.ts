@@ -61,7 +61,10 @@ export abstract class ForwardingService implements FileService, WatchSource {
 
   // --- hooks ------------------------------------------------------------------------------------
 
-  /** Checks an operation before the inner service sees it (throw to refuse). `path` is normalised. */
+  /**
+   * Checks an operation before the inner service sees it (throw to refuse). `path` is normalised. A
+   * promise is awaited (a budget charge); a check that returns nothing costs no turn of the microtask queue.
+   */
   protected before(_info: OpInfo, _path: string, _cx: Cx): void | Promise<void> {}
 
   /** The inner service's path for a path of this view. */
@@ -132,19 +135,22 @@ export abstract class ForwardingService implements FileService, WatchSource {
 
   async stat(path: string, cx: Cx): Promise<Stat> {
     const p = normalizePath(path);
-    await this.before(INFO.stat, p, cx);
+    const checked = this.before(INFO.stat, p, cx);
+    if (checked) await checked;
     return this.outwardStat(p, await this.forward(p, () => this.inner.stat(this.inward(p), cx)), cx);
   }
 
   async readdir(path: string, cx: Cx): Promise<DirEntry[]> {
     const p = normalizePath(path);
-    await this.before(INFO.readdir, p, cx);
+    const checked = this.before(INFO.readdir, p, cx);
+    if (checked) await checked;
     return this.outwardEntries(p, await this.forward(p, () => this.inner.readdir(this.inward(p), cx)), cx);
   }
 
   async open(path: string, flags: OpenFlags, cx: Cx): Promise<Handle> {
     const p = normalizePath(path);
-    await this.before({ op: 'open', kind: isWriteOpen(flags) ? 'write' : 'read', flags }, p, cx);
+    const checked = this.before({ op: 'open', kind: isWriteOpen(flags) ? 'write' : 'read', flags }, p, cx);
+    if (checked) await checked;
     const handle = await this.forward(p, () => this.inner.open(this.inward(p), flags, cx));
     return this.wrapHandle(handle, p);
   }
@@ -157,45 +163,53 @@ export abstract class ForwardingService implements FileService, WatchSource {
 
   async mkdir(path: string, mode: number, cx: Cx): Promise<void> {
     const p = normalizePath(path);
-    await this.before(INFO.mkdir, p, cx);
+    const checked = this.before(INFO.mkdir, p, cx);
+    if (checked) await checked;
     return this.forward(p, () => this.method('mkdir', p)(this.inward(p), mode, cx));
   }
 
   async remove(path: string, cx: Cx, opts?: { dir?: boolean }): Promise<void> {
     const p = normalizePath(path);
-    await this.before(INFO.remove, p, cx);
+    const checked = this.before(INFO.remove, p, cx);
+    if (checked) await checked;
     return this.forward(p, () => this.method('remove', p)(this.inward(p), cx, opts));
   }
 
   async rename(from: string, to: string, cx: Cx): Promise<void> {
     const f = normalizePath(from);
     const t = normalizePath(to);
-    await this.before(INFO.rename, f, cx);
-    await this.before(INFO.renameTo, t, cx);
+    const checkedFrom = this.before(INFO.rename, f, cx);
+    if (checkedFrom) await checkedFrom;
+    const checkedTo = this.before(INFO.renameTo, t, cx);
+    if (checkedTo) await checkedTo;
     return this.forward(f, () => this.method('rename', f)(this.inward(f), this.inward(t), cx));
   }
 
   async truncate(path: string, size: number, cx: Cx): Promise<void> {
     const p = normalizePath(path);
-    await this.before(INFO.truncate, p, cx);
+    const checked = this.before(INFO.truncate, p, cx);
+    if (checked) await checked;
     return this.forward(p, () => this.method('truncate', p)(this.inward(p), size, cx));
   }
 
   async setattr(path: string, attrs: SetAttr, cx: Cx): Promise<Stat> {
     const p = normalizePath(path);
-    await this.before(INFO.setattr, p, cx);
+    const checked = this.before(INFO.setattr, p, cx);
+    if (checked) await checked;
     return this.outwardStat(p, await this.forward(p, () => this.method('setattr', p)(this.inward(p), attrs, cx)), cx);
   }
 
   async readFile(path: string, cx: Cx): Promise<Uint8Array> {
     const p = normalizePath(path);
-    await this.before(INFO.readFile, p, cx);
+    const checked = this.before(INFO.readFile, p, cx);
+    if (checked) await checked;
     return this.forward(p, () => readAll(this.inner, this.inward(p), cx));
   }
 
   async readStat(path: string, cx: Cx): Promise<StatAndData> {
     const p = normalizePath(path);
-    await this.before(INFO.readStat, p, cx);
+    const checked = this.before(INFO.readStat, p, cx);
+    if (checked) await checked;
     if (!this.mayRead(p)) return { stat: this.outwardStat(p, await this.forward(p, () => this.inner.stat(this.inward(p), cx)), cx) };
     const r = await this.forward(p, () => readStat(this.inner, this.inward(p), cx));
     const stat = this.outwardStat(p, r.stat, cx);
@@ -205,7 +219,8 @@ export abstract class ForwardingService implements FileService, WatchSource {
 
   async writeFile(path: string, data: Uint8Array, opts: WriteFileOptions, cx: Cx): Promise<Stat> {
     const p = normalizePath(path);
-    await this.before(INFO.writeFile, p, cx);
+    const checked = this.before(INFO.writeFile, p, cx);
+    if (checked) await checked;
     const inner = this.inward(p);
     const st = await this.forward(p, async () => (await writeAll(this.inner, inner, data, cx, opts)) ?? this.inner.stat(inner, cx));
     return this.outwardStat(p, st, cx);
@@ -213,7 +228,8 @@ export abstract class ForwardingService implements FileService, WatchSource {
 
   async statfs(path: string, cx: Cx): Promise<FsSpace> {
     const p = normalizePath(path);
-    await this.before(INFO.statfs, p, cx);
+    const checked = this.before(INFO.statfs, p, cx);
+    if (checked) await checked;
     const inner = this.inner;
     return this.forward(p, () => (inner.statfs ? inner.statfs(this.inward(p), cx) : Promise.resolve(NO_LIMIT)));
   }
@@ -243,7 +259,8 @@ export abstract class ForwardingService implements FileService, WatchSource {
 
   async watchMatcher(path: string, cx: Cx): Promise<Matcher | undefined> {
     const p = normalizePath(path);
-    await this.before(INFO.watch, p, cx);
+    const checked = this.before(INFO.watch, p, cx);
+    if (checked) await checked;
     if (!isWatchSource(this.inner)) return undefined;
     const inner = this.inner;
     const m = await this.forward(p, () => inner.watchMatcher(this.inward(p), cx));

@@ -36,7 +36,7 @@ export class GuardedService extends ForwardingService {
     }
   }
 
-  protected override async before(info: OpInfo, path: string, cx: Cx): Promise<void> {
+  protected override before(info: OpInfo, path: string, cx: Cx): void | Promise<void> {
     this.checkRead(path);
     if (info.kind !== 'write') return;
     const { access } = this;
@@ -44,7 +44,7 @@ export class GuardedService extends ForwardingService {
     if (access.level === 'SignOnly' && info.op !== 'open') throw new FsError('EACCES', path, 'sign-only mount');
     if (this.adminOnly(path, cx)) throw new FsError('EACCES', path, 'only an admin may write this file');
     // The destination of a rename is checked, not charged: the rename is one write.
-    if (access.level === 'Budgeted' && info.op !== 'rename-to') await access.budget.charge(access.costPerWrite ?? 1, path, cx);
+    if (access.level === 'Budgeted' && info.op !== 'rename-to') return access.budget.charge(access.costPerWrite ?? 1, path, cx);
   }
 
   protected override outwardStat(path: string, stat: Stat, cx: Cx): Stat {

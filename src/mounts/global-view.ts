@@ -12,7 +12,7 @@ import { SyntheticHandle } from '../fs/handles.js';
 import { SyntheticFs, dir, jsonView, parseJson } from '../fs/synthetic.js';
 import { isUnder, relativeTo, segmentsOf } from '../fs/paths.js';
 import { jsonText } from '../fs/bytes.js';
-import type { Cx, DirEntry, FileService, FsSpace, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from '../fs/types.js';
+import type { Cx, DirEntry, FileService, FsSpace, Handle, OpenFlags, SetAttr, Stat, StatAndData, WriteFileOptions } from '../fs/types.js';
 import { MODE, NO_LIMIT } from '../fs/types.js';
 import type { Registry } from 'prom-client';
 import { mountWithAccess, ReadOnly, ReadWrite } from './access.js';
@@ -81,9 +81,12 @@ export class AgentsFs implements FileService, WatchSource {
 
   /** Splits `/<id>/rest` into the agent and the path inside its namespace. */
   private split(path: string): { id: string; rest: string } | undefined {
-    const [id, ...more] = segmentsOf(path);
-    if (id === undefined || (CREATE_FILES as readonly string[]).includes(id)) return undefined;
-    return { id, rest: '/' + more.join('/') };
+    // Paths come normalised ('/', or '/a/b' without a trailing slash): the first segment is up to the next '/'.
+    if (path === '/') return undefined;
+    const slash = path.indexOf('/', 1);
+    const id = slash < 0 ? path.slice(1) : path.slice(1, slash);
+    if ((CREATE_FILES as readonly string[]).includes(id)) return undefined;
+    return { id, rest: slash < 0 ? '/' : path.slice(slash) };
   }
 
   private async inAgent<T>(path: string, fn: (ns: Namespace, rest: string, id: string) => Promise<T>): Promise<T> {
@@ -217,6 +220,13 @@ export class AgentsFs implements FileService, WatchSource {
     return this.inAgent(path, (ns, rest) => ns.readFile(rest, cx));
   }
 
+  /** Stat and content in one step where the agent's service has it (data files): one walk per GET, not two. */
+  async readStat(path: string, cx: Cx): Promise<StatAndData> {
+    const target = this.split(path);
+    if (!target || target.rest === '/') return { stat: await this.stat(path, cx) };
+    return this.inAgent(path, (ns, rest) => ns.readStat(rest, cx));
+  }
+
   async writeFile(path: string, data: Uint8Array, opts: WriteFileOptions, cx: Cx): Promise<Stat> {
     const target = this.split(path);
     if (!target || target.rest === '/') {
@@ -265,6 +275,7 @@ export function runtimeService(rt: AgentRuntime, views: AgentViews): SyntheticFs
         ticks_running: rt.engine.locks.size,
         enqueue_commits: rt.queues.commitStats,
         tick_commits: rt.engine.commits.stats,
+        data_file_commits: rt.storage.dataFileCommits,
         scheduler: rt.scheduler.isRunning ? rt.scheduler.stats() : null,
         namespaces_cached: views.size,
         watchers: rt.storage.events.subscriberCount,

@@ -228,7 +228,8 @@ export class ExportSpool {
     const db = new Database(this.storage.file, { readonly: true, fileMustExist: true });
     try {
       db.pragma('busy_timeout = 5000');
-      const files = new SqliteDataFileStore(db, this.storage.events, () => undefined, this.storage.dataFiles.chunkSize);
+      // Read only, inside the snapshot's own transaction: the store never opens one of its own here.
+      const files = new SqliteDataFileStore(db, this.storage.events, () => undefined, (fn) => fn(), this.storage.dataFiles.chunkSize);
       db.exec('BEGIN');
       try {
         const lines = databaseLines(db, files, id, path);

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsError } from '../../src/fs/errors.js';
 import type { Cx, FileService } from '../../src/fs/types.js';
 import { mountServer, type FuseMount } from '../../src/fuse/index.js';
-import { startServer, type RunningServer } from '../../src/http/server.js';
+import { startServer, type RunningServer } from '../../src/http/listener.js';
 import { Agent9 } from '../../src/server/agent9.js';
 import type { DockerProvider } from '../../src/services/containers/providers/docker.js';
 import { cleanup, expectCode, tempDir } from '../helpers.js';

@@ -6,7 +6,7 @@ import { request as httpRequest } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../src/http/server.js';
+import { startServer, type RunningServer } from '../../src/http/listener.js';
 import { Agent9 } from '../../src/server/agent9.js';
 import type { DockerProvider } from '../../src/services/containers/providers/docker.js';
 import { cleanup, tempDir } from '../helpers.js';

@@ -139,6 +139,55 @@ describe('data files', () => {
     expect((await fs.stat('/f', cx)).version).toBeGreaterThan(st2.version);
   });
 
+  it('replacing a whole file: small over large leaves no stale chunk, versions and sizes follow, a directory is EISDIR', async () => {
+    const storage = openStorage();
+    const fs = tree(storage);
+    const big = new Uint8Array(CHUNK_SIZE * 2 + 10).fill(7);
+    const first = await writeAll(fs, '/f', big, admin);
+    const small = await writeAll(fs, '/f', 'tiny', admin);
+    expect(small!.size).toBe(4);
+    expect(small!.version).toBe(first!.version + 1);
+    expect(text(await readAll(fs, '/f', admin))).toBe('tiny');
+    // Grown again: what lies past the new content reads as zeros, not as the old chunks.
+    await fs.truncate('/f', CHUNK_SIZE * 2 + 10, admin);
+    const grown = await readAll(fs, '/f', admin);
+    expect(text(grown.subarray(0, 4))).toBe('tiny');
+    expect(grown.subarray(4).every((b) => b === 0)).toBe(true);
+    const empty = await writeAll(fs, '/f', '', admin);
+    expect(empty!.size).toBe(0);
+    expect((await readAll(fs, '/f', admin)).length).toBe(0);
+    await writeAll(fs, '/f', 'again', admin);
+    expect(text(await readAll(fs, '/f', admin))).toBe('again');
+    await fs.mkdir!('/d', 0o755, admin);
+    await expectCode(writeAll(fs, '/d', 'x', admin), 'EISDIR', '/d');
+    // A replaced file is one row: nothing is left in the chunk table for it.
+    const chunks = storage.db.prepare("SELECT count(*) FROM data_chunks WHERE node = (SELECT id FROM data_nodes WHERE tree = 'mem' AND path = '/f')").pluck().get();
+    expect(chunks).toBe(0);
+  });
+
+  it('whole-file writes of one turn share one commit; each learns its own outcome; a failed one changes nothing', async () => {
+    const storage = openStorage();
+    const fs = tree(storage);
+    await writeAll(fs, '/kept', 'before', admin);
+    const before = { ...storage.dataFileCommits };
+    const writes = [
+      ...Array.from({ length: 20 }, (_, i) => writeAll(fs, `/f${i}`, `n${i}`, admin)),
+      writeAll(fs, '/missing/f', 'x', admin),
+      writeAll(fs, '/kept', 'stale', admin, { ifVersion: 99 }),
+      writeAll(fs, '/kept', 'after', admin),
+    ];
+    const outcomes = await Promise.allSettled(writes);
+    expect(outcomes.slice(0, 20).every((o) => o.status === 'fulfilled')).toBe(true);
+    expect(outcomes[20]).toMatchObject({ status: 'rejected', reason: { code: 'ENOENT' } });
+    expect(outcomes[21]).toMatchObject({ status: 'rejected', reason: { code: 'ESTALE' } });
+    expect(outcomes[22]!.status).toBe('fulfilled');
+    expect(storage.dataFileCommits.jobs - before.jobs).toBe(23);
+    expect(storage.dataFileCommits.transactions - before.transactions).toBe(1);
+    expect(text(await readAll(fs, '/f7', admin))).toBe('n7');
+    expect(text(await readAll(fs, '/kept', admin))).toBe('after');
+    await expectCode(readAll(fs, '/missing/f', admin), 'ENOENT');
+  });
+
   it('If-Match style writes: ifVersion guards with ESTALE, 0 means must not exist', async () => {
     const fs = tree(openStorage());
     const st = await writeAll(fs, '/f', 'one', admin, { ifVersion: 0 });

@@ -4,7 +4,9 @@ import { Namespace } from '../../src/fs/namespace.js';
 import { SyntheticFs, dir, jsonView } from '../../src/fs/synthetic.js';
 import { readStat, writeAll } from '../../src/fs/ops.js';
 import { mountWithAccess, Disabled, ReadOnly, ReadWrite } from '../../src/mounts/access.js';
-import { admin, cleanup, expectCode, openStorage, text } from '../helpers.js';
+import { rootAt } from '../../src/mounts/scope.js';
+import { Agent9 } from '../../src/server/agent9.js';
+import { admin, cleanup, expectCode, openStorage, tempDir, text } from '../helpers.js';
 
 afterAll(cleanup);
 
@@ -45,5 +47,27 @@ describe('readStat', () => {
     await expectCode(readStat(ns, '/off/x', admin), 'EACCES', '/off/x');
     const ro = await readStat(ns, '/ro', admin);
     expect(ro.stat.mode & 0o222).toBe(0);
+  });
+});
+
+describe('readStat through the server assembly', () => {
+  it("an agent's memory file gives its bytes in one step, from the global view and from the agent's own root", async () => {
+    const a9 = await Agent9.open({ home: tempDir(), scheduler: false, compute: false, containers: false });
+    try {
+      a9.runtime.agents.create({ name: 'a', program: 'echo' }, '/agents/new');
+      await writeAll(a9.namespace, '/agents/a/memory/f', 'remembered', admin);
+      const global = await readStat(a9.namespace, '/agents/a/memory/f', admin);
+      expect(text(global.data!)).toBe('remembered');
+      expect(global.stat).toMatchObject({ kind: 'data', size: 10 });
+      const own = await readStat(rootAt(a9.namespace, '/agents/a'), '/memory/f', { principal: { id: 'agent', admin: false, agentId: 'a' } });
+      expect(text(own.data!)).toBe('remembered');
+      // The agent's directory and files that are not data give the stat alone.
+      expect((await readStat(a9.namespace, '/agents/a', admin)).data).toBeUndefined();
+      expect((await readStat(a9.namespace, '/agents/a/status', admin)).data).toBeUndefined();
+      await expectCode(readStat(a9.namespace, '/agents/a/memory/none', admin), 'ENOENT', '/agents/a/memory/none');
+      await expectCode(readStat(a9.namespace, '/agents/nobody/memory/f', admin), 'ENOENT', '/agents/nobody');
+    } finally {
+      await a9.close();
+    }
   });
 });

@@ -7,7 +7,7 @@ import { TokenStore } from '../../src/runtime/token-store.js';
 import { loadTokenConfig } from '../../src/runtime/token-rules.js';
 import { mountServerFiles } from '../../src/mounts/global-view.js';
 import { serverMigrations } from '../../src/server/capabilities.js';
-import { startServer, type RunningServer } from '../../src/http/server.js';
+import { startServer, type RunningServer } from '../../src/http/listener.js';
 import type { Namespace } from '../../src/fs/namespace.js';
 import { tempDir } from '../helpers.js';
 

@@ -3,7 +3,7 @@
  * socket, with what a test needs to act as a user would: requests with the admin token or an
  * agent-scoped one, and agents with their own tokens.
  */
-import { startServer, type RunningServer } from '../../src/http/server.js';
+import { startServer, type RunningServer } from '../../src/http/listener.js';
 import { Agent9, type Agent9Options } from '../../src/server/agent9.js';
 import { tempDir } from '../helpers.js';
 

@@ -51,7 +51,7 @@ async function serve(opts: ServeOptions): Promise<void> {
   const [{ pino }, { Agent9, createDemoAgent, DEMO_AGENT }, { startServer, checkHost, isLoopback, execTokens }] = await Promise.all([
     import('pino'),
     import('../../server/agent9.js'),
-    import('../../http/server.js'),
+    import('../../http/listener.js'),
   ]);
   checkHost(opts.host, !!opts.allowRemote);
   if (!isLoopback(opts.host)) {

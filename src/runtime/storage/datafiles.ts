@@ -69,13 +69,15 @@ function subMs(ns: number | undefined): number {
   return ns === undefined ? 0 : Math.min(999_999, Math.max(0, Math.floor(ns)));
 }
 
+/** Storage.tx's shape: runs `fn` in a transaction (IMMEDIATE when asked), a savepoint inside another. */
+export type StorageTx = <T>(fn: () => T, options?: { immediate?: boolean }) => T;
+
 /** Maps a tree to the event scope and path prefix its changes are reported under. */
 export type TreeEvents = (tree: string) => { scope: string; prefix: string } | undefined;
 
 export class SqliteDataFileStore implements DataFileStore {
   private readonly q;
   private readonly roots = new Set<string>();
-  private readonly inTx: <T>(fn: () => T) => T;
   /**
    * Hot reads: nodes (and the bytes of small files) by tree and path, so that reading the same file
    * again costs no query (and no file lock: each SQLite read takes and drops a POSIX lock, which under
@@ -95,16 +97,10 @@ export class SqliteDataFileStore implements DataFileStore {
     private readonly db: Db,
     private readonly events: EventLog,
     private readonly treeEvents: TreeEvents,
+    /** Storage.tx: the database's one transaction runner (its events reach watchers only on commit). */
+    private readonly runTx: StorageTx,
     readonly chunkSize = CHUNK_SIZE,
   ) {
-    const runner = db.transaction((fn: () => unknown) => fn());
-    this.inTx = <T>(fn: () => T) => {
-      try {
-        return runner(fn) as T;
-      } finally {
-        this.forget();
-      }
-    };
     this.q = {
       byPath: db.prepare(`SELECT ${COLS} FROM data_nodes WHERE tree = ? AND path = ?`),
       byPathWithHead: db.prepare(`SELECT ${COLS}, head FROM data_nodes WHERE tree = ? AND path = ?`),
@@ -114,6 +110,15 @@ export class SqliteDataFileStore implements DataFileStore {
       hasBelow: db.prepare('SELECT 1 FROM data_nodes WHERE tree = ? AND path > ? AND path < ? LIMIT 1').pluck(),
       insert: db.prepare(`INSERT INTO data_nodes (tree, path, type, mode, uid, gid, size, mtime, ctime, atime, version, head)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`),
+      /** New content of a small file, by path, when the file is a small one: one statement, no lookup. */
+      overwriteSmall: db.prepare(
+        `UPDATE data_nodes SET head = ?, size = ?, mtime = ?, ctime = ?, version = version + 1
+         WHERE tree = ? AND path = ? AND type = 'file' AND size <= ? RETURNING ${COLS}`,
+      ),
+      /** A file's whole content when it fits in the head: one row, one statement. */
+      overwriteHead: db.prepare(
+        `UPDATE data_nodes SET head = ?, size = ?, mtime = ?, ctime = ?, version = version + 1 WHERE id = ? RETURNING ${COLS}`,
+      ),
       /** Touches a parent directory; 0 changes means it is missing or not a directory. */
       touchDir: db.prepare(
         "UPDATE data_nodes SET mtime = ?, mtime_ns = 0, ctime = ?, version = version + 1 WHERE tree = ? AND path = ? AND type = 'dir'",
@@ -134,8 +139,17 @@ export class SqliteDataFileStore implements DataFileStore {
     };
   }
 
+  /**
+   * Every mutation is one IMMEDIATE transaction (it reads, then writes: it takes the write lock at
+   * BEGIN, so it never fails half way with SQLITE_BUSY or writes on a stale snapshot); inside another
+   * transaction it is a savepoint. The hot-read cache is emptied whatever happened.
+   */
   private tx<T>(fn: () => T): T {
-    return this.events.batch(() => this.inTx(fn));
+    try {
+      return this.runTx(fn, { immediate: true });
+    } finally {
+      this.forget();
+    }
   }
 
   private emit(tree: string, path: string, type: 'created' | 'modified' | 'deleted', version?: number): void {
@@ -284,16 +298,6 @@ export class SqliteDataFileStore implements DataFileStore {
     this.touchParent(tree, path, now);
     this.emit(tree, path, 'created', 1);
     return { id: Number(info.lastInsertRowid), path, type: spec.type, mode, uid: spec.uid, gid: spec.gid, size, mtime: now, ctime: now, atime: now, version: 1, atimeNs: 0, mtimeNs: 0 };
-  }
-
-  /** createIn, or undefined when the path exists (the failed insert wrote nothing). */
-  private tryCreate(tree: string, path: string, spec: CreateSpec, now: number, head: Uint8Array): NodeRow | undefined {
-    try {
-      return this.createIn(tree, path, spec, now, head);
-    } catch (err) {
-      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') return undefined;
-      throw err;
-    }
   }
 
   create(tree: string, path: string, spec: CreateSpec): { node: DataNode; created: boolean } {
@@ -476,13 +480,22 @@ export class SqliteDataFileStore implements DataFileStore {
     spec: CreateSpec & { ifVersion?: number; append?: boolean },
   ): DataNode {
     this.ensureRoot(tree);
+    const small = spec.ifVersion === undefined && !spec.append && data.length <= this.chunkSize;
+    const triedOutside = small && this.db.inTransaction;
+    if (triedOutside) {
+      // Small over small is one statement, atomic alone: inside the caller's transaction (the group
+      // commit's) it needs no savepoint of its own.
+      const updated = this.overwriteSmall(tree, path, data, Date.now());
+      if (updated) return updated;
+    }
     return this.tx(() => {
       const now = Date.now();
-      if (spec.ifVersion === undefined && !spec.append && data.length <= this.chunkSize) {
-        // The common case, a new small file, is a single row: try the insert first.
-        const created = this.tryCreate(tree, path, spec, now, data);
-        if (created) return created;
+      if (small && !triedOutside) {
+        const updated = this.overwriteSmall(tree, path, data, now);
+        if (updated) return updated;
       }
+      // Looked up, never an insert that may fail: a failed insert costs an exception (measured: 8.5%
+      // of the CPU of PUTs over existing files).
       const node = this.q.byPath.get(tree, path) as NodeRow | undefined;
       if (spec.ifVersion !== undefined && (node?.version ?? 0) !== spec.ifVersion) {
         throw new FsError('ESTALE', path, `version is ${node?.version ?? 0}, not ${spec.ifVersion}`);
@@ -494,6 +507,13 @@ export class SqliteDataFileStore implements DataFileStore {
         return this.q.setSize.get(data.length, now, now, created.id) as NodeRow;
       }
       if (node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
+      if (!spec.append && data.length <= this.chunkSize) {
+        // The common case, new small content: it becomes the head; chunks past it (a larger file before) go.
+        if (node.size > this.chunkSize) this.q.dropChunksFrom.run(node.id, 1);
+        const updated = this.q.overwriteHead.get(data.length > 0 ? data : null, data.length, now, now, node.id) as NodeRow;
+        this.emit(tree, path, 'modified', updated.version);
+        return updated;
+      }
       const at = spec.append ? node.size : 0;
       if (!spec.append) this.cut(node, 0);
       this.writeChunks(node.id, at, data, !spec.append);
@@ -501,6 +521,15 @@ export class SqliteDataFileStore implements DataFileStore {
       this.emit(tree, path, 'modified', updated.version);
       return updated;
     });
+  }
+
+  /** The whole content of an existing small file replaced by small content, or undefined (no such small file). */
+  private overwriteSmall(tree: string, path: string, data: Uint8Array, now: number): NodeRow | undefined {
+    const updated = this.q.overwriteSmall.get(data.length > 0 ? data : null, data.length, now, now, tree, path, this.chunkSize) as NodeRow | undefined;
+    if (!updated) return undefined;
+    this.forget();
+    this.emit(tree, path, 'modified', updated.version);
+    return updated;
   }
 
   remove(tree: string, path: string, dir: boolean): DataNode {
@@ -569,7 +598,7 @@ export class SqliteDataFileStore implements DataFileStore {
 
   /** Removes a whole tree (a deleted agent's memory). */
   dropTree(tree: string): void {
-    this.inTx(() => {
+    this.tx(() => {
       this.db.prepare('DELETE FROM data_chunks WHERE node IN (SELECT id FROM data_nodes WHERE tree = ?)').run(tree);
       this.db.prepare('DELETE FROM data_nodes WHERE tree = ?').run(tree);
     });
@@ -578,7 +607,7 @@ export class SqliteDataFileStore implements DataFileStore {
 
   /** Gives every node of tree `from` to tree `to` (which must be empty); content stays where it is (keyed by node). */
   moveTree(from: string, to: string): void {
-    this.inTx(() => {
+    this.tx(() => {
       this.db.prepare('DELETE FROM data_chunks WHERE node IN (SELECT id FROM data_nodes WHERE tree = ?)').run(to);
       this.db.prepare('DELETE FROM data_nodes WHERE tree = ?').run(to);
       this.db.prepare('UPDATE data_nodes SET tree = ? WHERE tree = ?').run(to, from);

@@ -20,7 +20,15 @@ export class GroupCommit {
   private pending: Job[] = [];
   readonly stats = { transactions: 0, jobs: 0 };
 
-  constructor(private readonly storage: Storage) {}
+  /**
+   * `gather: 'io'` waits for the end of the event loop's turn (setImmediate) instead of the end of the
+   * current callback (nextTick): work from every request read in this turn (each request's body ends in
+   * its own I/O callback) shares one commit. `immediate` (default true): the write lock is taken at BEGIN.
+   */
+  constructor(
+    private readonly storage: Pick<Storage, 'tx'>,
+    private readonly options: { gather?: 'tick' | 'io'; immediate?: boolean } = {},
+  ) {}
 
   /**
    * Runs `work` inside a transaction shared with the other work of this turn; resolves after commit.
@@ -31,7 +39,10 @@ export class GroupCommit {
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ work, savepoint: options.savepoint ?? true, resolve: resolve as (v: unknown) => void, reject });
       // After every promise continuation of this turn has run, so concurrent submitters share it.
-      if (this.pending.length === 1) process.nextTick(() => this.flush());
+      if (this.pending.length === 1) {
+        if (this.options.gather === 'io') setImmediate(() => this.flush());
+        else process.nextTick(() => this.flush());
+      }
     });
   }
 
@@ -55,7 +66,7 @@ export class GroupCommit {
             }
           }
         },
-        { immediate: true },
+        { immediate: this.options.immediate ?? true },
       );
     } catch (err) {
       for (const job of jobs) job.reject(err);

@@ -11,6 +11,7 @@ import { migrate, openDb, type Db, type Migration, type OpenDbOptions } from './
 import { SqliteEventStore, type RetentionOptions } from './event-store.js';
 import { SqliteDataFileStore } from './datafiles.js';
 import { storageMigrations } from './storage-migrations.js';
+import { GroupCommit } from './group-commit.js';
 
 export interface StorageOptions extends OpenDbOptions {
   retention?: RetentionOptions;
@@ -35,6 +36,8 @@ export class Storage {
   private readonly timers = new Set<ReturnType<typeof setInterval>>();
   /** One transaction function, made once: better-sqlite3 builds a new wrapper per db.transaction() call. */
   private readonly runTx: Database.Transaction<(fn: () => unknown) => unknown>;
+  /** Whole-file data-file writes of one turn of the event loop, in one transaction. */
+  private readonly wholeFileWrites = new GroupCommit(this, { gather: 'io', immediate: true });
 
   private constructor(
     readonly db: Db,
@@ -45,7 +48,7 @@ export class Storage {
     this.runTx = db.transaction((fn: () => unknown) => fn());
     this.eventStore = new SqliteEventStore(db, options.retention);
     this.events = new EventLog(this.eventStore);
-    this.dataFiles = new SqliteDataFileStore(db, this.events, (tree) => this.treeEvents.get(tree), options.chunkSize);
+    this.dataFiles = new SqliteDataFileStore(db, this.events, (tree) => this.treeEvents.get(tree), (fn, o) => this.tx(fn, o), options.chunkSize);
     this.dataFiles.collectGarbage();
     // Appends prune a busy scope as they go; this bounds every scope, quiet ones included (an agent that
     // logs little, across restarts), and applies the age limit when nothing is written.
@@ -83,9 +86,16 @@ export class Storage {
     return this.events.batch(() => this.runTx(fn) as T);
   }
 
+  /** How whole-file writes shared commits: {transactions, jobs} (in /runtime/status). */
+  get dataFileCommits(): { transactions: number; jobs: number } {
+    return this.wholeFileWrites.stats;
+  }
+
   /**
    * A data-file tree whose changes are reported in `scope` under `prefix`; `wrap` may put a layer over
-   * the shared store for this tree (the agent's memory quota).
+   * the shared store for this tree (the agent's memory quota). Whole-file writes submitted in the same
+   * turn of the event loop (concurrent HTTP PUTs) commit together, each in its own savepoint, each
+   * answered once the commit is done; inside a transaction one runs at once, in it.
    */
   dataTree(
     tree: string,
@@ -95,7 +105,16 @@ export class Storage {
   ): DataFs {
     this.treeEvents.set(tree, events);
     const store = wrap ? wrap(this.dataFiles) : this.dataFiles;
-    return new DataFs(store, tree, { readAhead: (work) => setImmediate(work), ...options });
+    const commit = <T>(work: () => T): Promise<T> => {
+      // The store's own transaction is a savepoint inside the group's: a failed write rolls back alone.
+      if (!this.db.inTransaction) return this.wholeFileWrites.run(work, { savepoint: false });
+      try {
+        return Promise.resolve(work());
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    };
+    return new DataFs(store, tree, { readAhead: (work) => setImmediate(work), commit, ...options });
   }
 
   metaGet(key: string): string | undefined {

@@ -1,0 +1,56 @@
+/**
+ * Agent routes kept for compatibility (CONTRACT.md section 9): each is a file operation on the
+ * caller's view, so tokens and access levels apply exactly as on the files themselves.
+ *   GET /agents               the status of every agent (a JSON array)
+ *   POST /agents              create one: the answer of /agents/new, 201
+ *   POST /agents/<id>/tick    write `tick` to its ctl, 202
+ *   POST /agents/<id>/send    append the body to its inbox, 202
+ */
+import type { FastifyRequest } from 'fastify';
+import { FsError } from '../fs/errors.js';
+import { readAll, writeAll } from '../fs/ops.js';
+import { joinPath, validateName } from '../fs/paths.js';
+import { JSON_TYPE } from './content-type.js';
+import { httpError } from './errors.js';
+import { answer } from './file-routes.js';
+import type { Route, RouteContext } from './routes.js';
+
+const agentPath = (id: string, ...rest: string[]): string => {
+  validateName(id, `/agents/${id}`);
+  return joinPath('/agents', id, ...rest);
+};
+
+const agentParam = (request: FastifyRequest): string => (request.params as { id: string }).id;
+
+async function listAgents({ reply, view, cx }: RouteContext) {
+  const entries = (await view.readdir('/agents', cx)).filter((e) => e.stat.type === 'dir');
+  entries.sort((a, b) => (a.name < b.name ? -1 : 1));
+  const agents = await Promise.all(
+    entries.map(async (e) => {
+      try {
+        return JSON.parse(new TextDecoder().decode(await readAll(view, agentPath(e.name, 'status'), cx))) as unknown;
+      } catch (err) {
+        return { id: e.name, error: httpError(err, agentPath(e.name, 'status')).toJSON() };
+      }
+    }),
+  );
+  return reply.header('cache-control', 'no-cache').type(JSON_TYPE).send(JSON.stringify(agents) + '\n');
+}
+
+async function tick({ reply, view, cx, target }: RouteContext) {
+  await writeAll(view, target.path, 'tick', cx);
+  return reply.code(202).send();
+}
+
+async function send({ reply, view, cx, target, body }: RouteContext) {
+  if (body.length === 0) throw new FsError('EINVAL', target.path, 'nothing to send: the body is empty');
+  await writeAll(view, target.path, body, cx, { append: true });
+  return reply.code(202).send();
+}
+
+export const agentRoutes: readonly Route[] = [
+  { method: 'GET', url: '/agents', op: 'agents', path: () => '/agents', handler: listAgents },
+  { method: 'POST', url: '/agents', op: 'call', path: () => '/agents/new', handler: (ctx) => answer(ctx, '/agents/new', 201) },
+  { method: 'POST', url: '/agents/:id/tick', op: 'agents', path: (r) => agentPath(agentParam(r), 'ctl'), handler: tick },
+  { method: 'POST', url: '/agents/:id/send', op: 'agents', path: (r) => agentPath(agentParam(r), 'inbox'), handler: send },
+];
