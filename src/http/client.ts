@@ -264,6 +264,17 @@ export class HttpFileService implements FileService {
     }
     if (stat && flags.create && flags.exclusive) throw new FsError('EEXIST', p, 'file exists');
     if (stat?.type === 'dir') throw new FsError('EISDIR', p, 'is a directory');
+    if (stat === undefined) {
+      // A created file exists from its open on, as on a disk (fstat, stat and other readers see it),
+      // not only once its content is sent at close. Create-only: a file made meanwhile is EEXIST
+      // for an exclusive open and simply opened otherwise.
+      try {
+        await this.writeFile(p, EMPTY, { ifVersion: 0, ...(flags.mode !== undefined ? { mode: flags.mode } : {}) }, cx);
+      } catch (err) {
+        if (!(err instanceof FsError && (err.code === 'ESTALE' || err.code === 'EEXIST'))) throw err;
+        if (flags.exclusive) throw new FsError('EEXIST', p, 'file exists');
+      }
+    }
     return new HttpHandle(this, p, stat?.kind ?? 'data', stat === undefined, flags, cx);
   }
 
