@@ -58,16 +58,8 @@ export interface InboxMeta {
   inbox_mtime: number;
 }
 
-export interface NewAgent {
-  id: string;
-  state: LifecycleState;
-  program: string;
-  env: string;
-  limits: string;
-  schedule: string;
-  inbox_policy: string;
-  created_at: number;
-}
+/** What a create writes: the row's own columns, the rest take their defaults. */
+export type NewAgent = Pick<AgentRow, 'id' | 'state' | 'program' | 'env' | 'limits' | 'schedule' | 'inbox_policy' | 'created_at'>;
 
 export interface QueuedRow {
   seq: number;
