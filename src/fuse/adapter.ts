@@ -16,10 +16,10 @@ import { INTERRUPTED } from './interrupts.js';
 import { childPath, NodeTable } from './nodes.js';
 import { O_EXCL, openFlags, S_IFDIR, S_IFREG, statWords } from './translate.js';
 import { OpenFile } from './open-files.js';
-import { Answers } from './answers.js';
+import { Answers } from './reply-outcomes.js';
 import { Requests, type Reply } from './requests.js';
 import { PendingWrites, WriteBehind } from './write-behind.js';
-import { hasLimit, statfsWords } from './space.js';
+import { hasLimit, statfsWords } from './statfs-words.js';
 
 const RENAME_NOREPLACE = 1;
 

@@ -10,6 +10,6 @@ export {
   FuseUnavailableError,
   type FuseMount,
   type MountNamespaceOptions,
-} from './mount.js';
+} from './kernel-mount.js';
 export { FuseAdapter, type AdapterOptions } from './adapter.js';
 export { mountServer, agentRootEnv, agentPrincipal, type MountServerOptions } from './mount-server.js';

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import type { Agent9 } from '../server/agent9.js';
 import type { Principal } from '../fs/types.js';
-import { mountNamespace, type FuseMount, type MountNamespaceOptions } from './mount.js';
+import { mountNamespace, type FuseMount, type MountNamespaceOptions } from './kernel-mount.js';
 
 export interface MountServerOptions extends MountNamespaceOptions {
   /** Mount this agent's local view instead of the global view. */

@@ -11,7 +11,7 @@ import { FsError } from '../fs/errors.js';
 import { readAll, writeAll } from '../fs/ops.js';
 import { joinPath, validateName } from '../fs/paths.js';
 import { JSON_TYPE } from './content-type.js';
-import { httpError } from './errors.js';
+import { httpError } from './error-replies.js';
 import { answer } from './file-routes.js';
 import type { Route, RouteContext } from './routes.js';
 

@@ -9,7 +9,7 @@ import { fastifySSE } from '@fastify/sse';
 import { FsError } from '../fs/errors.js';
 import { agentRoutes } from './agent-routes.js';
 import type { Authenticator } from './auth.js';
-import { httpError, sendError } from './errors.js';
+import { httpError, sendError } from './error-replies.js';
 import { fileRoutes } from './file-routes.js';
 import { LongLivedResponses } from './long-lived.js';
 import type { HttpMetrics } from './metrics.js';

@@ -22,7 +22,7 @@ import type {
   WriteFileOptions,
 } from '../fs/types.js';
 import { SseParser } from './sse-parser.js';
-import { spaceFromJson } from './space.js';
+import { spaceFromJson } from './space-json.js';
 
 export interface ClientOptions {
   /** Base URL of the server, e.g. http://127.0.0.1:7070 */

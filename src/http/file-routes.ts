@@ -19,12 +19,12 @@ import { normalizePath } from '../fs/paths.js';
 import type { FastifyReply } from 'fastify';
 import { NO_LIMIT, type Stat, type WriteFileOptions } from '../fs/types.js';
 import { contentTypeOf, JSON_TYPE } from './content-type.js';
-import { ALLOW } from './errors.js';
+import { ALLOW } from './error-replies.js';
 import { asBuffer, etagOf, httpDate, listingJson, parseMode, precondition, statHeaders, tagVersion } from './file-headers.js';
 import { flag } from './request-target.js';
 import type { Route, RouteContext } from './routes.js';
 import { sendStream } from './streamed-body.js';
-import { spaceJson } from './space.js';
+import { spaceJson } from './space-json.js';
 import { sendSizedAtOpen } from './streaming.js';
 import { watch } from './watch.js';
 

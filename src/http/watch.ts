@@ -6,7 +6,7 @@
  */
 import { FsError } from '../fs/errors.js';
 import type { FsEvent } from '../fs/types.js';
-import { httpError } from './errors.js';
+import { httpError } from './error-replies.js';
 import { parseCursor } from './file-headers.js';
 import type { EndResponse } from './long-lived.js';
 import type { RouteContext } from './routes.js';

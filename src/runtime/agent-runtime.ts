@@ -14,7 +14,7 @@ import { TickEngine, type BudgetView, type TickReport } from './tick-engine.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 import { AgentRegistry, memoryTree } from './agents.js';
 import { MemoryQuota } from './quota.js';
-import { removeWorkDir } from './workdir.js';
+import { removeWorkDir } from './agent-workdir.js';
 import { ExportSpool, maxExportsFromConfig } from './export-spool.js';
 import { sweepStaleImports } from './import-stage.js';
 import type { TickCause } from './spec.js';

@@ -21,7 +21,7 @@ import type { Storage } from './storage/index.js';
 import { SqliteDataFileStore } from './storage/datafiles.js';
 import { memoryTree } from './agents.js';
 import { BUNDLE_FORMAT, BUNDLE_V2, DATA_CHUNK, line } from './bundle-format.js';
-import { agentWorkDir, walkWorkDir } from './workdir.js';
+import { agentWorkDir, walkWorkDir } from './agent-workdir.js';
 import { configSection } from './home-config.js';
 
 export const DEFAULT_MAX_EXPORTS = 2;

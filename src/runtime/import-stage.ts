@@ -19,7 +19,7 @@ import { memoryTree } from './agents.js';
 import { checkAgentId, type Envelope } from './spec.js';
 import { AGENT_COLUMNS } from './bundle.js';
 import { bundlePathSegments, type BundleHeader, type BundleRecord, type FileEntryRecord, type ImportOptions } from './bundle-format.js';
-import { agentWorkDir } from './workdir.js';
+import { agentWorkDir } from './agent-workdir.js';
 import { DEFAULT_MEMORY_BYTES } from './quota.js';
 
 const STAGING_PREFIX = '~import-';

@@ -17,7 +17,7 @@ import type { DataFileStore, DataNode } from '../fs/datafs.js';
 import type { FsSpace } from '../fs/types.js';
 import type { Storage } from './storage/index.js';
 import type { Migration } from './storage/db.js';
-import { workDirBytes as countWorkDir } from './workdir.js';
+import { workDirBytes as countWorkDir } from './agent-workdir.js';
 
 /** The default of limits.memory_bytes: 1 GiB. */
 export const DEFAULT_MEMORY_BYTES = 1024 ** 3;

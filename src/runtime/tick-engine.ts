@@ -6,7 +6,7 @@
  * and trace events. A failed tick commits nothing of the program's: its envelopes stay queued with one
  * more attempt, and after `max_attempts` go to the deadletter with the error.
  */
-import { ensureWorkDir } from './workdir.js';
+import { ensureWorkDir } from './agent-workdir.js';
 import { performance } from 'node:perf_hooks';
 import { FsError, toFsError } from '../fs/errors.js';
 import type { Storage } from './storage/index.js';

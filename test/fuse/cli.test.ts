@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { mountedType } from '../../src/fuse/mount.js';
+import { mountedType } from '../../src/fuse/kernel-mount.js';
 import { AGENTCTL, agentctl, agentctlBackground, ensureBuilt, startServe } from '../cli/helpers.js';
 import { cleanup, tempDir } from '../helpers.js';
 import { mountPoint, ok, q, sh, until } from './helpers.js';

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { mountedType } from '../../src/fuse/mount.js';
+import { mountedType } from '../../src/fuse/kernel-mount.js';
 import { cleanup, tempDir } from '../helpers.js';
 import { mountPoint, ok, PYTHON, q, sh, sleep, startFixtureServer, until, type ServerProcess } from './helpers.js';
 

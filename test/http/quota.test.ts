@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { rmdir } from 'node:fs/promises';
 import { agentctlBackground, servedForTests } from '../cli/helpers.js';
-import { mountedType } from '../../src/fuse/mount.js';
+import { mountedType } from '../../src/fuse/kernel-mount.js';
 import { mountPoint, ok, q, sh, until } from '../fuse/helpers.js';
 
 const MiB = 1024 * 1024;

@@ -9,7 +9,7 @@ import { Agent9 } from '../../src/server/agent9.js';
 import type { CapabilityPlugin } from '../../src/server/capabilities.js';
 import { admin, cleanup, collect, tempDir, text } from '../helpers.js';
 import { agentctl, ensureBuilt, startServe } from '../cli/helpers.js';
-import { mountedType } from '../../src/fuse/mount.js';
+import { mountedType } from '../../src/fuse/kernel-mount.js';
 import { mountPoint, ok, q, sh } from '../fuse/helpers.js';
 
 const RUNTIME_ENTRIES = ['metrics', 'status', 'tokens'];

@@ -12,7 +12,7 @@ import { GroupCommit } from '../../runtime/storage/group-commit.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import { JobStore, newJobId, type Job } from './jobs.js';
 import { CapabilityCore, type CapabilityOptions, type CapabilitySpec } from '../kit/core.js';
-import type { TraceSink } from '../kit/trace.js';
+import type { TraceSink } from '../kit/trace-sink.js';
 import { parseJsonObject } from '../kit/validation.js';
 import { computePolicyCodec, route, type ComputePolicy, type ComputePolicyStore, type PolicyInput } from './policy.js';
 import { budgetOf, cappedRequest, OutputMeter, planCost } from './cap.js';
@@ -22,7 +22,7 @@ import { ProviderRegistry } from './providers/index.js';
 import { REQUEST_EXAMPLE, parseRequestValue } from './request.js';
 import type { ComputeChunk, ComputeProvider, ComputeRequest, JobStatus, Pricing, ProviderResult } from './types.js';
 
-export type { TraceEvent, TraceSink } from '../kit/trace.js';
+export type { TraceEvent, TraceSink } from '../kit/trace-sink.js';
 
 export const COMPUTE_SERVICE = 'compute';
 export const DEFAULT_JOB_RETENTION_MS = 7 * 24 * 3600 * 1000;

@@ -12,7 +12,7 @@ import type { ProviderStats } from './overruns.js';
 import { estimateInputTokens, estimateTokens } from './pricing.js';
 import type { ComputeChunk, ComputeResponse, Pricing, ProviderResult } from './types.js';
 
-import type { TraceSink } from '../kit/trace.js';
+import type { TraceSink } from '../kit/trace-sink.js';
 
 export interface OutcomeDeps {
   jobs: JobStore;

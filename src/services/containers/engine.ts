@@ -18,7 +18,7 @@ import type { BudgetLedger } from '../../runtime/budget-ledger.js';
 import type { IdempotencyJournal } from '../../runtime/idempotency-journal.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import { CapabilityCore, type CapabilityOptions, type CapabilitySpec } from '../kit/core.js';
-import type { TraceSink } from '../kit/trace.js';
+import type { TraceSink } from '../kit/trace-sink.js';
 import { containerPolicyCodec, type ContainerPolicy, type ContainerPolicyStore, type PolicyInput } from './policy.js';
 import { DockerProvider } from './providers/docker.js';
 import type { ContainerProvider, ProviderHealth } from './providers/types.js';
@@ -35,7 +35,7 @@ export { CONTAINERS_SERVICE, DEFAULT_SESSION_RETENTION_MS } from './engine/state
 export type { ExecAnswer } from './engine/execs.js';
 export type { RecoveryReport } from './engine/recovery.js';
 export type { SubmitAnswer } from './engine/submit.js';
-export type { TraceEvent, TraceSink } from '../kit/trace.js';
+export type { TraceEvent, TraceSink } from '../kit/trace-sink.js';
 
 /** What /containers is to the kit (`wait` shapes the answer, not the request: a retry may differ in it). */
 const CONTAINERS: CapabilitySpec<ContainerPolicy> = {

@@ -16,7 +16,7 @@
  *   not have. It would still cost a `docker exec` per operation.
  * - From the host the walk is race-free and needs no process: an operation takes about 1 ms where the
  *   exec took about 150 ms (measured on the development machine). The host side is root, so the user's
- *   permissions are applied here (workdir/access.ts, from the init's credentials).
+ *   permissions are applied here (workdir/user-permissions.ts, from the init's credentials).
  * An engine on another machine has no /proc here: files/ is ENOSYS there.
  */
 import { EMPTY } from '../../fs/bytes.js';
@@ -25,7 +25,7 @@ import { sliceAt } from '../../fs/handles.js';
 import type { DirEntry, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from '../../fs/types.js';
 import type { ContainerEngine } from './engine.js';
 import type { ContainerProvider } from './providers/types.js';
-import { WorkdirOps } from './workdir/ops.js';
+import { WorkdirOps } from './workdir/file-ops.js';
 import { ContainerProcs, type PinnedWorkdir } from './workdir/pin.js';
 
 /** A stat cached from a listing is reused for this long (the `ls -l` pattern: readdir, then stat each). */

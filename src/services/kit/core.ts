@@ -10,7 +10,7 @@ import { IdempotencyJournal } from '../../runtime/idempotency-journal.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import { IdempotentSubmit } from './idempotent.js';
 import { PolicyStore, type PolicyCodec } from './policy-store.js';
-import { eventLogTrace, type TraceSink } from './trace.js';
+import { eventLogTrace, type TraceSink } from './trace-sink.js';
 
 /** The policy fields the kit reads: the caps of the `service:<name>` budget level. */
 export interface CappedPolicy {

@@ -24,5 +24,5 @@ export { policyTableMigration } from './migrations.js';
 export { PolicyStore, writtenPolicy, type PolicyCodec, type PolicyEntry } from './policy-store.js';
 export { REQUEST_ID, providerField, submitFields } from './request-fields.js';
 export { capabilityRoot, recordMeta, recordStream, type CapabilitySurface, type RecordStreamOptions } from './surface.js';
-export { eventLogTrace, type TraceEvent, type TraceSink } from './trace.js';
+export { eventLogTrace, type TraceEvent, type TraceSink } from './trace-sink.js';
 export { describeIssues, parseJsonObject, validate } from './validation.js';

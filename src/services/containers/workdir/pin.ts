@@ -8,7 +8,7 @@
  */
 import { constants as K, readFileSync } from 'node:fs';
 import { FsError } from '../../../fs/errors.js';
-import { identityOf, type Identity } from './access.js';
+import { identityOf, type Identity } from './user-permissions.js';
 import { at, closeFd, errnoOf, O_PATH, openFd, statFd, Walk, type Jail } from './walk.js';
 
 export interface PinnedWorkdir {

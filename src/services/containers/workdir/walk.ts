@@ -10,7 +10,7 @@
  */
 import { closeSync, constants as K, fstatSync, lstatSync, openSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { FsError } from '../../../fs/errors.js';
-import { may, X, type Identity } from './access.js';
+import { may, X, type Identity } from './user-permissions.js';
 
 /** open(2)'s O_PATH on Linux (Node does not export it): a descriptor that pins a name without opening it. */
 export const O_PATH = 0o10000000;

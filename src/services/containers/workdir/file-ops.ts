@@ -27,7 +27,7 @@ import { promisify } from 'node:util';
 import { EMPTY } from '../../../fs/bytes.js';
 import { FsError } from '../../../fs/errors.js';
 import type { DirEntry, SetAttr, Stat } from '../../../fs/types.js';
-import { canKeepOwner, chmodBits, may, mayUnlink, need, needChown, needOwner, needUnlink, newOwner, R, S_ISGID, W, X } from './access.js';
+import { canKeepOwner, chmodBits, may, mayUnlink, need, needChown, needOwner, needUnlink, newOwner, R, S_ISGID, W, X } from './user-permissions.js';
 import { at, closeFd, errnoOf, lstatAt, lstatIfAny, openFd, statFd, Walk, type Dir, type Found, type Jail } from './walk.js';
 
 const readdirP = promisify(readdir);
