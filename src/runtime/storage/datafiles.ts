@@ -12,6 +12,7 @@ import { parentOf } from '../../fs/paths.js';
 import type { SetAttr } from '../../fs/types.js';
 import type { EventLog } from '../../fs/events.js';
 import type { Db } from './db.js';
+import { HOT_FILE_BYTES, HotReads, type HotEntry } from './hot-reads.js';
 
 export const CHUNK_SIZE = 64 * 1024;
 
@@ -52,10 +53,6 @@ function subtreeEnd(dir: string): string {
   return dir === '/' ? '0' : dir + '0';
 }
 
-/** Files up to this size are kept by the hot-read cache (with their node); larger ones only by node. */
-const HOT_FILE_BYTES = 16 * 1024;
-const HOT_MAX_ENTRIES = 4096;
-const HOT_MAX_BYTES = 8 * 1024 * 1024;
 
 /** A copy that shares no memory (Buffer#slice would share it); small ones come from Node's buffer pool. */
 function copyOf(bytes: Uint8Array): Uint8Array {
@@ -78,20 +75,8 @@ export type TreeEvents = (tree: string) => { scope: string; prefix: string } | u
 export class SqliteDataFileStore implements DataFileStore {
   private readonly q;
   private readonly roots = new Set<string>();
-  /**
-   * Hot reads: nodes (and the bytes of small files) by tree and path, so that reading the same file
-   * again costs no query (and no file lock: each SQLite read takes and drops a POSIX lock, which under
-   * load costs more than the query). Every mutation through this store empties it, whatever it
-   * touched. A commit by another connection to the database is noticed through PRAGMA data_version,
-   * checked once per turn of the event loop: a read is never older than the start of the current turn.
-   */
-  private readonly hot = new Map<string, { node: NodeRow; data: Uint8Array | undefined }>();
-  private hotBytes = 0;
-  private seenDataVersion = -1;
-  private checkedThisTurn = false;
-  private readonly endTurn = () => {
-    this.checkedThisTurn = false;
-  };
+  /** Hot reads (hot-reads.ts): emptied by every mutation through this store. */
+  private readonly hot: HotReads;
 
   constructor(
     private readonly db: Db,
@@ -137,6 +122,8 @@ export class SqliteDataFileStore implements DataFileStore {
       movePaths: db.prepare(`UPDATE data_nodes SET path = ? || substr(path, ?), ctime = ?
         WHERE tree = ? AND (path = ? OR (path > ? AND path < ?))`),
     };
+    const dataVersion = this.q.dataVersion;
+    this.hot = new HotReads(() => dataVersion.get() as number, () => db.inTransaction);
   }
 
   /**
@@ -184,57 +171,16 @@ export class SqliteDataFileStore implements DataFileStore {
     this.q.dropChunksFrom.run(id, Math.max(1, idx));
   }
 
-  // --- the hot-read cache ---
-
   private forget(): void {
-    if (this.hot.size === 0) return;
     this.hot.clear();
-    this.hotBytes = 0;
   }
 
-  private hotGet(tree: string, path: string): { node: NodeRow; data: Uint8Array | undefined } | undefined {
-    if (this.hot.size === 0) return undefined;
-    if (!this.checkedThisTurn) {
-      this.checkedThisTurn = true;
-      setImmediate(this.endTurn);
-      const version = this.q.dataVersion.get() as number;
-      if (version !== this.seenDataVersion) {
-        // Another connection committed: anything may have changed.
-        this.seenDataVersion = version;
-        this.forget();
-        return undefined;
-      }
-    }
-    const key = tree + '\0' + path;
-    const hit = this.hot.get(key);
-    return hit;
+  private hotGet(tree: string, path: string): HotEntry | undefined {
+    return this.hot.get(tree, path);
   }
 
   private hotPut(tree: string, path: string, node: NodeRow, data: Uint8Array | undefined): void {
-    // Inside a transaction a read may see what a rollback will undo: never cache it.
-    if (this.db.inTransaction) return;
-    if (this.hot.size === 0) {
-      // What is cached from now on is as of this version.
-      this.seenDataVersion = this.q.dataVersion.get() as number;
-      this.checkedThisTurn = true;
-      setImmediate(this.endTurn);
-    }
-    const key = tree + '\0' + path;
-    const old = this.hot.get(key);
-    if (old) {
-      this.hotBytes -= old.data?.length ?? 0;
-      this.hot.delete(key);
-      data ??= old.node.version === node.version ? old.data : undefined;
-    }
-    const kept = data !== undefined && data.length <= HOT_FILE_BYTES ? data : undefined;
-    this.hot.set(key, { node: Object.freeze(node), data: kept });
-    this.hotBytes += kept?.length ?? 0;
-    // Oldest first: Map iteration follows insertion order, and a hit is re-inserted.
-    for (const [k, v] of this.hot) {
-      if (this.hot.size <= HOT_MAX_ENTRIES && this.hotBytes <= HOT_MAX_BYTES) break;
-      this.hot.delete(k);
-      this.hotBytes -= v.data?.length ?? 0;
-    }
+    this.hot.put(tree, path, node, data);
   }
 
   lookup(tree: string, path: string): DataNode | undefined {
