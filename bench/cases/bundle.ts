@@ -172,13 +172,14 @@ export const bundleCase: BenchCase = {
       const quietStall = median(stalls.map((x) => x.quiet));
       const figures: Figure[] = [
         {
-          name: `server RSS during a ${totalMb} MB export over HTTP`,
+          name: `server RSS growth above idle during a ${totalMb} MB export over HTTP`,
           unit: 'MB',
-          value: idleMb + aboveMb,
-          baselineName: 'the same server just before (idle)',
+          value: aboveMb,
+          baselineName: "the same server's RSS just before (idle)",
           baseline: idleMb,
           higherIsBetter: false,
-          bar: `<= idle + 100 MB: ${aboveMb <= 100 ? 'met' : 'NOT met'} (+${aboveMb.toFixed(1)} MB)`,
+          // The issue's goal: under 100 MB above idle, whatever the agent holds.
+          bar: '< 100 MB',
           note: `bundle ${bundleMb.toFixed(0)} MB; RSS above idle, median of ${runs}: ${aboveMb.toFixed(1)} MB (spread ${spread(above)})`,
         },
         {
@@ -188,9 +189,8 @@ export const bundleCase: BenchCase = {
           baselineName: 'longest of 200 enqueues with no import',
           baseline: quietStall,
           higherIsBetter: false,
-          bar: `(no bar set) ${stall <= 250 ? 'within' : 'over'} 250 ms`,
           note:
-            `longest enqueue during the import, median of ${runs}: ${stall.toFixed(1)} ms (spread ${spread(stalls.map((x) => x.importing))}); ` +
+            `no bar is set for this figure; longest enqueue during the import, median of ${runs}: ${stall.toFixed(1)} ms (spread ${spread(stalls.map((x) => x.importing))}); ` +
             `p99 ${spread(stalls.map((x) => x.p99))} ms over ${stalls.map((x) => x.n).join('/')} enqueues; quiet longest: spread ${spread(stalls.map((x) => x.quiet))}`,
         },
       ];
