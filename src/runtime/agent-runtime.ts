@@ -72,6 +72,7 @@ export class AgentRuntime {
     this.scheduler = new Scheduler(storage, this.store, this.engine, this.queues, options.scheduler || {});
     this.agents = new AgentRegistry(storage, this.store, this.keys, this.tracer, this.programs, {
       changed: (id) => {
+        this.quota.changed(id);
         this.scheduler.poke(id);
         this.scheduler.rearm();
       },

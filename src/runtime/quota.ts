@@ -69,6 +69,13 @@ interface WorkDirCount {
 export class MemoryQuota {
   private readonly usageOf;
   private readonly work = new Map<string, WorkDirCount>();
+  /**
+   * Each agent's limit, read once per turn of the event loop (a turn carries a batch of requests) and
+   * dropped at its end, and whenever the agent changes (config, import, delete): never staler than
+   * the turn it was read in.
+   */
+  private readonly limits = new Map<string, number>();
+  private limitsClearing = false;
 
   constructor(
     private readonly storage: Storage,
@@ -79,6 +86,35 @@ export class MemoryQuota {
     private readonly treeOf: (agentId: string) => string,
   ) {
     this.usageOf = storage.db.prepare('SELECT bytes, nodes FROM data_usage WHERE tree = ?');
+  }
+
+  private limit(agentId: string): number {
+    let limit = this.limits.get(agentId);
+    if (limit === undefined) {
+      limit = this.limitOf(agentId) ?? DEFAULT_MEMORY_BYTES;
+      this.limits.set(agentId, limit);
+      if (!this.limitsClearing) {
+        this.limitsClearing = true;
+        setImmediate(() => {
+          this.limitsClearing = false;
+          this.limits.clear();
+        });
+      }
+    }
+    return limit;
+  }
+
+  /** The agent changed (config, lifecycle, import): its limit is read again. */
+  changed(agentId: string): void {
+    this.limits.delete(agentId);
+  }
+
+  /**
+   * Whether `bytes` more can be written without any chance of passing the limit: then a write that
+   * grows a file by at most that much needs no guard (no savepoint, no second read of the total).
+   */
+  fits(agentId: string, bytes: number): boolean {
+    return this.memory(agentId).bytes + this.workDirBytes(agentId) + bytes <= this.limit(agentId);
   }
 
   private memory(agentId: string): { bytes: number; nodes: number } {
@@ -139,13 +175,14 @@ export class MemoryQuota {
 
   /** The agent is gone: forget its work dir count. */
   forget(agentId: string): void {
+    this.limits.delete(agentId);
     const w = this.work.get(agentId);
     if (w?.timer) clearTimeout(w.timer);
     this.work.delete(agentId);
   }
 
   usage(agentId: string): MemoryUsage {
-    const limit = this.limitOf(agentId) ?? DEFAULT_MEMORY_BYTES;
+    const limit = this.limit(agentId);
     const mem = this.memory(agentId);
     const work = this.workDirBytes(agentId);
     const used = mem.bytes + work;
@@ -171,7 +208,7 @@ export class MemoryQuota {
       const node = fn();
       const after = this.memory(agentId).bytes;
       if (after > before) {
-        const limit = this.limitOf(agentId) ?? DEFAULT_MEMORY_BYTES;
+        const limit = this.limit(agentId);
         const work = this.workDirBytes(agentId);
         if (after + work > limit) {
           throw new FsError(
@@ -188,7 +225,7 @@ export class MemoryQuota {
 
   /** The agent's memory store: the shared one, with every write that can grow a file guarded. */
   store(agentId: string, inner: DataFileStore): DataFileStore {
-    return new QuotaStore(inner, (fn) => this.guard(agentId, fn), () => this.usage(agentId).free_bytes);
+    return new QuotaStore(inner, (fn) => this.guard(agentId, fn), () => this.usage(agentId).free_bytes, (bytes) => this.fits(agentId, bytes));
   }
 }
 
@@ -198,6 +235,7 @@ class QuotaStore implements DataFileStore {
     private readonly inner: DataFileStore,
     private readonly guard: (fn: () => DataNode) => DataNode,
     private readonly free: () => number,
+    private readonly fits: (bytes: number) => boolean,
   ) {}
 
   room(_tree: string): number {
@@ -238,6 +276,9 @@ class QuotaStore implements DataFileStore {
     return this.guard(() => this.inner.truncate(...args));
   }
   replace(...args: Parameters<DataFileStore['replace']>) {
+    // A replace grows the tree by at most its data (an append by exactly that): when even that fits,
+    // it cannot pass the limit and runs unguarded (the common PUT: no savepoint, one read of the total).
+    if (this.fits(args[2].length)) return this.inner.replace(...args);
     // The tree's root is made (and remembered by the store) outside the guard's transaction, which
     // may roll back.
     this.inner.lookup(args[0], '/');
