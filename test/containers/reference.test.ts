@@ -40,6 +40,10 @@ describe('image references', () => {
     expect(imageReferenceProblem('x/../y')).toContain('".." is not a name component');
     expect(imageReferenceProblem('f'.repeat(64))).toContain('image id');
     expect(imageReferenceProblem('a'.repeat(256))).toContain('more than 255');
+    // The engine validates digests: a registered algorithm with its exact length (found by the property below).
+    expect(imageReferenceProblem('a@a:' + '0123456789abcdef'.repeat(2))).toContain('digest');
+    expect(imageReferenceProblem('a@sha256:' + '0123456789abcdef'.repeat(2))).toContain('digest');
+    expect(imageReferenceProblem('a@sha256:' + '0123456789abcdef'.repeat(4))).toBeUndefined();
   });
 
   it('patterns allow * but nothing no reference could hold', () => {

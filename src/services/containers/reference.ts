@@ -10,11 +10,13 @@
  *   domain    := host [ ":" port ]     host: dns labels joined by "."
  *   component := [a-z0-9]+ ( ( "." | "_" | "__" | "-"+ ) [a-z0-9]+ )*
  *   tag       := [A-Za-z0-9_] [A-Za-z0-9_.-]{0,127}
- *   digest    := algorithm ":" hex{32,}      algorithm: [A-Za-z][A-Za-z0-9]* ( [-_+.] [A-Za-z][A-Za-z0-9]* )*
+ *   digest    := "sha256:" hex{64} | "sha384:" hex{96} | "sha512:" hex{128}     (hex: lower case)
  *
  * The first part of a name is a domain when it has a `.` or a `:` or is `localhost`; everything else is
  * a path component and must be lower case. (Engines since 2023 also take an upper-case first part for
- * a domain, and `[ipv6]` hosts; 20.10 does neither, so agent9 accepts only what both accept.)
+ * a domain, and `[ipv6]` hosts; 20.10 does neither, so agent9 accepts only what both accept.) The
+ * grammar's general digest form (any algorithm, 32 or more hex digits) is narrower in the engine: it
+ * validates the digest too, so only the registered algorithms with their exact lengths pass.
  */
 import { FsError } from '../../fs/errors.js';
 
@@ -22,12 +24,12 @@ const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const DNS_LABEL = /^(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])$/;
 const PORT = /^[0-9]+$/;
 const TAG = /^\w[\w.-]{0,127}$/;
-const DIGEST = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
+const DIGEST = /^(?:sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128})$/;
 const HEX64 = /^[a-f0-9]{64}$/;
 export const MAX_NAME_LENGTH = 255;
 
 /** What a reference looks like, for messages. */
-export const REFERENCE_FORM = '[host[:port]/]name[:tag][@algorithm:hex], name parts lower-case letters and digits joined by . _ __ or -';
+export const REFERENCE_FORM = '[host[:port]/]name[:tag][@sha256:hex], name parts lower-case letters and digits joined by . _ __ or -';
 
 export interface ImageReference {
   domain: string | undefined;
@@ -54,7 +56,7 @@ export function parseImageReference(ref: string): ImageReference | string {
   const at = ref.indexOf('@');
   const digest = at === -1 ? undefined : ref.slice(at + 1);
   const nameAndTag = at === -1 ? ref : ref.slice(0, at);
-  if (digest !== undefined && !DIGEST.test(digest)) return `the digest ${JSON.stringify(digest)} is not algorithm:hex (32 or more hex digits)`;
+  if (digest !== undefined && !DIGEST.test(digest)) return `the digest ${JSON.stringify(digest)} is not sha256:<64 hex digits> (or sha384:<96>, sha512:<128>), lower case`;
   const lastSlash = nameAndTag.lastIndexOf('/');
   const colon = nameAndTag.indexOf(':', lastSlash + 1);
   const tag = colon === -1 ? undefined : nameAndTag.slice(colon + 1);
