@@ -8,7 +8,10 @@
  *   2. the URL (or the route's fixed path) becomes the namespace path, decoded, normalised, checked;
  *   3. a body is the bytes of the file whatever its Content-Type (the header is dropped before
  *      fastify would judge it);
- *   4. whatever a handler throws becomes the JSON error of its code (the app's error handler, errors.ts).
+ *   4. whatever a handler throws becomes the JSON error of its code (the app's error handler, error-replies.ts).
+ * One exception stands outside the table: the streamed call files (`/agents/import`, streaming.ts), whose
+ * body must reach the handle as a stream, which fastify allows only in a scope with its own body parser;
+ * they take the caller from the same Authenticator first, as the prologue does.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { Authenticator, Caller } from './auth.js';

@@ -276,12 +276,11 @@ class QuotaStore implements DataFileStore {
     return this.guard(() => this.inner.truncate(...args));
   }
   replace(...args: Parameters<DataFileStore['replace']>) {
+    // The tree's root is made (and remembered by the store) outside any transaction that may roll back.
+    this.inner.lookup(args[0], '/');
     // A replace grows the tree by at most its data (an append by exactly that): when even that fits,
     // it cannot pass the limit and runs unguarded (the common PUT: no savepoint, one read of the total).
     if (this.fits(args[2].length)) return this.inner.replace(...args);
-    // The tree's root is made (and remembered by the store) outside the guard's transaction, which
-    // may roll back.
-    this.inner.lookup(args[0], '/');
     return this.guard(() => this.inner.replace(...args));
   }
   remove(...args: Parameters<DataFileStore['remove']>) {
