@@ -36,8 +36,13 @@ const bob: Cx = { principal: { id: 'agent:bob', admin: false, agentId: 'bob' } }
  */
 const INSIDE = 'inside\n';
 const fromInside = (body: string) => body === INSIDE || body === '';
-/** Names `sw` may hold when it is the loop's directory (what the loop and these requests put there). */
-const OURS = new Set(['passwd', 'x', 'newdir', 'back']);
+/**
+ * Names `sw` may hold when it is the loop's directory (what the loop and these requests put there).
+ * `etc` and `tmp`: when the loop's `rm -rf sw` loses a race with a mkdir of sw/newdir, sw stays a
+ * directory and `ln -s /etc sw` puts the link *inside* it (sw/etc), which a listing rightly shows (a
+ * link's name, never its target's entries); an escape lists the names of /etc or /tmp instead.
+ */
+const OURS = new Set(['passwd', 'x', 'newdir', 'back', 'etc', 'tmp']);
 const SWAP_LOOP = [
   'while :; do',
   // Each state lasts about one fork and exec.
