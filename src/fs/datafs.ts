@@ -39,6 +39,8 @@ export interface CreateSpec {
  * call is atomic and reports its changes through the tree's `onChange` before it commits.
  */
 export interface DataFileStore {
+  /** Makes the tree's root directory when it is missing (its own commit); cheap once it exists. */
+  ensureTree(tree: string): void;
   lookup(tree: string, path: string): DataNode | undefined;
   /** A node by id, also after a rename; undefined once removed. */
   get(tree: string, id: number): DataNode | undefined;

@@ -250,6 +250,9 @@ class QuotaStore implements DataFileStore {
     return this.inner.readData?.(tree, path);
   }
 
+  ensureTree(tree: string) {
+    this.inner.ensureTree(tree);
+  }
   lookup(tree: string, path: string) {
     return this.inner.lookup(tree, path);
   }
@@ -276,8 +279,9 @@ class QuotaStore implements DataFileStore {
     return this.guard(() => this.inner.truncate(...args));
   }
   replace(...args: Parameters<DataFileStore['replace']>) {
-    // The tree's root is made (and remembered by the store) outside any transaction that may roll back.
-    this.inner.lookup(args[0], '/');
+    // The tree's root is made (and remembered by the store) outside any transaction that may roll back;
+    // a lookup of '/' here instead cost a SELECT per PUT (the hot cache is emptied by every write).
+    this.inner.ensureTree(args[0]);
     // A replace grows the tree by at most its data (an append by exactly that): when even that fits,
     // it cannot pass the limit and runs unguarded (the common PUT: no savepoint, one read of the total).
     if (this.fits(args[2].length)) return this.inner.replace(...args);

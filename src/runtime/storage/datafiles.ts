@@ -146,7 +146,7 @@ export class SqliteDataFileStore implements DataFileStore {
     this.events.emit(target.scope, full, type, version === undefined ? {} : { version });
   }
 
-  private ensureRoot(tree: string): void {
+  ensureTree(tree: string): void {
     if (this.roots.has(tree)) return;
     if (!this.q.byPath.get(tree, '/')) {
       const now = Date.now();
@@ -186,7 +186,7 @@ export class SqliteDataFileStore implements DataFileStore {
   lookup(tree: string, path: string): DataNode | undefined {
     const hit = this.hotGet(tree, path);
     if (hit) return hit.node;
-    this.ensureRoot(tree);
+    this.ensureTree(tree);
     const row = this.q.byPath.get(tree, path) as NodeRow | undefined;
     if (row) this.hotPut(tree, path, row, undefined);
     return row;
@@ -247,7 +247,7 @@ export class SqliteDataFileStore implements DataFileStore {
   }
 
   create(tree: string, path: string, spec: CreateSpec): { node: DataNode; created: boolean } {
-    this.ensureRoot(tree);
+    this.ensureTree(tree);
     return this.tx(() => {
       const existing = this.q.byPath.get(tree, path) as NodeRow | undefined;
       if (existing) {
@@ -272,7 +272,7 @@ export class SqliteDataFileStore implements DataFileStore {
   readData(tree: string, path: string): Uint8Array | 'dir' | undefined {
     const hit = this.hotGet(tree, path);
     if (hit?.data) return copyOf(hit.data);
-    this.ensureRoot(tree);
+    this.ensureTree(tree);
     const row = this.q.dataByPath.get(tree, path) as [number, string, number, Uint8Array | null] | undefined;
     if (!row) return undefined;
     const [id, type, size, head] = row;
@@ -286,7 +286,7 @@ export class SqliteDataFileStore implements DataFileStore {
     // Callers get their own bytes: the cached ones must not change under the next reader. (Nodes are
     // frozen: shared safely.)
     if (hit?.data) return { node: hit.node, data: copyOf(hit.data) };
-    this.ensureRoot(tree);
+    this.ensureTree(tree);
     const row = this.q.byPathWithHead.get(tree, path) as (NodeRow & { head: Uint8Array | null }) | undefined;
     if (!row) return undefined;
     const { head, ...node } = row;
@@ -425,7 +425,7 @@ export class SqliteDataFileStore implements DataFileStore {
     data: Uint8Array,
     spec: CreateSpec & { ifVersion?: number; append?: boolean },
   ): DataNode {
-    this.ensureRoot(tree);
+    this.ensureTree(tree);
     const small = spec.ifVersion === undefined && !spec.append && data.length <= this.chunkSize;
     const triedOutside = small && this.db.inTransaction;
     if (triedOutside) {
