@@ -92,6 +92,20 @@ export interface Cx {
   principal: Principal;
   signal?: AbortSignal;
   caller?: Caller;
+  /**
+   * Set, per request, by a transport that answers a write with what the write did (HTTP): a message
+   * file whose commit has a result hands it here, once per committed write (the envelope an inbox
+   * queued, the ticks a ctl ran). Never on a shared Cx; a shell's write has nobody to answer.
+   */
+  receipt?: (receipt: Receipt) => void;
+}
+
+/** What a committed write did, for the transport to answer with (HTTP: its JSON body). */
+export interface Receipt {
+  /** A JSON object: the answer. */
+  value: Record<string, unknown>;
+  /** The write made something new (an envelope was stored): HTTP answers 201 rather than 200. */
+  created?: boolean;
 }
 
 export interface Handle {
