@@ -78,6 +78,10 @@ describe('paths in call answers', () => {
     const exec = await s.ok<Answer>(`/agents/bob/containers/sessions/${sid}/exec/new`, { method: 'POST', body: JSON.stringify({ command: 'echo hi' }) });
     expect(exec.paths['stdout']).toBe(`/agents/bob/containers/sessions/${sid}/exec/${exec['exec_id'] as string}/stdout`);
     await reachable(exec);
+    // An exec's stdout is the process's own bytes, not JSON lines.
+    const stdout = await s.call(exec.paths['stdout']!);
+    expect(stdout.headers.get('content-type')).toBe('application/octet-stream');
+    expect(await stdout.text()).toBe('hi\n');
     const own = await s.ok<Answer>(`/containers/sessions/${sid}/exec/new`, { method: 'POST', body: JSON.stringify({ command: 'echo mine' }), token: bobToken });
     expect(own.paths['result']).toBe(`/containers/sessions/${sid}/exec/${own['exec_id'] as string}/result`);
     await reachable(own, bobToken);
