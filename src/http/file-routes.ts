@@ -17,13 +17,14 @@ import { FsError } from '../fs/errors.js';
 import { callFile, readAll, readStat, writeAll } from '../fs/ops.js';
 import { normalizePath } from '../fs/paths.js';
 import type { FastifyReply } from 'fastify';
-import { NO_LIMIT, type Stat, type WriteFileOptions } from '../fs/types.js';
+import { NO_LIMIT, type FileKind, type Stat, type WriteFileOptions } from '../fs/types.js';
 import { EMPTY } from '../fs/bytes.js';
 import { JSON_LINES } from '../fs/synthetic.js';
 import { contentTypeOf, JSON_TYPE, SNIFF_BYTES, typedWithoutContent } from './content-type.js';
 import { ALLOW, sendError } from './error-replies.js';
 import { asBuffer, etagOf, httpDate, listingJson, parseMode, precondition, statHeaders } from './file-headers.js';
 import { chooseRange } from './ranges.js';
+import { checkDeclaredJson } from './json-bodies.js';
 import { flag } from './request-target.js';
 import type { Route, RouteContext } from './routes.js';
 import { sendStream } from './streamed-body.js';
@@ -138,9 +139,10 @@ async function head(ctx: RouteContext) {
  * Writes the body as the whole file (or appended), guarded by If-Match / If-None-Match; the new stat as
  * headers, and the answer of write-answers.ts (a receipt, 201 for a new data file, else 204).
  */
-async function write(ctx: RouteContext, opts: WriteFileOptions) {
+async function write(ctx: RouteContext, opts: WriteFileOptions, kind?: FileKind) {
   const { request, reply, view, target, body } = ctx;
   request.op = opts.append ? 'append' : 'write';
+  await checkDeclaredJson(ctx, target.path, kind);
   const ifVersion = await precondition(request, view, target.path, ctx.cx);
   if (ifVersion !== undefined) opts.ifVersion = ifVersion;
   const { cx, receipt } = receiving(ctx.cx);
@@ -165,6 +167,7 @@ async function put(ctx: RouteContext) {
 export async function answer(ctx: RouteContext, path: string, status = 200) {
   const { request, reply, view, cx, body } = ctx;
   request.op = 'call';
+  await checkDeclaredJson(ctx, path, 'call');
   const abort = new AbortController();
   reply.raw.on('close', () => abort.abort());
   const out = await callFile(view, path, body, { ...cx, signal: abort.signal });
@@ -181,7 +184,7 @@ async function post(ctx: RouteContext) {
       return answer(ctx, target.path);
     case 'message':
     case 'stream':
-      return write(ctx, { append: true });
+      return write(ctx, { append: true }, st.kind);
     case 'view': {
       request.op = 'write';
       const answering = receiving(cx);

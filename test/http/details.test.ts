@@ -146,3 +146,31 @@ describe('streams are JSON lines', () => {
     await trace.body?.cancel().catch(() => undefined);
   });
 });
+
+describe('a body declared JSON must be JSON where it is a message or a call', () => {
+  it("curl -H 'Content-Type: application/json' -d '{broken' to an inbox is 400 EINVAL and queues nothing", async () => {
+    const before = (await s.ok<unknown[]>('/agents/bob/inbox')).length;
+    const res = await curl('/agents/bob/inbox', '-H', 'Content-Type: application/json', '-d', '{"payload": oops}');
+    expect(res.status).toBe(400);
+    const error = (JSON.parse(res.body) as { error: { code: string; path: string; message: string } }).error;
+    expect(error).toMatchObject({ code: 'EINVAL', path: '/agents/bob/inbox' });
+    expect(error.message).toMatch(/malformed JSON \(the request says Content-Type: application\/json\)/);
+    expect((await s.ok<unknown[]>('/agents/bob/inbox')).length).toBe(before);
+    // The same through /agents/<id>/send and to a ctl; a +json type counts too.
+    expect((await curl('/agents/bob/send', '-H', 'Content-Type: application/json', '-d', '{')).status).toBe(400);
+    expect((await curl('/agents/bob/ctl', '-H', 'Content-Type: application/vnd.api+json; charset=utf-8', '-d', 'tick')).status).toBe(400);
+    expect((await s.ok<unknown[]>('/agents/bob/inbox')).length).toBe(before);
+  });
+
+  it('the same bytes without a JSON type are text, and a data file takes them whatever the type says', async () => {
+    const sent = await curl('/agents/bob/inbox', '-H', 'Content-Type: text/plain', '-d', '{"payload": oops}');
+    expect(sent.status).toBe(201);
+    const id = (JSON.parse(sent.body) as { envelope_id: string }).envelope_id;
+    expect((await s.ok<{ payload: unknown }>(`/agents/bob/inbox.d/${id}.json`)).payload).toEqual({ text: '{"payload": oops}' });
+    const put = await curl('/agents/bob/memory/not.json', '-X', 'PUT', '-H', 'Content-Type: application/json', '--data-binary', '{broken');
+    expect(put.status).toBe(201);
+    expect(await (await s.call('/agents/bob/memory/not.json')).text()).toBe('{broken');
+    // Well-formed JSON with the type goes through as ever.
+    expect((await curl('/agents/bob/inbox', '-H', 'Content-Type: application/json', '-d', '{"payload": {"ok": true}}')).status).toBe(201);
+  });
+});
