@@ -70,6 +70,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   app.decorateRequest('fsPath', '');
   app.decorateRequest('op', 'other');
+  app.decorateRequest('bodyType', undefined);
   app.addHttpMethod('MOVE', { hasBody: true });
 
   await app.register(fastifySSE, { heartbeatInterval: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS });

@@ -26,6 +26,8 @@ declare module 'fastify' {
     fsPath: string;
     /** The file operation, for metrics. */
     op: string;
+    /** The Content-Type the client gave its body (kept aside: fastify must not judge it). */
+    bodyType: string | undefined;
   }
 }
 
@@ -84,9 +86,11 @@ const EMPTY_BODY = new Uint8Array(0);
 
 /**
  * A body is the bytes to write whatever its Content-Type says, so the header is dropped before fastify
- * would judge it (a malformed one would otherwise be refused).
+ * would judge it (a malformed one would otherwise be refused). It is kept aside for the one check that
+ * reads it: a body declared JSON for a message or call file must be JSON (json-bodies.ts).
  */
 function ignoreContentType(request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  request.bodyType = request.headers['content-type'];
   delete request.headers['content-type'];
   done();
 }

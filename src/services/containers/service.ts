@@ -28,7 +28,7 @@ import type { WatchSource } from '../../fs/namespace.js';
 import { isUnder } from '../../fs/paths.js';
 import { SyntheticFs, call, completeJsonObject, dir, jsonView, message, stream, type DirNode, type Node } from '../../fs/synthetic.js';
 import type { Cx, DirEntry, FileService, FsEvent, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from '../../fs/types.js';
-import { MODE } from '../../fs/types.js';
+import { MODE, placeAnswerPaths } from '../../fs/types.js';
 import { capabilityRoot, recordFiles, recordMeta, recordStream } from '../kit/surface.js';
 import type { ContainerEngine } from './engine.js';
 import { SessionFiles, type FileTarget } from './files.js';
@@ -112,16 +112,20 @@ class ContainersFs implements FileService, WatchSource {
       ctl: (command, path) => engine.ctl(agentId, sid, command, path),
     });
     const children: Record<string, Node> = {
-      status: f.status,
+      // Status (its running execs) and usage are partly live: their versions are digests of what they
+      // show, not the record's, which does not change with them.
+      status: jsonView(() => engine.statusOf(fresh(`${base}/status`)), { mtime: meta.mtime }),
       result: f.result,
-      usage: jsonView(() => engine.sessionUsage(fresh(`${base}/usage`)), { ...meta, sizeAtStat: false }),
+      usage: jsonView(() => engine.sessionUsage(fresh(`${base}/usage`)), { mtime: meta.mtime, sizeAtStat: false }),
       output: f.stream,
       ctl: f.ctl,
       exec: {
         kind: 'dir',
         children: {
           // A JSON request is sent by the write that completes it; a plain command line at the first read or close.
-          new: call(async (request) => jsonText(await engine.execNew(agentId, sid, request, `${base}/exec/new`)), { complete: completeJsonObject }),
+          new: call(async (request, cx) => jsonText(placeAnswerPaths(await engine.execNew(agentId, sid, request, `${base}/exec/new`), cx)), {
+            complete: completeJsonObject,
+          }),
         },
         dynamic: {
           list: () => engine.sessions.execIds(sid),
@@ -143,7 +147,8 @@ class ContainersFs implements FileService, WatchSource {
     const base = `/sessions/${sid}/exec/${eid}`;
     const meta = recordMeta(() => engine.exec(agentId, sid, eid), ex.createdAt);
     const raw = (which: 'stdout' | 'stderr') =>
-      stream((_cx, signal) => execOutput(engine, agentId, sid, eid, signal), { format: rawFormat(which), mtime: () => ex.createdAt });
+      // The process's own bytes, not JSON lines.
+      stream((_cx, signal) => execOutput(engine, agentId, sid, eid, signal), { format: rawFormat(which), mtime: () => ex.createdAt, mediaType: 'application/octet-stream' });
     const f = recordFiles<ExecRecord>({
       base,
       fresh: (path) => engine.needExec(agentId, sid, eid, path),
