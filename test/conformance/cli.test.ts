@@ -14,6 +14,7 @@ import { ERROR_TABLE, type ErrorCode } from '../../src/fs/errors.js';
 
 const AGENTCTL = new URL('../../bin/agentctl', import.meta.url).pathname;
 const servers: FixtureServer[] = [];
+const NO_OUTPUT_MS = 30_000;
 
 afterAll(async () => {
   for (const s of servers) await s.close();
@@ -34,10 +35,20 @@ function agentctl(s: FixtureServer, args: string[], opts: { input?: string; ms?:
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    // A watch that saw fewer events than asked for is ended like Ctrl-C would end it, `ms` after its
+    // last output: counted from the spawn, a loaded machine's slow start ate the whole window (the
+    // watches here always have events to replay; one that prints nothing ends after NO_OUTPUT_MS).
+    let timer: NodeJS.Timeout | undefined;
+    const quiet = (ms: number) => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => child.kill('SIGINT'), ms);
+    };
+    if (opts.ms) quiet(NO_OUTPUT_MS);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      if (opts.ms) quiet(opts.ms);
+    });
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    // A watch that saw fewer events than asked for is ended like Ctrl-C would end it.
-    const timer = opts.ms ? setTimeout(() => child.kill('SIGINT'), opts.ms) : undefined;
     child.on('error', reject);
     child.on('close', (code) => {
       if (timer) clearTimeout(timer);
