@@ -14,7 +14,8 @@ import { fileRoutes } from './file-routes.js';
 import { LongLivedResponses } from './long-lived.js';
 import type { HttpMetrics } from './metrics.js';
 import { errorPath, watchConstraint } from './request-target.js';
-import { registerRoutes, type AppState, type Route } from './routes.js';
+import { healthRoutes } from './health.js';
+import { registerRoutes, type AppState, type Readiness, type Route } from './routes.js';
 import { FrameCache } from './watch.js';
 import { registerStreamedCalls } from './streaming.js';
 
@@ -35,13 +36,15 @@ export interface AppOptions {
   bodyLimit?: number;
   /** The `retry:` an SSE client waits before reconnecting (default 1 s). */
   retryMs?: number;
+  /** Whether the server can serve (storage open, migrated), for /readyz; default: always. */
+  readiness?: () => Readiness;
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 
-/** Every route the app serves: the agent routes (more specific URLs) and the file mapping. */
-export const ROUTES: readonly Route[] = [...agentRoutes, ...fileRoutes];
+/** Every route the app serves: the health probes and the agent routes (more specific URLs), and the file mapping. */
+export const ROUTES: readonly Route[] = [...healthRoutes, ...agentRoutes, ...fileRoutes];
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
@@ -50,7 +53,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   /** Watches and streams, ended at shutdown and when their token is revoked or expires. */
   const longLived = new LongLivedResponses();
   const stopRevocations = auth.onRevoke?.((r) => longLived.revoke(r));
-  const state: AppState = { longLived, metrics, cursor: options.cursor, retryMs: options.retryMs ?? 1000, frames: new FrameCache() };
+  const state: AppState = {
+    longLived,
+    metrics,
+    cursor: options.cursor,
+    retryMs: options.retryMs ?? 1000,
+    frames: new FrameCache(),
+    readiness: options.readiness ?? (() => ({ ready: true })),
+  };
 
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),

@@ -115,6 +115,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const app = await buildApp({
     auth: new TokenAuthenticator(tokens, namespace),
     cursor: () => storage.eventStore.lastId(),
+    readiness: () => storage.readiness(),
     metrics,
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.heartbeatMs !== undefined ? { heartbeatMs: options.heartbeatMs } : {}),
