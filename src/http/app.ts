@@ -9,6 +9,7 @@ import { fastifySSE } from '@fastify/sse';
 import { FsError } from '../fs/errors.js';
 import { agentRoutes } from './agent-routes.js';
 import type { Authenticator } from './auth.js';
+import { corsHook, type CorsConfig } from './cors.js';
 import { httpError, sendError } from './error-replies.js';
 import { fileRoutes } from './file-routes.js';
 import { LongLivedResponses } from './long-lived.js';
@@ -38,6 +39,8 @@ export interface AppOptions {
   retryMs?: number;
   /** Whether the server can serve (storage open, migrated), for /readyz; default: always. */
   readiness?: () => Readiness;
+  /** The origins whose pages may call the API (CORS); default: none. */
+  cors?: CorsConfig;
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -113,6 +116,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Once they have flushed, their keep-alive sockets are idle: close them, or close() waits for them.
     app.server.closeIdleConnections();
   });
+
+  // CORS headers go on every answer to a listed origin, errors and streams too: before any route runs.
+  const cors = options.cors && corsHook(options.cors);
+  if (cors) app.addHook('onRequest', cors);
 
   registerRoutes(app, ROUTES, auth, state);
   // Bodies streamed into their call (an import), not collected first: a scope with its own body parser.
