@@ -41,7 +41,12 @@ export interface AppState {
   retryMs: number;
   /** SSE frames of recent events, shared by this app's watches. */
   frames: FrameCache;
+  /** Whether the server can serve requests (its storage open, migrated): what /readyz answers. */
+  readiness: () => Readiness;
 }
+
+/** What a readiness probe learns: ready, or the reason it is not. */
+export type Readiness = { ready: true } | { ready: false; reason: string };
 
 /** A request in file-system terms, as the prologue hands it to a handler. */
 export interface RouteContext extends Caller {
@@ -74,10 +79,10 @@ export interface CallerRoute extends RouteRow {
   handler(ctx: RouteContext): Promise<unknown>;
 }
 
-/** A route that needs no token and touches no file (OPTIONS). */
+/** A route that needs no token and touches no file (OPTIONS, the health probes). */
 export interface PublicRoute extends RouteRow {
   public: true;
-  handler(ctx: { request: FastifyRequest; reply: FastifyReply }): Promise<unknown>;
+  handler(ctx: { request: FastifyRequest; reply: FastifyReply; app: AppState }): Promise<unknown>;
 }
 
 export type Route = CallerRoute | PublicRoute;
@@ -108,7 +113,7 @@ export function registerRoutes(app: FastifyInstance, routes: readonly Route[], a
     };
     if (route.public) {
       const { handler } = route;
-      app.route({ ...options, handler: async (request, reply) => ((request.op = op), handler({ request, reply })) });
+      app.route({ ...options, handler: async (request, reply) => ((request.op = op), handler({ request, reply, app: state })) });
       continue;
     }
     const { path, handler } = route;

@@ -69,6 +69,15 @@ describe('paths in call answers', () => {
     expect(again.paths['status']).toBe(`/agents/bob${first.paths['status']!}`);
   });
 
+  it('a goal made through goals/new is named where the call was made', async () => {
+    const global = await s.ok<{ id: string; path: string }>('/agents/bob/goals/new', { method: 'POST', body: JSON.stringify({ description: 'from admin' }) });
+    expect(global.path).toBe(`/agents/bob/goals/${global.id}.json`);
+    expect(await s.ok(global.path)).toMatchObject({ description: 'from admin' });
+    const own = await s.ok<{ id: string; path: string }>('/goals/new', { method: 'POST', body: JSON.stringify({ description: 'from bob' }), token: bobToken });
+    expect(own.path).toBe(`/goals/${own.id}.json`);
+    expect(await s.ok(own.path, { token: bobToken })).toMatchObject({ description: 'from bob' });
+  });
+
   it('a container session and an exec in it name their files where the call was made', async () => {
     const session = await s.ok<Answer>('/agents/bob/containers/new', { method: 'POST', body: JSON.stringify({ image: BUSYBOX, kind: 'interactive' }) });
     const sid = session['session_id'] as string;
