@@ -11,14 +11,23 @@
  * Lifetimes: a session lives from mount() until destroy(), which JS calls after the loop thread has
  * said it ended (the "exit" message). Requests still unanswered at that point are dropped by JS.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <node_api.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define MAX_IO (1024 * 1024)
 
@@ -52,6 +61,8 @@ typedef struct session {
   pthread_cond_t wake;
   note *head, *tail;
   int stopping;
+  /* The process that holds the auto_unmount helper's socket (see guard_auto_unmount); 0: none. */
+  pid_t guard;
 } session;
 
 typedef struct msg {
@@ -558,6 +569,137 @@ static void session_finalize(napi_env env, void *data, void *hint) {
   if (s->destroyed) free(s);
 }
 
+/*
+ * The auto_unmount helper (fusermount3) takes a dead server's mount away when the socket libfuse keeps
+ * open to it closes, but only if opening the mount point then fails with ENOTCONN, that is, once the
+ * kernel has aborted the connection. A killed process releases that socket and its /dev/fuse
+ * descriptor in an order nobody chose: when the socket goes first, the helper's open is queued on the
+ * still-live connection, fails with ECONNABORTED when the abort comes, and the helper exits leaving the
+ * dead mount behind (seen after SIGKILL under load, about one time in twenty). libfuse also leaves that
+ * socket inheritable, so every child of the server (exec programs and what they leave running) holds
+ * it too, and a crash leaves the mount for as long as any of them lives.
+ *
+ * So the socket goes to a guard: a child that holds nothing else, waits on a pidfd until this whole
+ * process has exited (every thread, so every file it had, /dev/fuse included, is released by then: the
+ * kernel aborts the connection before the process counts as exited) and only then exits, closing the
+ * socket. The helper's probe then always sees ENOTCONN. A clean unmount ends the guard (kill_guard).
+ */
+typedef struct fdlist {
+  int *fds;
+  size_t n;
+} fdlist;
+
+/* The descriptors open in this process (readdir of /proc/self/fd). */
+static fdlist open_fds(void) {
+  fdlist out = {NULL, 0};
+  size_t cap = 0;
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return out;
+  int self = dirfd(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    int fd = atoi(e->d_name);
+    if (fd == self) continue;
+    if (out.n == cap) {
+      cap = cap ? cap * 2 : 64;
+      int *grown = realloc(out.fds, cap * sizeof(int));
+      if (!grown) break;
+      out.fds = grown;
+    }
+    out.fds[out.n++] = fd;
+  }
+  closedir(d);
+  return out;
+}
+
+static int in_list(const fdlist *l, int fd) {
+  for (size_t i = 0; i < l->n; i++)
+    if (l->fds[i] == fd) return 1;
+  return 0;
+}
+
+/* The socket the mount left open for the helper: new since `before`, a Unix stream socket, and (unlike
+   every descriptor Node and libuv make) not close-on-exec. -1 when there is none (no auto_unmount). */
+static int helper_socket(const fdlist *before, int device) {
+  fdlist after = open_fds();
+  int found = -1;
+  for (size_t i = 0; i < after.n && found < 0; i++) {
+    int fd = after.fds[i];
+    if (fd == device || in_list(before, fd)) continue;
+    struct stat st;
+    int domain = 0, type = 0;
+    socklen_t len = sizeof domain;
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX) continue;
+    len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) continue;
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0 || (flags & FD_CLOEXEC)) continue;
+    found = fd;
+  }
+  free(after.fds);
+  return found;
+}
+
+/* Closes descriptors lo..hi (between fork and _exit: system calls only). */
+static void close_span(unsigned int lo, unsigned int hi, long max_fd) {
+  if (lo > hi) return;
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, lo, hi, 0) == 0) return;
+#endif
+  for (long fd = lo; fd <= (long)hi && fd <= max_fd; fd++) close((int)fd);
+}
+
+/* Closes every descriptor but `a` and `b`. */
+static void close_all_but(int a, int b, long max_fd) {
+  unsigned int lo = (unsigned int)(a < b ? a : b), hi = (unsigned int)(a < b ? b : a);
+  if (lo > 0) close_span(0, lo - 1, max_fd);
+  if (hi > lo + 1) close_span(lo + 1, hi - 1, max_fd);
+  close_span(hi + 1, ~0U, max_fd);
+}
+
+static void guard_auto_unmount(session *s, const fdlist *before) {
+  int sock = helper_socket(before, fuse_session_fd(s->se));
+  if (sock < 0) return;
+#ifdef SYS_pidfd_open
+  int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+#else
+  int pidfd = -1;
+#endif
+  long max_fd = sysconf(_SC_OPEN_MAX);
+  if (max_fd < 0 || max_fd > 1 << 20) max_fd = 1 << 20;
+  pid_t pid = pidfd >= 0 ? fork() : -1;
+  if (pid == 0) {
+    /* The child of a threaded process: system calls only, until _exit. Its own session, so that a
+       Ctrl-C or a signal to the server's process group does not end it before the server. */
+    setsid();
+    prctl(PR_SET_NAME, "agent9-umount", 0, 0, 0);
+    close_all_but(sock, pidfd, max_fd);
+    struct pollfd p = {.fd = pidfd, .events = POLLIN, .revents = 0};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+    _exit(0);
+  }
+  if (pid < 0) {
+    /* No guard (a kernel without pidfds, or fork failed): at least no child of ours inherits it. */
+    fcntl(sock, F_SETFD, FD_CLOEXEC);
+  } else {
+    close(sock);
+    s->guard = pid;
+  }
+  if (pidfd >= 0) close(pidfd);
+}
+
+/* After an unmount: the guard has nothing left to guard. */
+static void kill_guard(session *s) {
+  if (s->guard <= 0) return;
+  kill(s->guard, SIGKILL);
+  while (waitpid(s->guard, NULL, 0) < 0 && errno == EINTR) {
+  }
+  s->guard = 0;
+}
+
 /* mount(dir, options, handler) -> session; options is the -o list joined by commas. */
 static napi_value js_mount(napi_env env, napi_callback_info info) {
   ARGS(3);
@@ -574,15 +716,20 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     free(s);
     return throw_err(env, "mount: libfuse refused the options (see stderr)");
   }
+  fdlist before = open_fds();
   if (fuse_session_mount(s->se, dir) != 0) {
+    free(before.fds);
     fuse_session_destroy(s->se);
     free(s);
     return throw_err(env, "mount: the kernel refused the mount (see stderr)");
   }
+  guard_auto_unmount(s, &before);
+  free(before.fds);
   napi_value name;
   napi_create_string_utf8(env, "agent9-fuse", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, s, call_js, &s->tsfn) != napi_ok) {
     fuse_session_unmount(s->se);
+    kill_guard(s);
     fuse_session_destroy(s->se);
     free(s);
     return throw_err(env, "mount: cannot create the request queue");
@@ -590,6 +737,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   if (pthread_create(&s->thread, NULL, loop_thread, s) != 0) {
     napi_release_threadsafe_function(s->tsfn, napi_tsfn_abort);
     fuse_session_unmount(s->se);
+    kill_guard(s);
     fuse_session_destroy(s->se);
     free(s);
     return throw_err(env, "mount: cannot start the session thread");
@@ -612,6 +760,7 @@ static napi_value js_unmount(napi_env env, napi_callback_info info) {
     s->unmounted = 1;
     fuse_session_exit(s->se);
     fuse_session_unmount(s->se);
+    kill_guard(s);
   }
   return NULL;
 }
@@ -624,6 +773,7 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
   if (s->thread_started) pthread_join(s->thread, NULL);
   stop_notifier(s, 1);
   if (!s->unmounted) fuse_session_unmount(s->se);
+  kill_guard(s);
   fuse_session_destroy(s->se);
   s->destroyed = 1;
   return NULL;

@@ -1,6 +1,6 @@
 /**
  * What every client verb of agentctl shares: where the server is (`--endpoint`, AGENT9_URL, the
- * server.json a local `serve` wrote, else http://127.0.0.1:7070), which token to send (`--token`,
+ * server.json a local `serve` wrote, else http://127.0.0.1:$AGENT9_PORT, else port 7070), which token to send (`--token`,
  * AGENT9_TOKEN, else this machine's admin token file), the HTTP client, and how errors end the
  * process (`agentctl: CODE: message`, exit code from ERROR_TABLE).
  */
@@ -50,7 +50,7 @@ function localServerUrl(home: string): string | undefined {
 }
 
 export function resolveEndpoint(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env): string {
-  return opts.endpoint ?? env['AGENT9_URL'] ?? localServerUrl(agent9Home(env)) ?? `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
+  return opts.endpoint ?? env['AGENT9_URL'] ?? localServerUrl(agent9Home(env)) ?? `http://${DEFAULT_HOST}:${env['AGENT9_PORT'] || DEFAULT_PORT}`;
 }
 
 export function resolveToken(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env): string | undefined {

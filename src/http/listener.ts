@@ -4,11 +4,9 @@
  * What the namespace holds (`/runtime/tokens`, `/runtime/metrics`) is the assembly's business.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-import { FsError } from '../fs/errors.js';
 import type { Namespace } from '../fs/namespace.js';
 import type { Storage } from '../runtime/storage/index.js';
 import type { TokenStore } from '../runtime/token-store.js';
@@ -18,8 +16,9 @@ import { loadCorsConfig, type CorsConfig } from './cors.js';
 import { HttpMetrics } from './metrics.js';
 
 import { DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE } from './defaults.js';
+import { checkHost, isLoopback } from './host-check.js';
 
-export { DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE };
+export { DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE, checkHost, isLoopback };
 
 export interface ServerOptions {
   /** AGENT9_HOME: where admin.token and server.json live. */
@@ -82,25 +81,6 @@ export interface RunningServer {
   registry: Registry;
   /** Ends watches and streams cleanly, lets in-flight requests finish, stops listening. */
   close(): Promise<void>;
-}
-
-/** True for 127.0.0.0/8, ::1 and `localhost`. */
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (h.startsWith('::ffff:')) return h.slice(7).startsWith('127.');
-  return false;
-}
-
-export function checkHost(host: string, allowRemote: boolean): void {
-  if (!isLoopback(host) && !allowRemote) {
-    throw new FsError(
-      'EPERM',
-      '/',
-      `refusing to listen on ${host}, which other machines can reach; pass --allow-remote to do it anyway (every request still needs a token)`,
-    );
-  }
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {

@@ -1,10 +1,11 @@
 /**
  * agentctl and FUSE, as users run them: `agentctl serve --mount DIR` (in the server process), the same
- * on a machine without libfuse2 (it says so and serves HTTP), and `agentctl mount DIR [--agent ID]`
+ * on a machine without libfuse3 (it fails with the reason; with --mount-optional it says so and serves HTTP), and `agentctl mount DIR [--agent ID]`
  * against a running server (through its HTTP API).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { ERROR_TABLE } from '../../src/fs/errors.js';
 import { rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -85,28 +86,57 @@ describe('agentctl serve --mount', () => {
     expect(alone.stderr).toContain('--agent says whose view --mount shows');
   });
 
-  it('without libfuse3 it says why and serves HTTP only', async () => {
-    const home = tempDir();
-    const d = await dir();
+  it('without libfuse3 it fails with the reason and serves nothing; with --mount-optional it says why and serves HTTP only', async () => {
     const lib = (await ok('readlink -f /lib/x86_64-linux-gnu/libfuse3.so.3')).trim();
-    const script = `mount --bind /dev/null ${q(lib)} && exec ${q(process.execPath)} ${q(AGENTCTL)} serve --port 0 --log-level warn --mount ${q(d)}`;
-    const child = spawn('unshare', ['-m', 'sh', '-c', script], {
-      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', AGENT9_HOME: home },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const exited = new Promise((r) => child.on('close', r));
-    stops.push(async () => {
-      child.kill('SIGTERM');
-      await exited;
-    });
-    await until(() => stderr.includes('agent9 serving'), 30_000, 'the server to start');
-    expect(stderr).toMatch(/warning: FUSE is not available: libfuse3 cannot be loaded .*; serving HTTP only/);
+    const serveWithoutFuse = (home: string, d: string, extra: string) => {
+      const script = `mount --bind /dev/null ${q(lib)} && exec ${q(process.execPath)} ${q(AGENTCTL)} serve --port 0 --log-level warn --mount ${q(d)} ${extra}`;
+      const child = spawn('unshare', ['-m', 'sh', '-c', script], {
+        env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', AGENT9_HOME: home },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+      const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+      stops.push(async () => {
+        child.kill('SIGTERM');
+        await exited;
+      });
+      return { stderr: () => stderr, exited };
+    };
+
+    const strictHome = tempDir();
+    const strict = serveWithoutFuse(strictHome, await dir(), '');
+    expect(await strict.exited).toBe(ERROR_TABLE.ENOSYS.exit);
+    expect(strict.stderr()).toMatch(/^agentctl: ENOSYS: .*: FUSE is not available: libfuse3 cannot be loaded .*--mount-optional\)\n$/);
+    expect(strict.stderr()).not.toContain('agent9 serving');
+    expect(existsSync(join(strictHome, 'server.json'))).toBe(false);
+
+    const home = tempDir();
+    const optional = serveWithoutFuse(home, await dir(), '--mount-optional');
+    await until(() => optional.stderr().includes('agent9 serving'), 30_000, 'the server to start');
+    expect(optional.stderr()).toMatch(/warning: FUSE is not available: libfuse3 cannot be loaded .*; serving HTTP only \(--mount-optional\)/);
     const info = JSON.parse(readFileSync(join(home, 'server.json'), 'utf8')) as { url: string };
     const r = await agentctl(['ls', '/agents'], { env: { AGENT9_HOME: home, AGENT9_URL: info.url } });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('new');
+  });
+
+  it('a mount point that cannot be made stops the start with the reason, and the data directory is free again', async () => {
+    const home = tempDir();
+    const file = join(tempDir(), 'a-file');
+    writeFileSync(file, 'not a directory\n');
+    const r = await agentctl(['serve', '--port', '0', '--mount', file], { env: { AGENT9_HOME: home }, timeoutMs: 30_000 });
+    expect(r.code).toBe(ERROR_TABLE.ENOTDIR.exit);
+    expect(r.stderr).toContain(`agentctl: ENOTDIR: ${file}: not a directory`);
+    expect(r.stderr).toContain('--mount-optional');
+    expect(r.stderr).not.toContain('agent9 serving');
+    // Where the file system refuses the name (Node's own recursive mkdir never returns there).
+    const proc = await agentctl(['serve', '--port', '0', '--mount', '/proc/agent9-mount'], { env: { AGENT9_HOME: home }, timeoutMs: 30_000 });
+    expect(proc.code).toBe(ERROR_TABLE.ENOENT.exit);
+    expect(proc.stderr).toContain('agentctl: ENOENT: /proc/agent9-mount: cannot make the mount point');
+    // Nothing is left holding the directory: the next start works.
+    const next = await startServe(home);
+    expect(await next.stop('SIGTERM')).toBe(0);
   });
 });
 

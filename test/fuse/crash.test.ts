@@ -1,12 +1,14 @@
 /**
  * A FUSE server that dies (SIGKILL) while shells use the mount: the shells get errors, never hang, and
- * the next start on the same directory recovers the mount point and the data.
+ * the next start on the same directory recovers the mount point and the data; a process the server
+ * started does not keep a dead mount alive.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
-import { rmdir } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mountedType } from '../../src/fuse/kernel-mount.js';
+import { agentctl, ensureBuilt, startServe } from '../cli/helpers.js';
 import { cleanup, tempDir } from '../helpers.js';
 import { mountPoint, ok, PYTHON, q, sh, sleep, startFixtureServer, until, type ServerProcess } from './helpers.js';
 
@@ -25,6 +27,15 @@ afterEach(async () => {
   cleanup();
 });
 
+/** The process is gone, or a zombie (dead, its descriptors closed, not yet reaped). */
+function dead(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z';
+  } catch {
+    return true;
+  }
+}
+
 async function start(home: string, dir: string): Promise<ServerProcess> {
   const s = await startFixtureServer(home, dir);
   servers.push(s);
@@ -41,13 +52,18 @@ describe('the server dies while shells use the mount', () => {
 
     // Each shell says (in a file outside the mount) when it is where the test wants it: the reader
     // holds the stream open, the other shell stands inside the mount. Only then does the server die;
-    // a fixed sleep raced with slow process start-up on a loaded machine.
+    // a fixed sleep raced with slow process start-up on a loaded machine. The shell inside lists the
+    // directory only once the test says the server is dead: it used to wait a fixed second, and when
+    // the reader took longer than that to get in place, it listed a live mount and exited 0.
     const ready = tempDir();
-    const reader = sh(`exec 3< ${q(dir)}/svc/feed && touch ${q(ready)}/reader && cat <&3`, { timeoutMs: 15_000 });
-    const inside = sh(`cd ${q(dir)}/data && touch ${q(ready)}/inside && sleep 1 && ls && cat kept.txt`, { timeoutMs: 15_000 });
-    await until(async () => existsSync(`${ready}/reader`) && existsSync(`${ready}/inside`), 10_000, 'both shells in place');
+    const reader = sh(`exec 3< ${q(dir)}/svc/feed && touch ${q(ready)}/reader && cat <&3`, { timeoutMs: 20_000 });
+    const inside = sh(`cd ${q(dir)}/data && touch ${q(ready)}/inside && while [ ! -e ${q(ready)}/dead ]; do sleep 0.05; done; ls && cat kept.txt`, {
+      timeoutMs: 20_000,
+    });
+    await until(async () => existsSync(`${ready}/reader`) && existsSync(`${ready}/inside`), 15_000, 'both shells in place');
     server.kill('SIGKILL');
     expect(await server.exited).toBe('SIGKILL');
+    await writeFile(join(ready, 'dead'), '');
 
     const r = await reader;
     expect(r.timedOut).toBe(false);
@@ -120,6 +136,8 @@ for name, least in (('closed.bin', 100000), ('synced.bin', 3145728)):
     const helper = (await ok(`pgrep -f -- ${q(`^fusermount3 .*auto_unmount.* -- ${dir}$`)}`)).trim();
     expect(helper).toMatch(/^\d+$/);
     process.kill(Number(helper), 'SIGKILL');
+    // Gone before the server dies: a helper still alive at that moment would unmount as it should.
+    await until(() => dead(Number(helper)), 5000, 'the helper to die');
     server.kill('SIGKILL');
     await server.exited;
     await sleep(200);
@@ -150,4 +168,35 @@ for name, least in (('closed.bin', 100000), ('synced.bin', 3145728)):
     await start(home, dir);
     await expect(startFixtureServer(tempDir(), dir)).rejects.toThrow(/already mounted by a running FUSE server/);
   });
+});
+
+describe('agentctl serve --mount killed while a process it started lives on', () => {
+  it('a daemon left by an exec program does not keep the dead mount: it goes away at once', async () => {
+    await ensureBuilt();
+    const home = tempDir();
+    const dir = await mountPoint();
+    dirs.push(dir);
+    const marks = tempDir();
+    const server = await startServe(home, ['--mount', dir]);
+    let daemon: number | undefined;
+    try {
+      const env = { AGENT9_HOME: home };
+      // The tick's command leaves a process of its own session running, as a program that starts a
+      // server would (it waits until the daemon has left its process group, which goes when it exits).
+      // The daemon inherits what the agent9 server let it inherit.
+      const pid = `${marks}/pid`;
+      const command = `setsid sh -c 'echo $$ > ${pid}.new && mv ${pid}.new ${pid}; exec sleep 300' </dev/null >/dev/null 2>&1 & while [ ! -e ${pid} ]; do sleep 0.05; done; echo started`;
+      // Its first tick (at creation) runs it.
+      expect((await agentctl(['agents', 'create', 'bob', '--command', command], { env })).code).toBe(0);
+      await until(() => existsSync(pid), 15_000, 'the daemon');
+      daemon = Number(readFileSync(pid, 'utf8').trim());
+      expect(await mountedType(dir)).toBe('fuse.agent9');
+      await server.stop('SIGKILL');
+      await until(async () => (await mountedType(dir)) === undefined, 5000, 'the dead mount to go away while the daemon lives');
+      expect(dead(daemon)).toBe(false);
+    } finally {
+      if (daemon) process.kill(daemon, 'SIGKILL');
+      await server.stop('SIGKILL');
+    }
+  }, 60_000);
 });

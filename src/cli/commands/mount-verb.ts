@@ -4,8 +4,10 @@
  * the mount and revoked at unmount), until SIGINT or SIGTERM. `agentctl serve --mount DIR` mounts inside
  * the server process instead.
  */
+import { mkdir, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { FsError } from '../../fs/errors.js';
+import { FsError, isErrorCode } from '../../fs/errors.js';
 import { callFile } from '../../fs/ops.js';
 import { utf8 } from '../../fs/bytes.js';
 import type { FileService } from '../../fs/types.js';
@@ -38,6 +40,38 @@ export function fuseOptionsOf(opts: FuseCliOptions): { attrTimeout?: number; ent
   return out;
 }
 
+/**
+ * Makes the mount point (and its parents) one directory at a time, or fails with the reason naming the
+ * path. Node's recursive mkdir never returns where the file system refuses a name with ENOENT (under
+ * /proc or /sys), and a file in the way should read "not a directory", not "file already exists".
+ * A dead FUSE mount at DIR (ENOTCONN) is left to the mount, which clears it.
+ */
+export async function ensureMountPoint(dir: string): Promise<void> {
+  const at = resolve(dir);
+  const parts = at.split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const p = '/' + parts.slice(0, i).join('/');
+    try {
+      await mkdir(p);
+      continue;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST') {
+        if (code === 'ENOENT') throw new FsError('ENOENT', p, `cannot make the mount point ${at}: the file system there refuses new names`);
+        throw new FsError(isErrorCode(code) ? code : 'EIO', p, `cannot make the mount point ${at}: ${(err as Error).message}`);
+      }
+    }
+    try {
+      if (!(await stat(p)).isDirectory()) throw new FsError('ENOTDIR', p, p === at ? 'not a directory: a mount point must be one' : `not a directory, so the mount point ${at} cannot be made`);
+    } catch (err) {
+      if (err instanceof FsError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTCONN' || code === 'ECONNABORTED') continue; // a dead FUSE mount: the mount clears it
+      throw new FsError(isErrorCode(code) ? code : 'EIO', p, `cannot mount at ${at}: ${(err as Error).message}`);
+    }
+  }
+}
+
 export function addFuseOptions(cmd: Command): Command {
   return cmd
     .option('--attr-timeout <seconds>', 'how long the kernel may cache stat results (default 1)')
@@ -54,6 +88,7 @@ async function mount(dir: string, opts: MountOptions, cmd: Command): Promise<voi
   ]);
   // Fails early, with the server's own words, when it is not there or the token is refused.
   await ctx.client.stat('/', ctx.cx);
+  await ensureMountPoint(dir);
 
   let service: FileService = ctx.client;
   let revoke: (() => Promise<void>) | undefined;
