@@ -119,6 +119,7 @@ export class Agent9 {
       ...(options.programs ? { programs: options.programs } : {}),
       ...(options.scheduler !== undefined ? { scheduler: options.scheduler } : {}),
     });
+    for (const c of this.capabilities) c.plugin.attach?.(c.engine, this.runtime);
     this.views = new AgentViews(this.runtime, () => this.mounts, options.namespaceCache ?? 256);
     this.runtime.onDeleted = (id) => {
       this.views.evict(id);
@@ -139,7 +140,11 @@ export class Agent9 {
       labelNames: ['capability', 'work'],
       registers: [this.registry],
     });
-    this.namespace = buildGlobalView(this.runtime, this.views, { tokens: this.tokens, metrics: [this.registry, processMetricsRegistry()] });
+    this.namespace = buildGlobalView(this.runtime, this.views, {
+      tokens: this.tokens,
+      metrics: [this.registry, processMetricsRegistry()],
+      mounts: this.capabilities.flatMap((c) => c.plugin.serverMounts?.(c.engine) ?? []),
+    });
   }
 
   static async open(options: Agent9Options): Promise<Agent9> {

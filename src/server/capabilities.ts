@@ -12,6 +12,8 @@ import { registerComputeMetrics } from '../runtime/prometheus-registry.js';
 import { runtimeMigrations } from '../runtime/runtime-migrations.js';
 import type { Migration } from '../runtime/storage/db.js';
 import type { Storage } from '../runtime/storage/index.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
+import type { ServerMount } from '../mounts/global-view.js';
 import type { AgentMount } from '../services/agent-mount.js';
 import { budgetService } from '../services/budget-files.js';
 import { computeMigrations, computeMount, openComputeEngine, type ComputeEngine } from '../services/compute/index.js';
@@ -40,6 +42,15 @@ export interface CapabilityPlugin<E = unknown> {
   open(ctx: CapabilityContext): E;
   /** Its entries in every agent's namespace, after the standard services. */
   agentMounts(engine: E): AgentMount[];
+  /**
+   * Hooks into the agent runtime (optional): a capability that acts for agents (receives messages for
+   * their inboxes, signs as them, takes their outbox envelopes, adds a section to their spec) gets the
+   * runtime here. The runtime is built after the capabilities (it reserves from the ledger they share);
+   * this runs right after, before any tick.
+   */
+  attach?(engine: E, runtime: AgentRuntime): void;
+  /** Its server-level files under `/runtime` (optional; `/runtime/nostr`). */
+  serverMounts?(engine: E): ServerMount[];
   /** Drops what it keeps for an agent that was just deleted; a rejection is reported, never swallowed. */
   forgetAgent(engine: E, agentId: string): Promise<void>;
   /** Its figures in the server's metrics registry (optional). */
