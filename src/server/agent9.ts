@@ -26,11 +26,13 @@ import { errorText } from '../runtime/trace.js';
 import type { AgentMount } from '../services/agent-mount.js';
 import type { ComputeEngine } from '../services/compute/index.js';
 import type { ContainerEngine } from '../services/containers/index.js';
+import type { NostrEngine } from '../services/nostr/index.js';
 import { statusOf, type AgentStatus } from '../services/status.js';
 import {
   budgetCapability,
   computeCapability,
   containersCapability,
+  nostrCapability,
   serverMigrations,
   STANDARD_CAPABILITIES,
   type CapabilityContext,
@@ -60,6 +62,8 @@ export interface Agent9Options {
   compute?: false;
   /** false: leave /containers out of the default capabilities. */
   containers?: false;
+  /** false: leave /nostr out of the default capabilities. */
+  nostr?: false;
   /** Mounts added to every agent's namespace after those of the capabilities. */
   agentMounts?: AgentMount[];
   /** false: no automatic ticks. */
@@ -180,6 +184,11 @@ export class Agent9 {
     return this.engineOf(containersCapability);
   }
 
+  /** The Nostr engine behind every agent's /nostr (undefined when turned off). */
+  get nostr(): NostrEngine | undefined {
+    return this.capabilities.find((c) => c.plugin.name === nostrCapability.name)?.engine as NostrEngine | undefined;
+  }
+
   /** One agent's local namespace (what an agent-scoped token or `mount --agent` sees at /). */
   async agentNamespace(id: string): Promise<FileService> {
     return this.views.get(id, `/agents/${id}`);
@@ -250,7 +259,12 @@ export class Agent9 {
 
 /** The standard capabilities, less those `options` turn off. */
 function defaultCapabilities(options: Agent9Options): CapabilityPlugin[] {
-  return STANDARD_CAPABILITIES.filter((p) => !(p === computeCapability && options.compute === false) && !(p === containersCapability && options.containers === false));
+  return STANDARD_CAPABILITIES.filter(
+    (p) =>
+      !(p === computeCapability && options.compute === false) &&
+      !(p === containersCapability && options.containers === false) &&
+      !(p === nostrCapability && options.nostr === false),
+  );
 }
 
 export const DEMO_AGENT = 'demo';

@@ -1,12 +1,12 @@
 /**
- * Capabilities as plugins. A capability (budget, compute, containers; nostr later) is everything the
+ * Capabilities as plugins. A capability (budget, compute, containers, nostr) is everything the
  * server needs to know about it: its tables (`migrations`, in its own version range), how to open its
  * engine on the server's storage, what it mounts in every agent's namespace, what it drops when an agent
  * is deleted, and how it stops. The assembly (agent9.ts) iterates a list of them; storage, the runtime
  * and the transports know none of them.
  */
 import type { Registry } from 'prom-client';
-import { ReadWrite } from '../fs/access-levels.js';
+import { ReadOnly, ReadWrite } from '../fs/access-levels.js';
 import { BudgetLedger, budgetMigrations } from '../runtime/budget-ledger.js';
 import { registerComputeMetrics } from '../runtime/prometheus-registry.js';
 import { runtimeMigrations } from '../runtime/runtime-migrations.js';
@@ -18,6 +18,7 @@ import type { AgentMount } from '../services/agent-mount.js';
 import { budgetService } from '../services/budget-files.js';
 import { computeMigrations, computeMount, openComputeEngine, type ComputeEngine } from '../services/compute/index.js';
 import { containerMigrations, containersAgentMount, openContainerEngine, type ContainerEngine } from '../services/containers/index.js';
+import { NOSTR_MOUNT, NostrEngine, nostrAgentService, nostrMigrations, nostrServerService, type NostrEngineOptions } from '../services/nostr/index.js';
 
 /** What every capability is opened with. */
 export interface CapabilityContext {
@@ -96,10 +97,31 @@ export const containersCapability: CapabilityPlugin<ContainerEngine> = {
 };
 
 /**
+ * /nostr: agents on Nostr relays (DMs and mentions into their inboxes, outbox `to: "nostr:<npub>"`, the
+ * dm and publish call files), from the `nostr` section of config.json and each agent's `nostr` section.
+ * `options` override the engine's (tests: short timeouts).
+ */
+export function nostrCapabilityWith(options: Omit<NostrEngineOptions, 'storage' | 'home'> = {}): CapabilityPlugin<NostrEngine> {
+  return {
+    name: 'nostr',
+    migrations: nostrMigrations,
+    open: ({ storage, home }) => new NostrEngine({ storage, home, ...options }),
+    attach: (engine, runtime) => engine.attach(runtime),
+    agentMounts: (engine) => [{ path: NOSTR_MOUNT, build: ({ id }) => nostrAgentService(engine, id), access: ReadWrite, options: { adminWrite: ['/policy'] } }],
+    serverMounts: (engine) => [{ path: '/runtime/nostr', service: nostrServerService(engine), access: ReadOnly }],
+    forgetAgent: (engine, agentId) => engine.forget(agentId),
+    start: (engine) => engine.start(),
+    close: (engine) => engine.close(),
+  };
+}
+
+export const nostrCapability: CapabilityPlugin<NostrEngine> = nostrCapabilityWith();
+
+/**
  * The optional capabilities of a full server, in the order their mounts appear. `budget` is not among
  * them: the runtime and every other capability need the ledger, so the assembly always opens it first.
  */
-export const STANDARD_CAPABILITIES: readonly CapabilityPlugin[] = [computeCapability, containersCapability];
+export const STANDARD_CAPABILITIES: readonly CapabilityPlugin[] = [computeCapability, containersCapability, nostrCapability];
 
 /**
  * Every table of a server with these capabilities: the runtime's, the budget ledger's and each plugin's.
