@@ -16,6 +16,7 @@ import type { Cx, DirEntry, FileService, FsSpace, Handle, OpenFlags, SetAttr, St
 import { MODE, NO_LIMIT, withPlace } from '../fs/types.js';
 import type { Registry } from 'prom-client';
 import { mountWithAccess, ReadOnly, ReadWrite } from './access.js';
+import type { AccessLevel } from '../fs/access-levels.js';
 import { buildAgentView, type AgentMount } from './agent-view.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { statusOf } from '../services/status.js';
@@ -291,11 +292,20 @@ export function runtimeService(rt: AgentRuntime, views: AgentViews): SyntheticFs
   );
 }
 
-/** What `/runtime` serves besides `status`: token management and the server's metrics. */
+/** A server-level file of a capability (`/runtime/nostr`), mounted behind its access level. */
+export interface ServerMount {
+  path: string;
+  service: FileService;
+  access: AccessLevel;
+}
+
+/** What `/runtime` serves besides `status`: token management, the server's metrics, the capabilities' files. */
 export interface ServerFiles {
   tokens: TokenStore;
   /** Read together into `/runtime/metrics` (the server's registry and the process-wide one). */
   metrics: Registry[];
+  /** Files of the capabilities under `/runtime`. */
+  mounts?: readonly ServerMount[];
 }
 
 /**
@@ -305,6 +315,10 @@ export interface ServerFiles {
 export function mountServerFiles(ns: Namespace, files: ServerFiles): void {
   mountWithAccess(ns, '/runtime/tokens', new TokenService(files.tokens), ReadWrite);
   mountWithAccess(ns, '/runtime/metrics', prometheusFile(...files.metrics), ReadOnly);
+  for (const m of files.mounts ?? []) {
+    if (!isUnder(m.path, '/runtime') || m.path === '/runtime') throw new Error(`a capability's server file must be under /runtime (got ${m.path})`);
+    mountWithAccess(ns, m.path, m.service, m.access);
+  }
 }
 
 /** The global view: `/agents` and `/runtime` (status, tokens, metrics), plus the `/mounts` every namespace has. */

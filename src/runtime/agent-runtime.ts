@@ -18,6 +18,7 @@ import { removeWorkDir } from './agent-workdir.js';
 import { ExportSpool, maxExportsFromConfig } from './export-spool.js';
 import { sweepStaleImports } from './import-stage.js';
 import type { TickCause } from './spec.js';
+import { OutboxRoutes } from './outbox-routes.js';
 
 /** Extra environment for an exec program's process (AGENT_ROOT, or AGENT9_URL + an agent-scoped token). */
 export type ExecEnvHook = (agentId: string) => Promise<Record<string, string>>;
@@ -47,6 +48,8 @@ export class AgentRuntime {
   /** Exports spooled to temporary files, a bounded number at once. */
   readonly exports: ExportSpool;
   readonly startedAt = Date.now();
+  /** Where addressed outbox envelopes go: each capability that delivers adds its route (`nostr:`). */
+  readonly outboxRoutes = new OutboxRoutes();
   private execEnvHook: ExecEnvHook | undefined;
   /** Called when an agent is deleted (views drop what they cached; the assembly has every capability forget it). */
   onDeleted: (agentId: string) => void = () => undefined;
@@ -68,6 +71,7 @@ export class AgentRuntime {
       home,
       execEnv: (id) => this.execEnv(id),
       budgets: options.budgets,
+      routes: this.outboxRoutes,
     });
     this.scheduler = new Scheduler(storage, this.store, this.engine, this.queues, options.scheduler || {});
     this.agents = new AgentRegistry(storage, this.store, this.keys, this.tracer, this.programs, {

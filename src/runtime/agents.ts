@@ -10,6 +10,7 @@ import type { RuntimeStore, AgentRow } from './agent-store/index.js';
 import type { KeyStore } from './keys.js';
 import type { Tracer } from './trace.js';
 import type { ProgramRegistry } from './programs/index.js';
+import { AgentSections, type SectionValues } from './agent-sections.js';
 import {
   AgentSpecSchema,
   ConfigEditSchema,
@@ -103,6 +104,8 @@ export interface RegistryHooks {
 
 export class AgentRegistry {
   private readonly ids: Set<string>;
+  /** Capability fields of the spec and config (`nostr`), stored by their capability with the agent's rows. */
+  readonly sections = new AgentSections();
 
   constructor(
     private readonly storage: Storage,
@@ -146,7 +149,8 @@ export class AgentRegistry {
 
   /** Creates an agent from a spec (`{name, program, env?, limits?, schedule?, inbox?, goals?}`). */
   create(raw: unknown, path: string): AgentRecord {
-    const spec = validate(AgentSpecSchema, raw, path, 'agent spec');
+    const taken = this.sections.take(raw, path);
+    const spec = validate(AgentSpecSchema, taken.rest, path, 'agent spec');
     const id = checkAgentId(spec.name, path);
     const program = this.programs.validate(spec.program as ProgramSpec, path);
     const goals = spec.goals.map((g, i) => {
@@ -156,12 +160,13 @@ export class AgentRegistry {
     const now = Date.now();
     if (this.store.hasAgent(id)) throw new FsError('EEXIST', path, `agent '${id}' already exists`);
     try {
-      this.createRows(id, spec, program, goals, now);
+      this.createRows(id, spec, program, goals, taken, now);
     } catch (err) {
       if (!this.store.hasAgent(id)) this.ids.delete(id);
       throw err;
     }
     this.hooks.changed(id);
+    this.sections.changed(id, taken);
     return this.require(id, path);
   }
 
@@ -170,6 +175,7 @@ export class AgentRegistry {
     spec: ReturnType<typeof AgentSpecSchema.parse>,
     program: ProgramSpec,
     goals: { id: string; body: unknown }[],
+    sections: SectionValues,
     now: number,
   ): void {
     this.storage.tx(() => {
@@ -186,6 +192,7 @@ export class AgentRegistry {
       if (spec.schedule.interval_ms) this.store.setNextRun(id, now + spec.schedule.interval_ms);
       const pubkey = this.keys.create(id, now);
       for (const g of goals) this.store.goalPut(id, g.id, JSON.stringify(g.body), now);
+      this.sections.write(id, sections, now);
       this.storage.events.emit(SERVER_SCOPE, `/agents/${id}`, 'created', { version: 1 });
       this.tracer.emit(id, { type: 'created', program: program.type, pubkey });
       // Known before the events publish (at commit), so watchers of /agents see them.
@@ -214,7 +221,8 @@ export class AgentRegistry {
    */
   editConfig(id: string, raw: unknown, path: string): AgentConfig {
     const agent = this.require(id, path);
-    const edit = validate(ConfigEditSchema, raw, path, 'config');
+    const taken = this.sections.take(raw, path);
+    const edit = validate(ConfigEditSchema, taken.rest, path, 'config');
     if (edit.name !== undefined && edit.name !== id) {
       throw new FsError('EINVAL', path, `name: cannot change '${id}' to '${edit.name}' (export and import under the new name instead)`);
     }
@@ -228,11 +236,19 @@ export class AgentRegistry {
       if (schedule.interval_ms !== agent.schedule.interval_ms) {
         this.store.setNextRun(id, schedule.interval_ms ? now + schedule.interval_ms : null);
       }
+      this.sections.write(id, taken, now);
       this.storage.events.emit(id, '/config', 'modified');
-      this.tracer.emit(id, { type: 'config_changed', fields: Object.keys(edit).filter((k) => k !== 'name') });
+      const fields = [...Object.keys(edit).filter((k) => k !== 'name'), ...taken.values.map((v) => v.section.name)];
+      this.tracer.emit(id, { type: 'config_changed', fields });
     });
     this.hooks.changed(id);
-    return configOf(this.require(id, path));
+    this.sections.changed(id, taken);
+    return this.configOf(id, path);
+  }
+
+  /** What `/config` shows: the runtime's fields and every capability section the agent has. */
+  configOf(id: string, path: string): AgentConfig & Record<string, unknown> {
+    return { ...configOf(this.require(id, path)), ...this.sections.read(id) };
   }
 
   setInboxPolicy(id: string, raw: unknown, path: string): InboxPolicy {

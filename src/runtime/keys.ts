@@ -12,6 +12,7 @@ import { schnorr } from '@noble/curves/secp256k1.js';
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import * as nip19 from 'nostr-tools/nip19';
 import * as nip44 from 'nostr-tools/nip44';
+import * as nip04 from 'nostr-tools/nip04';
 import { FsError } from '../fs/errors.js';
 import type { RuntimeStore } from './agent-store/index.js';
 
@@ -192,6 +193,24 @@ export class KeyStore {
         throw new FsError('EINVAL', path, `ciphertext: cannot decrypt (${(err as Error).message})`);
       } finally {
         key.fill(0);
+      }
+    });
+  }
+
+  /** Legacy NIP-04 ciphertext (`<base64>?iv=<base64>`) of `plaintext` for `recipient` (hex pubkey). */
+  nip04Encrypt(agentId: string, recipient: string, plaintext: string, path: string): string {
+    if (Buffer.byteLength(plaintext) > 65535) throw new FsError('EFBIG', path, 'plaintext: at most 65535 bytes');
+    return this.withSecret(agentId, path, (secret) => nip04.encrypt(secret, recipient, plaintext));
+  }
+
+  /** The plaintext of a NIP-04 ciphertext that `sender` (hex pubkey) made for this agent. */
+  nip04Decrypt(agentId: string, sender: string, payload: string, path: string): string {
+    if (payload.length > 200_000) throw new FsError('EFBIG', path, 'ciphertext: too long');
+    return this.withSecret(agentId, path, (secret) => {
+      try {
+        return nip04.decrypt(secret, sender, payload);
+      } catch (err) {
+        throw new FsError('EINVAL', path, `ciphertext: cannot decrypt (${(err as Error).message})`);
       }
     });
   }

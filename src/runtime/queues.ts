@@ -82,6 +82,28 @@ export class Queues {
     });
   }
 
+  /**
+   * Queues one envelope inside the caller's transaction (synchronously): what it writes commits or
+   * rolls back with the caller's other writes (a capability recording what it delivered). A duplicate
+   * id is an outcome; a full inbox under `reject` throws EAGAIN before anything is written.
+   */
+  enqueueWithin(agentId: string, env: Envelope, path: string): EnqueueOutcome {
+    if (!this.storage.db.inTransaction) throw new Error('enqueueWithin runs inside a transaction');
+    const inboxes = new Map<string, BatchInbox>();
+    let outcome: EnqueueOutcome;
+    try {
+      outcome = this.enqueueOne({ agentId, env, path, resolve: () => undefined, reject: () => undefined }, inboxes);
+    } catch (err) {
+      if (err instanceof Duplicate) return { status: 'duplicate', id: env.id };
+      // A refusal rolls the caller's transaction back, so it is the caller's to count and retry.
+      throw err;
+    }
+    for (const [id, b] of inboxes) if (b.enqueued > 0 || b.changed) this.store.setInboxCounters(id, b.meta, b.enqueued);
+    // The scheduler only looks once the current turn is over, after the caller's commit.
+    if (outcome.status === 'queued') this.onEnqueue(agentId);
+    return outcome;
+  }
+
   private flush(): void {
     const batch = this.pending;
     this.pending = [];

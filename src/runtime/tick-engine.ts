@@ -17,6 +17,7 @@ import { errorText, type TraceData, type Tracer } from './trace.js';
 import { normalizeResult, type NormalizedResult, type ProgramRegistry } from './programs/index.js';
 import type { Queues } from './queues.js';
 import { GroupCommit } from './storage/group-commit.js';
+import type { OutboxRoutes } from './outbox-routes.js';
 import type { Envelope, LifecycleState, TickCause, Trigger } from './spec.js';
 
 /** Serialises work per key: each run starts after the previous one for the same key has finished. */
@@ -79,6 +80,8 @@ export interface EngineOptions {
   home: string;
   execEnv: (agentId: string) => Promise<Record<string, string>>;
   budgets?: BudgetView | undefined;
+  /** Where addressed outbox envelopes go (taken in the tick's transaction). */
+  routes?: OutboxRoutes | undefined;
 }
 
 const MAX_BACKOFF_MS = 60_000;
@@ -257,12 +260,15 @@ export class TickEngine {
       throw new FsError('EFBIG', 'program', `state of ${stateJson.length} bytes is over limits.state_max_bytes (${agent.limits.state_max_bytes})`);
     }
     const finished = Date.now();
+    const envelopes: Envelope[] = [];
     const outbox: { id: string; body: string; created_at: number }[] = (result.outbox ?? []).map((d) => {
       const env: Envelope = { id: d.id ?? newId(finished), source: 'agent', from: id, created_at: finished, payload: d.payload ?? null };
       if (d.to !== undefined) env.to = d.to;
       if (d.metadata) env.metadata = d.metadata;
+      envelopes.push(env);
       return { id: env.id, body: JSON.stringify(env), created_at: finished };
     });
+    let routed: (() => void) | undefined;
     // Ticks of different agents finishing together share one transaction (each in its own savepoint).
     // Its only expected failure (the agent is gone) comes before any write: no savepoint needed.
     await this.commits.run(() => {
@@ -285,6 +291,7 @@ export class TickEngine {
       if (outbox.length) {
         this.store.outboxAppend(id, outbox, agent.limits.outbox_max);
         for (const o of outbox) this.storage.events.emit(id, `/outbox/${o.id}.json`, 'created', { version: 1 });
+        routed = this.options.routes?.dispatch(id, envelopes);
       }
 
       let state: LifecycleState = current.state;
@@ -326,6 +333,7 @@ export class TickEngine {
       this.tracer.emit(id, end);
       report.state = state;
     }, { savepoint: false });
+    routed?.();
     report.delivered = t.fresh.map((f) => f.env.id);
     report.duplicates = t.dups.map((d) => d.env_id);
     report.outbox = outbox.map((o) => o.id);

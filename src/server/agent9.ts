@@ -26,11 +26,13 @@ import { errorText } from '../runtime/trace.js';
 import type { AgentMount } from '../services/agent-mount.js';
 import type { ComputeEngine } from '../services/compute/index.js';
 import type { ContainerEngine } from '../services/containers/index.js';
+import type { NostrEngine } from '../services/nostr/index.js';
 import { statusOf, type AgentStatus } from '../services/status.js';
 import {
   budgetCapability,
   computeCapability,
   containersCapability,
+  nostrCapability,
   serverMigrations,
   STANDARD_CAPABILITIES,
   type CapabilityContext,
@@ -60,6 +62,8 @@ export interface Agent9Options {
   compute?: false;
   /** false: leave /containers out of the default capabilities. */
   containers?: false;
+  /** false: leave /nostr out of the default capabilities. */
+  nostr?: false;
   /** Mounts added to every agent's namespace after those of the capabilities. */
   agentMounts?: AgentMount[];
   /** false: no automatic ticks. */
@@ -119,6 +123,7 @@ export class Agent9 {
       ...(options.programs ? { programs: options.programs } : {}),
       ...(options.scheduler !== undefined ? { scheduler: options.scheduler } : {}),
     });
+    for (const c of this.capabilities) c.plugin.attach?.(c.engine, this.runtime);
     this.views = new AgentViews(this.runtime, () => this.mounts, options.namespaceCache ?? 256);
     this.runtime.onDeleted = (id) => {
       this.views.evict(id);
@@ -141,7 +146,11 @@ export class Agent9 {
       labelNames: ['capability', 'work'],
       registers: [this.registry],
     });
-    this.namespace = buildGlobalView(this.runtime, this.views, { tokens: this.tokens, metrics: [this.registry, processMetricsRegistry()] });
+    this.namespace = buildGlobalView(this.runtime, this.views, {
+      tokens: this.tokens,
+      metrics: [this.registry, processMetricsRegistry()],
+      mounts: this.capabilities.flatMap((c) => c.plugin.serverMounts?.(c.engine) ?? []),
+    });
   }
 
   static async open(options: Agent9Options): Promise<Agent9> {
@@ -175,6 +184,11 @@ export class Agent9 {
   /** The container engine behind every agent's /containers (undefined when turned off). */
   get containers(): ContainerEngine | undefined {
     return this.engineOf(containersCapability);
+  }
+
+  /** The Nostr engine behind every agent's /nostr (undefined when turned off). */
+  get nostr(): NostrEngine | undefined {
+    return this.capabilities.find((c) => c.plugin.name === nostrCapability.name)?.engine as NostrEngine | undefined;
   }
 
   /** One agent's local namespace (what an agent-scoped token or `mount --agent` sees at /). */
@@ -247,7 +261,12 @@ export class Agent9 {
 
 /** The standard capabilities, less those `options` turn off. */
 function defaultCapabilities(options: Agent9Options): CapabilityPlugin[] {
-  return STANDARD_CAPABILITIES.filter((p) => !(p === computeCapability && options.compute === false) && !(p === containersCapability && options.containers === false));
+  return STANDARD_CAPABILITIES.filter(
+    (p) =>
+      !(p === computeCapability && options.compute === false) &&
+      !(p === containersCapability && options.containers === false) &&
+      !(p === nostrCapability && options.nostr === false),
+  );
 }
 
 export const DEMO_AGENT = 'demo';

@@ -1,21 +1,24 @@
 /**
- * Capabilities as plugins. A capability (budget, compute, containers; nostr later) is everything the
+ * Capabilities as plugins. A capability (budget, compute, containers, nostr) is everything the
  * server needs to know about it: its tables (`migrations`, in its own version range), how to open its
  * engine on the server's storage, what it mounts in every agent's namespace, what it drops when an agent
  * is deleted, and how it stops. The assembly (agent9.ts) iterates a list of them; storage, the runtime
  * and the transports know none of them.
  */
 import type { Registry } from 'prom-client';
-import { ReadWrite } from '../fs/access-levels.js';
+import { ReadOnly, ReadWrite } from '../fs/access-levels.js';
 import { BudgetLedger, budgetMigrations } from '../runtime/budget-ledger.js';
 import { registerComputeMetrics } from '../runtime/prometheus-registry.js';
 import { runtimeMigrations } from '../runtime/runtime-migrations.js';
 import type { Migration } from '../runtime/storage/db.js';
 import type { Storage } from '../runtime/storage/index.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
+import type { ServerMount } from '../mounts/global-view.js';
 import type { AgentMount } from '../services/agent-mount.js';
 import { budgetService } from '../services/budget-files.js';
 import { computeMigrations, computeMount, openComputeEngine, type ComputeEngine } from '../services/compute/index.js';
 import { containerMigrations, containersAgentMount, openContainerEngine, type ContainerEngine } from '../services/containers/index.js';
+import { NOSTR_MOUNT, NostrEngine, nostrAgentService, nostrMigrations, nostrServerService, type NostrEngineOptions } from '../services/nostr/index.js';
 
 /** What every capability is opened with. */
 export interface CapabilityContext {
@@ -40,6 +43,15 @@ export interface CapabilityPlugin<E = unknown> {
   open(ctx: CapabilityContext): E;
   /** Its entries in every agent's namespace, after the standard services. */
   agentMounts(engine: E): AgentMount[];
+  /**
+   * Hooks into the agent runtime (optional): a capability that acts for agents (receives messages for
+   * their inboxes, signs as them, takes their outbox envelopes, adds a section to their spec) gets the
+   * runtime here. The runtime is built after the capabilities (it reserves from the ledger they share);
+   * this runs right after, before any tick.
+   */
+  attach?(engine: E, runtime: AgentRuntime): void;
+  /** Its server-level files under `/runtime` (optional; `/runtime/nostr`). */
+  serverMounts?(engine: E): ServerMount[];
   /** Drops what it keeps for an agent that was just deleted; a rejection is reported, never swallowed. */
   forgetAgent(engine: E, agentId: string): Promise<void>;
   /** Its figures in the server's metrics registry (optional). */
@@ -85,10 +97,31 @@ export const containersCapability: CapabilityPlugin<ContainerEngine> = {
 };
 
 /**
+ * /nostr: agents on Nostr relays (DMs and mentions into their inboxes, outbox `to: "nostr:<npub>"`, the
+ * dm and publish call files), from the `nostr` section of config.json and each agent's `nostr` section.
+ * `options` override the engine's (tests: short timeouts).
+ */
+export function nostrCapabilityWith(options: Omit<NostrEngineOptions, 'storage' | 'home'> = {}): CapabilityPlugin<NostrEngine> {
+  return {
+    name: 'nostr',
+    migrations: nostrMigrations,
+    open: ({ storage, home }) => new NostrEngine({ storage, home, ...options }),
+    attach: (engine, runtime) => engine.attach(runtime),
+    agentMounts: (engine) => [{ path: NOSTR_MOUNT, build: ({ id }) => nostrAgentService(engine, id), access: ReadWrite, options: { adminWrite: ['/policy'] } }],
+    serverMounts: (engine) => [{ path: '/runtime/nostr', service: nostrServerService(engine), access: ReadOnly }],
+    forgetAgent: (engine, agentId) => engine.forget(agentId),
+    start: (engine) => engine.start(),
+    close: (engine) => engine.close(),
+  };
+}
+
+export const nostrCapability: CapabilityPlugin<NostrEngine> = nostrCapabilityWith();
+
+/**
  * The optional capabilities of a full server, in the order their mounts appear. `budget` is not among
  * them: the runtime and every other capability need the ledger, so the assembly always opens it first.
  */
-export const STANDARD_CAPABILITIES: readonly CapabilityPlugin[] = [computeCapability, containersCapability];
+export const STANDARD_CAPABILITIES: readonly CapabilityPlugin[] = [computeCapability, containersCapability, nostrCapability];
 
 /**
  * Every table of a server with these capabilities: the runtime's, the budget ledger's and each plugin's.

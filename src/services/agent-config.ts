@@ -1,15 +1,15 @@
 /**
- * /config: `{name, program, env, limits, schedule}`; writing it (admin) edits the agent, keeping all its
- * state; each top-level field given replaces that field. /export: the agent as one bundle (services/export.ts).
+ * /config: `{name, program, env, limits, schedule}` and the sections of capabilities (`nostr`); writing
+ * it (admin) edits the agent, keeping all its state; each top-level field given replaces that field.
+ * /export: the agent as one bundle (services/export.ts).
  */
 import { SyntheticFs, jsonView, parseJson } from '../fs/synthetic.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
-import { configOf } from '../runtime/agents.js';
 import { ExportFile } from './export.js';
 
 export function configService(rt: AgentRuntime, id: string): SyntheticFs {
   return new SyntheticFs(
-    jsonView(() => configOf(rt.agents.require(id, '/')), {
+    jsonView(() => rt.agents.configOf(id, '/'), {
       write: (data) => void rt.agents.editConfig(id, parseJson(data, '/'), '/'),
       mtime: () => rt.store.getAgent(id)?.updated_at ?? Date.now(),
       maxBytes: 1024 * 1024,

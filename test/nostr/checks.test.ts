@@ -10,7 +10,7 @@ import * as nip44 from 'nostr-tools/nip44';
 import { createWrap } from 'nostr-tools/nip59';
 import { cleanup, openStorage, tempDir } from '../helpers.js';
 import { NostrInbound, type InboxDraft } from '../../src/services/nostr/inbound.js';
-import { NostrStore, nostrMigrations } from '../../src/services/nostr/store.js';
+import { NostrStore } from '../../src/services/nostr/store.js';
 import { parseNostrReachPolicy } from '../../src/services/nostr/policy.js';
 import { legacyDm, person, type Person } from './support.js';
 
@@ -20,7 +20,7 @@ const RELAY = 'ws://relay.example/';
 const now = () => Math.floor(Date.now() / 1000);
 
 function setup() {
-  const storage = openStorage(tempDir(), { migrations: nostrMigrations });
+  const storage = openStorage(tempDir());
   const store = new NostrStore(storage);
   const drafts: InboxDraft[] = [];
   const inbound = new NostrInbound(store, (d) => void drafts.push(d));
@@ -96,12 +96,12 @@ describe('nostr inbound checks', () => {
   });
 
   it('refuses a retention of processed ids that is not longer than the resume margin', () => {
-    const storage = openStorage(tempDir(), { migrations: nostrMigrations });
+    const storage = openStorage(tempDir());
     expect(() => new NostrStore(storage, { retentionMs: 24 * 3600 * 1000 })).toThrow(/longer than the resume margin/);
   });
 
   it('sweeps processed ids once their retention has passed', () => {
-    const storage = openStorage(tempDir(), { migrations: nostrMigrations });
+    const storage = openStorage(tempDir());
     let clock = Date.now();
     const store = new NostrStore(storage, { now: () => clock });
     store.markProcessed('bob', ['a'.repeat(64)], 'delivered', now());

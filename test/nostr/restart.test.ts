@@ -11,7 +11,7 @@ import { openStorage, tempDir } from '../helpers.js';
 import { startRelay } from '../support/nostr-relay.js';
 import { normalizeRelayUrl, GIFT_WRAP_BACKDATE_SEC } from '../../src/services/nostr/pool.js';
 import { NostrInbound } from '../../src/services/nostr/inbound.js';
-import { NostrStore, nostrMigrations } from '../../src/services/nostr/store.js';
+import { NostrStore } from '../../src/services/nostr/store.js';
 import { authenticate, bobAndAlice, closeEverything, legacyDm, openConsumer, person, plainClient, sleep, waitFor, type Consumer, type Person } from './support.js';
 
 afterEach(closeEverything);
@@ -95,7 +95,7 @@ describe('nostr: no loss, no duplicate', () => {
   });
 
   it('a delivery that fails records nothing: the same event is taken when it comes again', async () => {
-    const storage = openStorage(tempDir(), { migrations: nostrMigrations });
+    const storage = openStorage(tempDir());
     const store = new NostrStore(storage);
     const bob = person();
     const alice = person();

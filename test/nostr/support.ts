@@ -8,9 +8,9 @@ import { Relay, useWebSocketImplementation } from 'nostr-tools/relay';
 import { finalizeEvent, generateSecretKey, getPublicKey, type Event } from 'nostr-tools/pure';
 import type { Filter } from 'nostr-tools/filter';
 import * as nip04 from 'nostr-tools/nip04';
+import * as nip59 from 'nostr-tools/nip59';
 import { cleanup, openStorage, tempDir } from '../helpers.js';
 import { startRelay, stopRelays, type TestRelay, type TestRelayOptions } from '../support/nostr-relay.js';
-import { nostrMigrations } from '../../src/services/nostr/store.js';
 import { assembleConsumer, type Consumer, type ConsumerOptions } from './consumer.js';
 import { secretKeySigner, type NostrSigner } from '../../src/services/nostr/signer.js';
 
@@ -93,7 +93,7 @@ const consumers: Consumer[] = [];
 
 /** A consumer on the SQLite database in `dir` (see consumer.ts), closed after the test. */
 export function openConsumer(dir: string, options: ConsumerOptions = {}): Consumer {
-  const consumer = assembleConsumer(openStorage(dir, { migrations: nostrMigrations }), options);
+  const consumer = assembleConsumer(openStorage(dir), options);
   consumers.push(consumer);
   return consumer;
 }
@@ -117,4 +117,10 @@ export async function closeEverything(): Promise<void> {
   await closeConsumers();
   await stopRelays();
   cleanup();
+}
+
+/** A NIP-17 DM as an outside client makes it (nostr-tools' seal and wrap, with the standard back-dating), and the id its recipient sees. */
+export function giftWrappedDm(from: Person, to: string, text: string): { wrap: Event; rumorId: string } {
+  const rumor = nip59.createRumor({ kind: 14, content: text, tags: [['p', to]], created_at: nowSec() }, from.secretKey);
+  return { wrap: nip59.createWrap(nip59.createSeal(rumor, from.secretKey, to), to), rumorId: rumor.id };
 }

@@ -12,7 +12,7 @@ import { agentctl, ensureBuilt, startServe } from '../cli/helpers.js';
 import { mountedType } from '../../src/fuse/kernel-mount.js';
 import { mountPoint, ok, q, sh } from '../fuse/helpers.js';
 
-const RUNTIME_ENTRIES = ['metrics', 'status', 'tokens'];
+const RUNTIME_ENTRIES = ['metrics', 'nostr', 'status', 'tokens'];
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -28,7 +28,7 @@ async function listedOverHttp(home: string): Promise<string[]> {
 }
 
 describe('/runtime, whoever serves it', () => {
-  it('a plain Agent9.open has /runtime/{metrics,status,tokens}, and they work', async () => {
+  it('a plain Agent9.open has /runtime/{metrics,nostr,status,tokens}, and they work', async () => {
     const a9 = await Agent9.open({ home: tempDir(), scheduler: false, compute: false, containers: false });
     try {
       const names = (await a9.namespace.readdir('/runtime', admin)).map((e) => e.name).sort();

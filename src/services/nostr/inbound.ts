@@ -172,6 +172,11 @@ export class NostrInbound {
     this.limiter.forgetAgent(agentId);
   }
 
+  /** Resolves once every event handed in so far has been handled. */
+  async idle(): Promise<void> {
+    await Promise.all([...this.agents.values()].map((a) => a.chain));
+  }
+
   counts(agentId: string): InboundCounts | undefined {
     const c = this.agents.get(agentId)?.counts;
     return c && { ...c, dropped: { ...c.dropped } };

@@ -11,3 +11,9 @@ export { parseNostrReachPolicy, OPEN_POLICY, type NostrReachPolicy } from './pol
 export { buildDm, buildDmReply, sendDm, publishTemplate, parseEventTemplate, replySchemeFor } from './outbound.js';
 export type { DmRequest, DmScheme, DmReport, PublishReport } from './outbound.js';
 export { secretKeySigner, type NostrSigner } from './signer.js';
+export { NostrEngine, NOSTR_MOUNT, NOSTR_ADDRESS_PREFIX, dmText, type NostrEngineOptions } from './engine.js';
+export { loadNostrConfig, parseNostrConfig, type NostrConfig } from './config.js';
+export { parseNostrSettings, type NostrAgentSettings } from './settings.js';
+export { keyStoreSigner } from './keystore-signer.js';
+export { NostrOutgoing, type OutgoingRecord, type SendSchedule } from './outgoing.js';
+export { nostrAgentService, nostrServerService, relayFileName } from './service.js';

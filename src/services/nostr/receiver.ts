@@ -6,7 +6,7 @@
 import type { Filter } from 'nostr-tools/filter';
 import { normalizeRelayUrl, type RelayPool, type PoolSubscription } from './pool.js';
 import type { NostrStore } from './store.js';
-import { LEGACY_DM_KIND, MENTION_KIND, type NostrInbound } from './inbound.js';
+import { LEGACY_DM_KIND, MENTION_KIND, type InboundOutcome, type NostrInbound } from './inbound.js';
 import type { NostrReachPolicy } from './policy.js';
 import type { NostrSigner } from './signer.js';
 import { GIFT_WRAP_KIND } from './unwrap.js';
@@ -36,6 +36,8 @@ export class NostrReceiver {
     private readonly pool: RelayPool,
     private readonly inbound: NostrInbound,
     private readonly store: NostrStore,
+    /** Told every event's outcome (the integration retries failed deliveries). */
+    private readonly onOutcome?: (agentId: string, event: unknown, relay: string, outcome: InboundOutcome) => void,
   ) {}
 
   /** Starts (or restarts, with new settings) receiving for an agent. */
@@ -52,7 +54,10 @@ export class NostrReceiver {
         filters,
         signer: agent.signer,
         cursor: this.store.cursor(agent.agentId, url),
-        onevent: (event, relay) => void this.inbound.process(agent.agentId, event, relay),
+        onevent: (event, relay) => {
+          const outcome = this.inbound.process(agent.agentId, event, relay);
+          if (this.onOutcome) void outcome.then((o) => this.onOutcome?.(agent.agentId, event, relay, o));
+        },
         oninvalid: (event, relay, reason) => this.inbound.invalid(agent.agentId, event, relay, reason),
       }),
     );

@@ -30,6 +30,30 @@ export const nostrMigrations: Migration[] = [
         agent_id TEXT NOT NULL, relay TEXT NOT NULL, since INTEGER NOT NULL, updated_at INTEGER NOT NULL,
         PRIMARY KEY (agent_id, relay)) WITHOUT ROWID;`,
   },
+  {
+    version: 62,
+    name: 'nostr agents, outgoing events, peers',
+    // nostr_agents: the `nostr` section of each agent's spec/config, as written (settings.ts).
+    // nostr_outgoing: every DM and event an agent sends, from the tick (outbox `to: "nostr:..."`) or a
+    // call file, until each relay answered (outgoing.ts); the signed event is kept from the first try,
+    // so a retry after a crash republishes the same event, never a second message.
+    // nostr_peers: the DM scheme each peer last wrote to an agent in, so replies answer in kind.
+    up: `
+      CREATE TABLE nostr_agents (
+        agent_id TEXT PRIMARY KEY, settings TEXT NOT NULL, version INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+      CREATE TABLE nostr_outgoing (
+        agent_id TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
+        kind TEXT NOT NULL, origin TEXT NOT NULL, request TEXT NOT NULL, relays TEXT NOT NULL,
+        event TEXT, event_id TEXT, message_id TEXT,
+        status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL,
+        answers TEXT, last_error TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, id)) WITHOUT ROWID;
+      CREATE INDEX nostr_outgoing_due ON nostr_outgoing (next_at) WHERE status = 'pending';
+      CREATE INDEX nostr_outgoing_order ON nostr_outgoing (agent_id, seq);
+      CREATE TABLE nostr_peers (
+        agent_id TEXT NOT NULL, pubkey TEXT NOT NULL, scheme TEXT NOT NULL, message_id TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, pubkey)) WITHOUT ROWID;`,
+  },
 ];
 
 /** Processed ids are kept a week: well past the resume margin (2 days 15 minutes), as they must be. */
@@ -73,6 +97,10 @@ export class NostrStore {
         ON CONFLICT (agent_id, relay) DO UPDATE SET since = max(since, excluded.since), updated_at = excluded.updated_at`),
       forgetProcessed: db.prepare('DELETE FROM nostr_processed WHERE agent_id = ?'),
       forgetCursors: db.prepare('DELETE FROM nostr_cursors WHERE agent_id = ?'),
+      forgetRest: ['nostr_agents', 'nostr_outgoing', 'nostr_peers'].map((t) => db.prepare(`DELETE FROM ${t} WHERE agent_id = ?`)),
+      peerPut: db.prepare(`INSERT INTO nostr_peers (agent_id, pubkey, scheme, message_id, at) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (agent_id, pubkey) DO UPDATE SET scheme = excluded.scheme, message_id = excluded.message_id, at = excluded.at`),
+      peerGet: db.prepare('SELECT scheme FROM nostr_peers WHERE agent_id = ? AND pubkey = ?').pluck(),
     };
     storage.every(options.sweepIntervalMs ?? 10 * 60_000, () => this.sweep());
   }
@@ -112,11 +140,22 @@ export class NostrStore {
     };
   }
 
-  /** Everything kept for an agent (it was deleted). */
+  /** Remembers the DM scheme a peer wrote in (inside the delivering transaction). */
+  notePeerScheme(agentId: string, pubkey: string, scheme: 'nip17' | 'nip04', messageId: string): void {
+    this.q.peerPut.run(agentId, pubkey, scheme, messageId, this.now());
+  }
+
+  /** The DM scheme a peer last wrote to the agent in, if it ever did. */
+  peerScheme(agentId: string, pubkey: string): 'nip17' | 'nip04' | undefined {
+    return this.q.peerGet.get(agentId, pubkey) as 'nip17' | 'nip04' | undefined;
+  }
+
+  /** Everything kept for an agent (it was deleted): processed ids, points, settings, outgoing events, peers. */
   forgetAgent(agentId: string): void {
     this.storage.tx(() => {
       this.q.forgetProcessed.run(agentId);
       this.q.forgetCursors.run(agentId);
+      for (const q of this.q.forgetRest) q.run(agentId);
     });
   }
 
