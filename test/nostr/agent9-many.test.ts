@@ -33,7 +33,7 @@ describe('nostr: many agents on one relay', () => {
     const ids = new Map<string, string>();
     for (const name of names) ids.set(name, await send(name));
     const inboxOf = async (name: string) => ((await readJson(a9, `/agents/${name}/inbox`)) as { id: string }[]).map((e) => e.id);
-    await waitFor(async () => (await Promise.all(names.map(inboxOf))).every((got, i) => got.length === 1), 20_000, 'a DM in every inbox');
+    await waitFor(async () => (await Promise.all(names.map(inboxOf))).every((got) => got.length === 1), 20_000, 'a DM in every inbox');
     for (const name of names) expect(await inboxOf(name)).toEqual([ids.get(name)]);
 
     keys.set('late', await nostrAgent(a9, { name: 'late', schedule: { on_message: false } }));
