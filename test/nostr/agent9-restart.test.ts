@@ -6,13 +6,16 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Event } from 'nostr-tools/pure';
 import { tempDir } from '../helpers.js';
-import { ensureBuilt, startServe, type ServeProcess } from '../cli/helpers.js';
+import { agentctl, ensureBuilt, startServe, type ServeProcess } from '../cli/helpers.js';
 import { startRelay } from '../support/nostr-relay.js';
 import { closeEverything, giftWrappedDm, legacyDm, person, plainClient, sleep, waitFor, type Person } from './support.js';
 import { closeServers, inboxOf, nostrAgent, nostrServer, receiving, triggers } from './server-support.js';
+
+// agentctl is built once, before the clock of any test starts (a build under load takes a while).
+beforeAll(() => ensureBuilt(), 240_000);
 
 afterEach(async () => {
   await closeServers();
@@ -75,7 +78,6 @@ describe('nostr: restarts', () => {
   }, 60_000);
 
   it('agent9 killed with SIGKILL while DMs arrive, more sent while it is down: after the restart each is delivered once and answered once', async () => {
-    await ensureBuilt();
     const relay = await startRelay(tempDir());
     const home = tempDir();
     writeFileSync(join(home, 'config.json'), JSON.stringify({ nostr: { relays: [relay.url], reconnect: { initial_ms: 100, max_ms: 500 } } }));
@@ -128,6 +130,21 @@ describe('nostr: restarts', () => {
       expect(new Set(delivered)).toEqual(new Set(ids));
       const outbox = JSON.parse(await api(server)('GET', '/agents/bob/outbox/')) as unknown[];
       expect(outbox.length).toBe(TOTAL);
+
+      // The same server through agentctl: a DM sent by the dm call file, the server's counts, and the
+      // agent's own token refused on its policy (admin-write).
+      const env = { AGENT9_HOME: home };
+      const sent = await agentctl(['call', '/agents/bob/nostr/dm', JSON.stringify({ to: alice.pubkey, text: 'through agentctl', scheme: 'nip04' })], { env });
+      expect(sent.code, sent.stderr).toBe(0);
+      expect(JSON.parse(sent.stdout)).toMatchObject({ status: 'sent', scheme: 'nip04' });
+      await waitFor(() => replies.messages().some((m) => m.text === 'through agentctl' && m.kind === 4), 10_000, 'the DM through agentctl');
+      const counts = await agentctl(['cat', '/runtime/nostr'], { env });
+      expect(counts.code, counts.stderr).toBe(0);
+      expect((JSON.parse(counts.stdout) as { counts: { in: number; out: number } }).counts.out).toBeGreaterThanOrEqual(1);
+      const minted = JSON.parse(await api(server)('POST', '/runtime/tokens/new', { agent: 'bob' })) as { token: string };
+      const refused = await agentctl(['write', '/nostr/policy', JSON.stringify({ senders: 'anyone', per_minute: 10_000 })], { env: { AGENT9_URL: server.url, AGENT9_TOKEN: minted.token } });
+      expect(refused.code).toBe(3);
+      expect(refused.stderr).toContain('EACCES');
     } finally {
       await server.stop('SIGKILL');
     }

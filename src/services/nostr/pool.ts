@@ -46,6 +46,12 @@ export interface SubscribeRequest {
   onevent(event: Event, url: string): void;
   oninvalid?(event: unknown, url: string, reason: 'bad_signature' | 'filter_mismatch'): void;
   oneose?(url: string): void;
+  /**
+   * For a subscription without a signer (one shared by several agents): the relay demands AUTH. The
+   * pool now knows it (`demandsAuth`) and ends this subscription; the caller subscribes each agent
+   * with its own signer instead.
+   */
+  onAuthRequired?(url: string): void;
 }
 
 export interface PoolSubscription {
@@ -132,7 +138,7 @@ export class RelayPool {
   private readonly connectionOptions: ConnectionOptions;
   private readonly timers = new TimerSet();
   private nextId = 0;
-  private closed = false;
+  private isClosed = false;
   readonly marginSec: number;
   readonly now: () => number;
 
@@ -154,13 +160,22 @@ export class RelayPool {
     this.scheduleCursorSave();
   }
 
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Whether a relay demands AUTH (configured, or learnt): agents need their own connection there. */
+  demandsAuth(url: string): boolean {
+    return this.authRelays.has(normalizeRelayUrl(url));
+  }
+
   /** Every connection's state, as plain objects. */
   states(): RelayState[] {
     return [...this.connections.values()].map((c) => c.state()).sort((a, b) => (a.url + (a.pubkey ?? '')).localeCompare(b.url + (b.pubkey ?? '')));
   }
 
   subscribe(request: SubscribeRequest): PoolSubscription {
-    if (this.closed) throw new Error('relay pool is closed');
+    if (this.isClosed) throw new Error('relay pool is closed');
     if (request.filters.length === 0) throw new Error('a subscription needs at least one filter');
     const url = normalizeRelayUrl(request.url);
     const sub = new Sub(`a9:${++this.nextId}`, this, { ...request, url });
@@ -186,7 +201,7 @@ export class RelayPool {
   }
 
   private connectionFor(url: string, signer: NostrSigner | undefined): RelayConnection {
-    if (this.closed) throw new Error('relay pool is closed');
+    if (this.isClosed) throw new Error('relay pool is closed');
     const own = signer && this.authRelays.has(url) ? signer : undefined;
     const key = connectionKey(url, own?.pubkey);
     let conn = this.connections.get(key);
@@ -199,16 +214,22 @@ export class RelayPool {
 
   /**
    * A relay told the shared connection that it demands AUTH: from now on each agent gets its own
-   * connection there, and the agents' subscriptions move to theirs. Anonymous ones stay, refused.
+   * connection there. The agents' subscriptions move to theirs; shared ones that can be split
+   * (`onAuthRequired`) end and their callers subscribe each agent; anonymous ones stay, refused.
    */
   private escalate(url: string, subId: string): boolean {
     const refused = this.subs.get(subId);
-    if (!refused?.signer) return false;
+    if (!refused || (!refused.signer && !refused.request.onAuthRequired)) return false;
     this.authRelays.add(url);
-    for (const sub of this.subs.values()) {
-      if (sub.request.url !== url || !sub.signer || sub.connection.signer) continue;
-      sub.connection.remove(sub.id);
-      this.attach(sub);
+    for (const sub of [...this.subs.values()]) {
+      if (sub.request.url !== url || sub.connection.signer) continue;
+      if (sub.signer) {
+        sub.connection.remove(sub.id);
+        this.attach(sub);
+      } else if (sub.request.onAuthRequired) {
+        this.unsubscribe(sub.id);
+        sub.request.onAuthRequired(url);
+      }
     }
     return true;
   }
@@ -225,7 +246,7 @@ export class RelayPool {
     const backoff = this.options.publishBackoff ?? DEFAULT_PUBLISH_BACKOFF;
     let last = 'not sent';
     for (let attempt = 0; attempt < attempts; attempt++) {
-      if (this.closed) return 'error: relay pool closed';
+      if (this.isClosed) return 'error: relay pool closed';
       const conn = this.connectionFor(url, signer);
       try {
         await conn.ready(this.connectionOptions.connectTimeoutMs);
@@ -285,8 +306,8 @@ export class RelayPool {
 
   /** Closes every subscription and connection; resolves once all sockets and timers are gone. */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.isClosed) return;
+    this.isClosed = true;
     this.timers.clear();
     this.subs.clear();
     const all = [...this.connections.values()];
