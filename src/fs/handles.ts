@@ -1,5 +1,5 @@
 /** Handle implementations shared by every service: snapshot, message, call and stream. */
-import { ByteBuffer, EMPTY, toBytes, type Content } from './bytes.js';
+import { ByteBuffer, EMPTY, toBytes, utf8, type Content } from './bytes.js';
 import { FsError } from './errors.js';
 import type { FileKind, FsEvent, Handle, Stat } from './types.js';
 
@@ -20,8 +20,17 @@ export interface SyntheticHandleSpec {
   commit?: (data: Uint8Array) => Promise<void>;
   /** Call semantics: the request, answered on the same handle. */
   call?: (request: Uint8Array) => Promise<Content | undefined>;
-  /** Call semantics: true when the bytes written so far are a whole request (sent by that write). */
+  /**
+   * True when the bytes written so far are whole: a call's request is sent by that write, a writable
+   * view's document (with `commit`) is applied by it, so that write reports a refusal (bash's builtin
+   * echo ignores errors of close). Whitespace written after it is ignored.
+   */
   complete?: (request: Uint8Array) => boolean;
+  /**
+   * Message semantics, command files: checks one complete line (its `\n` removed, never blank) when the
+   * write that completes it arrives, so that write fails (EINVAL...) and nothing of the message is sent.
+   */
+  checkLine?: (line: string) => Promise<void> | void;
   /** Stream semantics: the data, as bytes, until the iterable ends. */
   stream?: (signal: AbortSignal) => AsyncIterable<Uint8Array>;
   canRead: boolean;
@@ -42,6 +51,11 @@ export class SyntheticHandle implements Handle {
   private pendingCall: Promise<void> | undefined;
   private committed = false;
   private sentWhenComplete = false;
+  /** A writable view whose whole document a write completed and applied. */
+  private appliedWhole = false;
+  /** Command files: bytes of the buffer whose lines were checked, and the refusal of a bad line. */
+  private checkedBytes = 0;
+  private refused: unknown;
   private closed = false;
   private streamIter: AsyncIterator<Uint8Array> | undefined;
   private streamLeft: Uint8Array = EMPTY;
@@ -74,20 +88,56 @@ export class SyntheticHandle implements Handle {
       if (this.sentWhenComplete && isWhitespace(data)) return data.length;
       throw new FsError('EBUSY', this.spec.path, 'request already sent on this handle; open the file again');
     }
+    if (this.refused !== undefined) throw this.refused;
+    if (this.appliedWhole) {
+      if (isWhitespace(data)) return data.length;
+      throw new FsError('EINVAL', this.spec.path, 'data after the JSON document, which the write that completed it applied already');
+    }
     if (this.buffer.length + data.length > this.maxBytes) {
       throw new FsError('EFBIG', this.spec.path, `message larger than ${this.maxBytes} bytes`);
     }
     this.buffer.append(data);
-    if (this.spec.call && this.spec.complete && this.spec.complete(this.buffer.peek())) {
-      this.sentWhenComplete = true;
-      await this.callResponse();
+    if (this.spec.checkLine) await this.checkLines();
+    if (this.spec.complete && this.spec.complete(this.buffer.peek())) {
+      if (this.spec.call) {
+        this.sentWhenComplete = true;
+        await this.callResponse();
+      } else if (this.spec.commit) {
+        // Applied once, here: a refusal fails this write and nothing is left to commit at close.
+        this.appliedWhole = true;
+        await this.spec.commit(this.buffer.take());
+      }
     }
     return data.length;
+  }
+
+  /**
+   * Checks the lines the last write completed. A bad one refuses the whole message: the write fails,
+   * the buffer is dropped (no line of it runs), and later writes on this handle fail the same way.
+   */
+  private async checkLines(): Promise<void> {
+    const bytes = this.buffer.peek();
+    let start = this.checkedBytes;
+    for (let nl = bytes.indexOf(0x0a, start); nl >= 0; nl = bytes.indexOf(0x0a, start)) {
+      const line = utf8(bytes.subarray(start, nl)).trim();
+      start = nl + 1;
+      if (line.length === 0) continue;
+      try {
+        await this.spec.checkLine!(line);
+      } catch (err) {
+        this.refused = err;
+        this.buffer.take();
+        this.checkedBytes = 0;
+        throw err;
+      }
+    }
+    this.checkedBytes = start;
   }
 
   /** Message files commit what was written since the last flush; call files send their request. */
   async flush(): Promise<void> {
     if (this.spec.commit && this.buffer.length > 0) {
+      this.checkedBytes = 0;
       await this.spec.commit(this.buffer.take());
     } else if (this.spec.call && !this.committed && this.buffer.length > 0) {
       await this.callResponse();

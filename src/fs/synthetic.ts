@@ -20,7 +20,10 @@ export interface NodeMeta {
 export interface ViewNode extends NodeMeta {
   kind: 'view';
   read: (cx: Cx) => Promise<Content> | Content;
-  /** Makes the view writable: the whole write, committed on close (policies, goals). */
+  /**
+   * Makes the view writable (policies, config): one JSON object, applied by the write that completes it
+   * (so that write reports a refusal), else when the handle is closed.
+   */
   write?: (data: Uint8Array, cx: Cx) => Promise<void> | void;
   /** Computing the content for stat is cheap by default; set false to report size 0. */
   sizeAtStat?: boolean;
@@ -39,6 +42,12 @@ export interface MessageNode extends NodeMeta {
   /** Optional read side: a view of what was sent (the inbox reads as a JSON array). */
   read?: (cx: Cx) => Promise<Content> | Content;
   maxBytes?: number;
+  /**
+   * Command files (`ctl`): checks each complete line at the write that completes it (trimmed, blank
+   * lines skipped), so `echo bogus > ctl` fails at write(2), which bash's builtin echo reports; a bad
+   * line refuses the whole message. The commit at close still runs (and checks) everything written.
+   */
+  checkLine?: (line: string, cx: Cx) => Promise<void> | void;
 }
 
 export interface CallNode extends NodeMeta {
@@ -215,7 +224,8 @@ export class SyntheticFs implements FileService {
           stat,
           maxBytes: node.maxBytes ?? DEFAULT_MESSAGE_CAP,
           ...(canRead ? { snapshot: toBytes(await node.read(cx)) } : {}),
-          ...(write ? { commit: async (data: Uint8Array) => write(data, cx) } : {}),
+          // Every writable view takes one JSON object: the write that completes it applies it.
+          ...(write ? { commit: async (data: Uint8Array) => write(data, cx), complete: completeJsonObject } : {}),
         });
       }
       case 'message': {
@@ -230,6 +240,7 @@ export class SyntheticFs implements FileService {
           stat,
           maxBytes: node.maxBytes ?? DEFAULT_MESSAGE_CAP,
           commit: async (data) => node.commit(data, cx),
+          ...(node.checkLine ? { checkLine: (line: string) => node.checkLine!(line, cx) } : {}),
           ...(canRead && read ? { snapshot: toBytes(await read(cx)) } : {}),
         });
       }

@@ -63,11 +63,10 @@ function jobDir(engine: ComputeEngine, agentId: string, id: string, mtime: numbe
     status: jobStatus,
     result: jobResult,
     stream: { events: (_cx, signal) => jobStream(engine, agentId, id, signal), mtime: () => mtime },
-    ctl: async (text, path) => {
-      const command = text.trim();
+    checkCtl: (command, path) => {
       if (command !== 'cancel') throw new FsError('EINVAL', path, `unknown command '${command.slice(0, 40)}' (commands: cancel)`);
-      await engine.cancel(agentId, id, path);
     },
+    ctl: async (_command, path) => void (await engine.cancel(agentId, id, path)),
   });
   return dir({ status: files.status, result: files.result, stream: files.stream, ctl: files.ctl }, { mtime: () => mtime });
 }

@@ -71,7 +71,9 @@ export interface RecordFilesSpec<R> {
   result(rec: R, path: string): unknown;
   /** The record's stream file (`stream`, `output`): its events from the beginning, its mtime. */
   stream: { events: StreamNode['events']; mtime: () => number };
-  /** A command written to `ctl` (the text as written). */
+  /** One command of `ctl` (a line, trimmed): EINVAL unless it is one. Checked at the write that completes the line. */
+  checkCtl(command: string, path: string): void;
+  /** Runs one command written to `ctl`. */
   ctl(command: string, path: string): Promise<void>;
 }
 
@@ -81,8 +83,16 @@ export function recordFiles<R>(o: RecordFilesSpec<R>): { status: Node; result: N
     status: jsonView(() => o.status(o.fresh(`${o.base}/status`)), o.meta),
     result: jsonView(() => o.result(o.fresh(`${o.base}/result`), `${o.base}/result`), o.meta),
     stream: stream(o.stream.events, { mtime: o.stream.mtime }),
-    ctl: message(async (data) => o.ctl(utf8(data), `${o.base}/ctl`)),
+    ctl: message((data) => runCommands(utf8(data), `${o.base}/ctl`, o), { checkLine: (line) => o.checkCtl(line, `${o.base}/ctl`) }),
   };
+}
+
+/** A `ctl` message: one command per line, all checked before the first runs; none is the command's usage error. */
+async function runCommands(text: string, path: string, o: Pick<RecordFilesSpec<unknown>, 'checkCtl' | 'ctl'>): Promise<void> {
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  if (lines.length === 0) lines.push('');
+  for (const line of lines) o.checkCtl(line, path);
+  for (const line of lines) await o.ctl(line, path);
 }
 
 export interface RecordStreamOptions {
