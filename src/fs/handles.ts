@@ -1,7 +1,7 @@
 /** Handle implementations shared by every service: snapshot, message, call and stream. */
 import { ByteBuffer, EMPTY, toBytes, utf8, type Content } from './bytes.js';
 import { FsError } from './errors.js';
-import type { FileKind, FsEvent, Handle, Stat } from './types.js';
+import type { FileKind, FsEvent, Handle, ReadOptions, Stat } from './types.js';
 
 export const DEFAULT_MESSAGE_CAP = 1024 * 1024;
 
@@ -16,6 +16,17 @@ export interface SyntheticHandleSpec {
   kind: FileKind;
   /** Content read through this handle (a view snapshot), fixed at open. */
   snapshot?: Uint8Array;
+  /**
+   * A view whose content was not ready at open (its read threw EAGAIN): read again at the first read,
+   * which may wait for it (ReadOptions.waitMs); the first content read is this handle's snapshot.
+   */
+  later?: {
+    read: () => Promise<Content>;
+    /** Resolves when the content may be there (the record changed, or a while passed). */
+    wait: (signal: AbortSignal) => Promise<void>;
+    /** Whether a blocking read waits (the wait is bounded), rather than answering EAGAIN at once. */
+    bounded: () => boolean;
+  };
   /** Message semantics: the buffered writes, committed once on flush/close. */
   commit?: (data: Uint8Array) => Promise<void>;
   /** Call semantics: the request, answered on the same handle. */
@@ -60,6 +71,9 @@ export class SyntheticHandle implements Handle {
   private streamIter: AsyncIterator<Uint8Array> | undefined;
   private streamLeft: Uint8Array = EMPTY;
   private streamDone = false;
+  /** A view that was not ready at open: its content once read, and the wait under way for it. */
+  private content: Uint8Array | undefined;
+  private waiting: Promise<void> | undefined;
   /** Only stream handles need one (made at open); creating and aborting one per handle is costly. */
   private abort: AbortController | undefined;
   private readonly maxBytes: number;
@@ -74,11 +88,30 @@ export class SyntheticHandle implements Handle {
     }
   }
 
-  async read(length: number, offset: number): Promise<Uint8Array> {
+  async read(length: number, offset: number, opts?: ReadOptions): Promise<Uint8Array> {
     if (!this.spec.canRead) throw new FsError('EBADF', this.spec.path, 'file not open for reading');
     if (this.spec.call) return sliceAt(await this.callResponse(), length, offset);
     if (this.spec.stream) return this.readStream(length);
-    return sliceAt(this.spec.snapshot ?? EMPTY, length, offset);
+    if (this.spec.later && this.content === undefined) this.content = await this.awaitContent(opts?.waitMs ?? 0);
+    return sliceAt(this.content ?? this.spec.snapshot ?? EMPTY, length, offset);
+  }
+
+  /** The content of a view that was not ready at open: read again, waiting between tries while allowed. */
+  private async awaitContent(waitMs: number): Promise<Uint8Array> {
+    const later = this.spec.later!;
+    const deadline = Date.now() + (waitMs === Infinity && !later.bounded() ? 0 : waitMs);
+    for (;;) {
+      try {
+        return toBytes(await later.read());
+      } catch (err) {
+        const left = deadline - Date.now();
+        if (!(err instanceof FsError && err.code === 'EAGAIN') || left <= 0 || this.closed) throw err;
+        this.abort ??= new AbortController();
+        // One wait per handle, shared by a read and its retry after an interrupt.
+        this.waiting ??= later.wait(this.abort.signal).finally(() => (this.waiting = undefined));
+        await untilOrAfter(this.waiting, left);
+      }
+    }
   }
 
   async write(data: Uint8Array, _offset: number): Promise<number> {
@@ -163,7 +196,8 @@ export class SyntheticHandle implements Handle {
   async stat(): Promise<Stat> {
     if (this.spec.stat) {
       const st = await this.spec.stat();
-      if (this.spec.snapshot) return { ...st, size: this.spec.snapshot.length };
+      const snapshot = this.content ?? this.spec.snapshot;
+      if (snapshot) return { ...st, size: snapshot.length };
       if (this.response) return { ...st, size: this.response.length };
       return st;
     }
@@ -206,6 +240,18 @@ export class SyntheticHandle implements Handle {
     this.streamLeft = this.streamLeft.subarray(out.length);
     return out;
   }
+}
+
+/** Resolves when `p` settles or after `ms`, whichever comes first (never rejects). */
+function untilOrAfter(p: Promise<void>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, Math.min(ms, 2 ** 31 - 1));
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    p.then(done, done);
+  });
 }
 
 function isWhitespace(data: Uint8Array): boolean {
@@ -280,8 +326,8 @@ export class MappedHandle implements Handle {
     }
   }
 
-  read(length: number, offset: number): Promise<Uint8Array> {
-    return this.guard(() => this.inner.read(length, offset));
+  read(length: number, offset: number, opts?: ReadOptions): Promise<Uint8Array> {
+    return this.guard(() => this.inner.read(length, offset, opts));
   }
   write(data: Uint8Array, offset: number): Promise<number> {
     return this.guard(() => this.inner.write(data, offset));

@@ -28,6 +28,17 @@ export interface ViewNode extends NodeMeta {
   /** Computing the content for stat is cheap by default; set false to report size 0. */
   sizeAtStat?: boolean;
   maxBytes?: number;
+  /**
+   * A view that is not ready yet (its read throws EAGAIN, a running job's result) and will be: it opens
+   * anyway (stat says size 0 meanwhile), and a read may wait for it (ReadOptions.waitMs: a blocking
+   * read on the mount, HTTP ?wait) instead of answering EAGAIN.
+   */
+  ready?: {
+    /** Resolves when the content may be there (something changed, or a while passed); and on abort. */
+    wait: (cx: Cx, signal: AbortSignal) => Promise<void>;
+    /** Whether a blocking read waits: the wait is bounded (a job, an exec; not an interactive session). */
+    bounded: () => boolean;
+  };
 }
 
 export interface MessageNode extends NodeMeta {
@@ -173,7 +184,7 @@ export class SyntheticFs implements FileService {
   private async statNode(node: Node, cx: Cx, computeSize = true): Promise<Stat> {
     const mtime = node.mtime?.() ?? BOOT_TIME;
     let size = 0;
-    if (computeSize && node.kind === 'view' && node.sizeAtStat !== false) size = toBytes(await node.read(cx)).length;
+    if (computeSize && node.kind === 'view' && node.sizeAtStat !== false) size = await viewSize(node, cx);
     return {
       type: node.kind === 'dir' ? 'dir' : 'file',
       kind: node.kind as FileKind,
@@ -216,6 +227,8 @@ export class SyntheticFs implements FileService {
       case 'view': {
         if (canWrite && !node.write) throw new FsError('EACCES', path, 'read-only file');
         const write = node.write;
+        const snapshot = canRead ? await viewSnapshot(node, cx) : undefined;
+        const { ready } = node;
         return new SyntheticHandle({
           path,
           kind: 'view',
@@ -223,7 +236,10 @@ export class SyntheticFs implements FileService {
           canWrite,
           stat,
           maxBytes: node.maxBytes ?? DEFAULT_MESSAGE_CAP,
-          ...(canRead ? { snapshot: toBytes(await node.read(cx)) } : {}),
+          ...(snapshot ? { snapshot } : {}),
+          ...(canRead && !snapshot && ready
+            ? { later: { read: async () => node.read(cx), wait: (signal: AbortSignal) => ready.wait(cx, signal), bounded: ready.bounded } }
+            : {}),
           // Every writable view takes one JSON object: the write that completes it applies it.
           ...(write ? { commit: async (data: Uint8Array) => write(data, cx), complete: completeJsonObject } : {}),
         });
@@ -277,6 +293,22 @@ export class SyntheticFs implements FileService {
     if (!writable) throw new FsError(node.kind === 'dir' ? 'EISDIR' : 'EACCES', path, 'cannot truncate this file');
     if (size !== 0) throw new FsError('EINVAL', path, 'only truncation to 0 is supported');
   }
+}
+
+/** A view's content at open; undefined for a view that is not ready yet and will be (ViewNode.ready). */
+async function viewSnapshot(node: ViewNode, cx: Cx): Promise<Uint8Array | undefined> {
+  try {
+    return toBytes(await node.read(cx));
+  } catch (err) {
+    if (node.ready && err instanceof FsError && err.code === 'EAGAIN') return undefined;
+    throw err;
+  }
+}
+
+/** A view's size for stat: 0 while a view that will be ready is not (`cat` must still open it). */
+async function viewSize(node: ViewNode, cx: Cx): Promise<number> {
+  const content = await viewSnapshot(node, cx);
+  return content ? content.length : 0;
 }
 
 /** Parses a JSON request body, with EINVAL naming the path on failure. */

@@ -21,7 +21,7 @@ import { NO_LIMIT, type Stat, type WriteFileOptions } from '../fs/types.js';
 import { contentTypeOf, JSON_TYPE } from './content-type.js';
 import { ALLOW } from './error-replies.js';
 import { asBuffer, etagOf, httpDate, listingJson, parseMode, precondition, statHeaders, tagVersion } from './file-headers.js';
-import { flag } from './request-target.js';
+import { flag, waitOf } from './request-target.js';
 import type { Route, RouteContext } from './routes.js';
 import { sendStream } from './streamed-body.js';
 import { spaceJson } from './space-json.js';
@@ -54,13 +54,17 @@ function readHeaders(reply: FastifyReply, st: Stat): FastifyReply {
 async function read(ctx: RouteContext) {
   const { request, reply, view, cx, target } = ctx;
   if (flag(target.query, 'statfs')) return statfs(ctx);
+  const waitMs = waitOf(target.query, target.path);
   if (target.slash) return list(ctx);
   // One step for data files (stat and bytes from one snapshot, so the ETag is exactly theirs).
   const { stat: st, data } = await readStat(view, target.path, cx);
   if (st.type === 'dir') return list(ctx);
   if (st.kind === 'stream') return stream(ctx, st);
   // A view that learns its size only at open (an export) may be large: one handle, streamed when it is.
-  if (st.kind === 'view' && st.size === 0 && !data) return sendSizedAtOpen(reply, view, target.path, cx, st, readHeaders);
+  // So is one that is not ready yet (a running job's result), which `?wait=SECONDS` waits for.
+  if (st.kind === 'view' && st.size === 0 && !data) {
+    return sendSizedAtOpen(reply, view, target.path, cx, st, readHeaders, { waitMs: waitMs ?? 0 });
+  }
   // Only data files have versions that are the whole truth of their content; views may not bump theirs.
   if (st.kind === 'data') {
     const inm = request.headers['if-none-match'];

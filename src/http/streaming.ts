@@ -8,18 +8,18 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { concatBytes } from '../fs/bytes.js';
-import type { Cx, FileService, Handle, Stat } from '../fs/types.js';
+import type { Cx, FileService, Handle, ReadOptions, Stat } from '../fs/types.js';
 import { contentTypeOf } from './content-type.js';
 
 /** Views up to this size are read whole and sent in one piece (the ETag and type as for any file). */
 export const STREAM_VIEW_BYTES = 1024 * 1024;
 const READ_CHUNK = 256 * 1024;
 
-async function readRest(handle: Handle, offset: number, first: Uint8Array[]): Promise<Uint8Array> {
+async function readRest(handle: Handle, offset: number, first: Uint8Array[], opts?: ReadOptions): Promise<Uint8Array> {
   const parts = [...first];
   let total = parts.reduce((n, p) => n + p.length, 0);
   for (let at = offset; ; ) {
-    const chunk = await handle.read(READ_CHUNK, at);
+    const chunk = await handle.read(READ_CHUNK, at, opts);
     if (chunk.length === 0) break;
     parts.push(Buffer.from(chunk));
     at += chunk.length;
@@ -28,7 +28,10 @@ async function readRest(handle: Handle, offset: number, first: Uint8Array[]): Pr
   return concatBytes(parts, total);
 }
 
-/** GET of a view sized at open: whole when small, else streamed from its handle with Content-Length. */
+/**
+ * GET of a view sized at open: whole when small, else streamed from its handle with Content-Length.
+ * A view not ready at open (a running job's result) is read with `opts` (how long it may wait).
+ */
 export async function sendSizedAtOpen(
   reply: FastifyReply,
   view: FileService,
@@ -36,13 +39,19 @@ export async function sendSizedAtOpen(
   cx: Cx,
   st: Stat,
   headers: (reply: FastifyReply, st: Stat) => FastifyReply,
+  opts: ReadOptions = {},
 ): Promise<FastifyReply> {
   const handle = await view.open(path, { read: true }, cx);
   let handed = false;
+  // A client that goes away while the read waits ends the wait (closing the handle aborts it).
+  const gone = () => void handle.close().catch(() => undefined);
+  if (opts.waitMs) reply.raw.on('close', gone);
   try {
     const size = handle.stat ? (await handle.stat()).size : undefined;
     if (size === undefined || size <= STREAM_VIEW_BYTES) {
-      const bytes = await readRest(handle, 0, []);
+      const bytes = await readRest(handle, 0, [], opts);
+      // After a wait, the headers say what the content is now (its version moved with it).
+      if (opts.waitMs && handle.stat) st = await handle.stat();
       return headers(reply, st).header('content-type', contentTypeOf(path, bytes)).send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     }
     let closed = false;
@@ -67,6 +76,7 @@ export async function sendSizedAtOpen(
     handed = true;
     return headers(reply, st).header('content-type', contentTypeOf(path, new Uint8Array(0))).header('content-length', String(size)).send(Readable.from(chunks()));
   } finally {
+    reply.raw.off('close', gone);
     if (!handed) await handle.close().catch(() => undefined);
   }
 }

@@ -62,6 +62,8 @@ function jobDir(engine: ComputeEngine, agentId: string, id: string, mtime: numbe
     meta: recordMeta(() => engine.jobs.stamp(agentId, id), mtime),
     status: jobStatus,
     result: jobResult,
+    bounded: () => true,
+    channel: engine.channel(agentId),
     stream: { events: (_cx, signal) => jobStream(engine, agentId, id, signal), mtime: () => mtime },
     checkCtl: (command, path) => {
       if (command !== 'cancel') throw new FsError('EINVAL', path, `unknown command '${command.slice(0, 40)}' (commands: cancel)`);

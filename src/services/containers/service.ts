@@ -109,6 +109,9 @@ class ContainersFs implements FileService, WatchSource {
       meta,
       status: (r) => engine.statusOf(r),
       result: (r, path) => engine.resultOf(r, path),
+      // An interactive session lives until it is stopped: a read of its result does not wait for that.
+      bounded: (r) => r.request.kind === 'ephemeral',
+      channel: engine.channel(agentId),
       stream: { events: (_cx, signal) => sessionOutput(engine, agentId, sid, signal), mtime: () => rec.createdAt },
       checkCtl: (command, path) => void parseSessionCommand(command, path),
       ctl: (command, path) => engine.ctl(agentId, sid, command, path),
@@ -152,6 +155,8 @@ class ContainersFs implements FileService, WatchSource {
       meta,
       status: (r) => engine.execStatusOf(r),
       result: (r, path) => engine.execResultFile(r, path),
+      bounded: () => true,
+      channel: engine.channel(agentId),
       stream: { events: (_cx, signal) => execOutput(engine, agentId, sid, eid, signal), mtime: () => ex.createdAt },
       checkCtl: (command, path) => void parseExecCommand(command, path),
       ctl: (command, path) => engine.execCtl(agentId, sid, eid, command, path),
