@@ -249,7 +249,9 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   msg *m = new_msg(OP_READ, req);
-  if (m) { m->ino = ino; m->size = size; m->off = off; m->fh = fi->fh; interruptible(req, m); }
+  /* fi->flags are the file's flags now (the kernel sends f_flags with each read), so an O_NONBLOCK set
+     with fcntl after open reaches us too. */
+  if (m) { m->ino = ino; m->size = size; m->off = off; m->fh = fi->fh; m->flags = fi->flags; interruptible(req, m); }
   post(req, m);
 }
 
@@ -434,6 +436,7 @@ static void call_js(napi_env env, napi_value fn, void *context, void *data) {
       argv[7] = num(env, (double)m->off);
       argv[8] = num(env, (double)m->fh);
       argv[9] = num(env, m->interrupted);
+      if (m->op == OP_READ) argv[10] = num(env, m->flags);
       break;
     case OP_WRITE: {
       napi_value buf;

@@ -1,7 +1,7 @@
 /** Handle implementations shared by every service: snapshot, message, call and stream. */
-import { ByteBuffer, EMPTY, toBytes, type Content } from './bytes.js';
+import { ByteBuffer, EMPTY, toBytes, utf8, type Content } from './bytes.js';
 import { FsError } from './errors.js';
-import type { FileKind, FsEvent, Handle, Stat } from './types.js';
+import type { FileKind, FsEvent, Handle, ReadOptions, Stat } from './types.js';
 
 export const DEFAULT_MESSAGE_CAP = 1024 * 1024;
 
@@ -16,12 +16,32 @@ export interface SyntheticHandleSpec {
   kind: FileKind;
   /** Content read through this handle (a view snapshot), fixed at open. */
   snapshot?: Uint8Array;
+  /**
+   * A view whose content was not ready at open (its read threw EAGAIN): read again at the first read,
+   * which may wait for it (ReadOptions.waitMs); the first content read is this handle's snapshot.
+   */
+  later?: {
+    read: () => Promise<Content>;
+    /** Resolves when the content may be there (the record changed, or a while passed). */
+    wait: (signal: AbortSignal) => Promise<void>;
+    /** Whether a blocking read waits (the wait is bounded), rather than answering EAGAIN at once. */
+    bounded: () => boolean;
+  };
   /** Message semantics: the buffered writes, committed once on flush/close. */
   commit?: (data: Uint8Array) => Promise<void>;
   /** Call semantics: the request, answered on the same handle. */
   call?: (request: Uint8Array) => Promise<Content | undefined>;
-  /** Call semantics: true when the bytes written so far are a whole request (sent by that write). */
+  /**
+   * True when the bytes written so far are whole: a call's request is sent by that write, a writable
+   * view's document (with `commit`) is applied by it, so that write reports a refusal (bash's builtin
+   * echo ignores errors of close). Whitespace written after it is ignored.
+   */
   complete?: (request: Uint8Array) => boolean;
+  /**
+   * Message semantics, command files: checks one complete line (its `\n` removed, never blank) when the
+   * write that completes it arrives, so that write fails (EINVAL...) and nothing of the message is sent.
+   */
+  checkLine?: (line: string) => Promise<void> | void;
   /** Stream semantics: the data, as bytes, until the iterable ends. */
   stream?: (signal: AbortSignal) => AsyncIterable<Uint8Array>;
   canRead: boolean;
@@ -42,10 +62,18 @@ export class SyntheticHandle implements Handle {
   private pendingCall: Promise<void> | undefined;
   private committed = false;
   private sentWhenComplete = false;
+  /** A writable view whose whole document a write completed and applied. */
+  private appliedWhole = false;
+  /** Command files: bytes of the buffer whose lines were checked, and the refusal of a bad line. */
+  private checkedBytes = 0;
+  private refused: unknown;
   private closed = false;
   private streamIter: AsyncIterator<Uint8Array> | undefined;
   private streamLeft: Uint8Array = EMPTY;
   private streamDone = false;
+  /** A view that was not ready at open: its content once read, and the wait under way for it. */
+  private content: Uint8Array | undefined;
+  private waiting: Promise<void> | undefined;
   /** Only stream handles need one (made at open); creating and aborting one per handle is costly. */
   private abort: AbortController | undefined;
   private readonly maxBytes: number;
@@ -60,11 +88,30 @@ export class SyntheticHandle implements Handle {
     }
   }
 
-  async read(length: number, offset: number): Promise<Uint8Array> {
+  async read(length: number, offset: number, opts?: ReadOptions): Promise<Uint8Array> {
     if (!this.spec.canRead) throw new FsError('EBADF', this.spec.path, 'file not open for reading');
     if (this.spec.call) return sliceAt(await this.callResponse(), length, offset);
     if (this.spec.stream) return this.readStream(length);
-    return sliceAt(this.spec.snapshot ?? EMPTY, length, offset);
+    if (this.spec.later && this.content === undefined) this.content = await this.awaitContent(opts?.waitMs ?? 0);
+    return sliceAt(this.content ?? this.spec.snapshot ?? EMPTY, length, offset);
+  }
+
+  /** The content of a view that was not ready at open: read again, waiting between tries while allowed. */
+  private async awaitContent(waitMs: number): Promise<Uint8Array> {
+    const later = this.spec.later!;
+    const deadline = Date.now() + (waitMs === Infinity && !later.bounded() ? 0 : waitMs);
+    for (;;) {
+      try {
+        return toBytes(await later.read());
+      } catch (err) {
+        const left = deadline - Date.now();
+        if (!(err instanceof FsError && err.code === 'EAGAIN') || left <= 0 || this.closed) throw err;
+        this.abort ??= new AbortController();
+        // One wait per handle, shared by a read and its retry after an interrupt.
+        this.waiting ??= later.wait(this.abort.signal).finally(() => (this.waiting = undefined));
+        await untilOrAfter(this.waiting, left);
+      }
+    }
   }
 
   async write(data: Uint8Array, _offset: number): Promise<number> {
@@ -74,20 +121,56 @@ export class SyntheticHandle implements Handle {
       if (this.sentWhenComplete && isWhitespace(data)) return data.length;
       throw new FsError('EBUSY', this.spec.path, 'request already sent on this handle; open the file again');
     }
+    if (this.refused !== undefined) throw this.refused;
+    if (this.appliedWhole) {
+      if (isWhitespace(data)) return data.length;
+      throw new FsError('EINVAL', this.spec.path, 'data after the JSON document, which the write that completed it applied already');
+    }
     if (this.buffer.length + data.length > this.maxBytes) {
       throw new FsError('EFBIG', this.spec.path, `message larger than ${this.maxBytes} bytes`);
     }
     this.buffer.append(data);
-    if (this.spec.call && this.spec.complete && this.spec.complete(this.buffer.peek())) {
-      this.sentWhenComplete = true;
-      await this.callResponse();
+    if (this.spec.checkLine) await this.checkLines();
+    if (this.spec.complete && this.spec.complete(this.buffer.peek())) {
+      if (this.spec.call) {
+        this.sentWhenComplete = true;
+        await this.callResponse();
+      } else if (this.spec.commit) {
+        // Applied once, here: a refusal fails this write and nothing is left to commit at close.
+        this.appliedWhole = true;
+        await this.spec.commit(this.buffer.take());
+      }
     }
     return data.length;
+  }
+
+  /**
+   * Checks the lines the last write completed. A bad one refuses the whole message: the write fails,
+   * the buffer is dropped (no line of it runs), and later writes on this handle fail the same way.
+   */
+  private async checkLines(): Promise<void> {
+    const bytes = this.buffer.peek();
+    let start = this.checkedBytes;
+    for (let nl = bytes.indexOf(0x0a, start); nl >= 0; nl = bytes.indexOf(0x0a, start)) {
+      const line = utf8(bytes.subarray(start, nl)).trim();
+      start = nl + 1;
+      if (line.length === 0) continue;
+      try {
+        await this.spec.checkLine!(line);
+      } catch (err) {
+        this.refused = err;
+        this.buffer.take();
+        this.checkedBytes = 0;
+        throw err;
+      }
+    }
+    this.checkedBytes = start;
   }
 
   /** Message files commit what was written since the last flush; call files send their request. */
   async flush(): Promise<void> {
     if (this.spec.commit && this.buffer.length > 0) {
+      this.checkedBytes = 0;
       await this.spec.commit(this.buffer.take());
     } else if (this.spec.call && !this.committed && this.buffer.length > 0) {
       await this.callResponse();
@@ -113,7 +196,8 @@ export class SyntheticHandle implements Handle {
   async stat(): Promise<Stat> {
     if (this.spec.stat) {
       const st = await this.spec.stat();
-      if (this.spec.snapshot) return { ...st, size: this.spec.snapshot.length };
+      const snapshot = this.content ?? this.spec.snapshot;
+      if (snapshot) return { ...st, size: snapshot.length };
       if (this.response) return { ...st, size: this.response.length };
       return st;
     }
@@ -156,6 +240,18 @@ export class SyntheticHandle implements Handle {
     this.streamLeft = this.streamLeft.subarray(out.length);
     return out;
   }
+}
+
+/** Resolves when `p` settles or after `ms`, whichever comes first (never rejects). */
+function untilOrAfter(p: Promise<void>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, Math.min(ms, 2 ** 31 - 1));
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    p.then(done, done);
+  });
 }
 
 function isWhitespace(data: Uint8Array): boolean {
@@ -230,8 +326,8 @@ export class MappedHandle implements Handle {
     }
   }
 
-  read(length: number, offset: number): Promise<Uint8Array> {
-    return this.guard(() => this.inner.read(length, offset));
+  read(length: number, offset: number, opts?: ReadOptions): Promise<Uint8Array> {
+    return this.guard(() => this.inner.read(length, offset, opts));
   }
   write(data: Uint8Array, offset: number): Promise<number> {
     return this.guard(() => this.inner.write(data, offset));

@@ -26,11 +26,25 @@ export interface NodeMeta {
 export interface ViewNode extends NodeMeta {
   kind: 'view';
   read: (cx: Cx) => Promise<Content> | Content;
-  /** Makes the view writable: the whole write, committed on close (policies, goals). */
+  /**
+   * Makes the view writable (policies, config): one JSON object, applied by the write that completes it
+   * (so that write reports a refusal), else when the handle is closed.
+   */
   write?: (data: Uint8Array, cx: Cx) => Promise<void> | void;
   /** Computing the content for stat is cheap by default; set false to report size 0. */
   sizeAtStat?: boolean;
   maxBytes?: number;
+  /**
+   * A view that is not ready yet (its read throws EAGAIN, a running job's result) and will be: it opens
+   * anyway (stat says size 0 meanwhile), and a read may wait for it (ReadOptions.waitMs: a blocking
+   * read on the mount, HTTP ?wait) instead of answering EAGAIN.
+   */
+  ready?: {
+    /** Resolves when the content may be there (something changed, or a while passed); and on abort. */
+    wait: (cx: Cx, signal: AbortSignal) => Promise<void>;
+    /** Whether a blocking read waits: the wait is bounded (a job, an exec; not an interactive session). */
+    bounded: () => boolean;
+  };
 }
 
 export interface MessageNode extends NodeMeta {
@@ -45,6 +59,12 @@ export interface MessageNode extends NodeMeta {
   /** Optional read side: a view of what was sent (the inbox reads as a JSON array). */
   read?: (cx: Cx) => Promise<Content> | Content;
   maxBytes?: number;
+  /**
+   * Command files (`ctl`): checks each complete line at the write that completes it (trimmed, blank
+   * lines skipped), so `echo bogus > ctl` fails at write(2), which bash's builtin echo reports; a bad
+   * line refuses the whole message. The commit at close still runs (and checks) everything written.
+   */
+  checkLine?: (line: string, cx: Cx) => Promise<void> | void;
 }
 
 export interface CallNode extends NodeMeta {
@@ -175,9 +195,10 @@ export class SyntheticFs implements FileService {
     let size = 0;
     let version = node.version?.();
     if (computeSize && node.kind === 'view' && node.sizeAtStat !== false) {
-      const content = toBytes(await node.read(cx));
-      size = content.length;
-      version ??= contentVersion(content);
+      // A view not ready yet (a running job's result) has size 0 and no digest (`cat` must still open it).
+      const content = await viewSnapshot(node, cx);
+      size = content ? content.length : 0;
+      if (content) version ??= contentVersion(content);
     }
     const st: Stat = {
       type: node.kind === 'dir' ? 'dir' : 'file',
@@ -227,12 +248,13 @@ export class SyntheticFs implements FileService {
         // The handle's stat is its snapshot's: a stored version read before the content (never newer
         // than the bytes), else the digest of the bytes themselves.
         const stored = node.version?.();
-        const snapshot = canRead ? toBytes(await node.read(cx)) : undefined;
+        const snapshot = canRead ? await viewSnapshot(node, cx) : undefined;
         const version = stored ?? (snapshot ? contentVersion(snapshot) : undefined);
         const snapshotStat = async () => {
           const st = await this.statNode(node, cx, false);
           return version === undefined ? st : { ...st, version };
         };
+        const { ready } = node;
         return new SyntheticHandle({
           path,
           kind: 'view',
@@ -241,7 +263,11 @@ export class SyntheticFs implements FileService {
           stat: snapshotStat,
           maxBytes: node.maxBytes ?? DEFAULT_MESSAGE_CAP,
           ...(snapshot ? { snapshot } : {}),
-          ...(write ? { commit: async (data: Uint8Array) => write(data, cx) } : {}),
+          ...(canRead && !snapshot && ready
+            ? { later: { read: async () => node.read(cx), wait: (signal: AbortSignal) => ready.wait(cx, signal), bounded: ready.bounded } }
+            : {}),
+          // Every writable view takes one JSON object: the write that completes it applies it.
+          ...(write ? { commit: async (data: Uint8Array) => write(data, cx), complete: completeJsonObject } : {}),
         });
       }
       case 'message': {
@@ -259,6 +285,7 @@ export class SyntheticFs implements FileService {
           stat: stored === undefined ? stat : async () => ({ ...(await stat()), version: stored }),
           maxBytes: node.maxBytes ?? DEFAULT_MESSAGE_CAP,
           commit: async (data) => node.commit(data, cx),
+          ...(node.checkLine ? { checkLine: (line: string) => node.checkLine!(line, cx) } : {}),
           ...(snapshot ? { snapshot } : {}),
         });
       }
@@ -294,6 +321,16 @@ export class SyntheticFs implements FileService {
     const writable = node.kind === 'message' || node.kind === 'call' || (node.kind === 'view' && node.write);
     if (!writable) throw new FsError(node.kind === 'dir' ? 'EISDIR' : 'EACCES', path, 'cannot truncate this file');
     if (size !== 0) throw new FsError('EINVAL', path, 'only truncation to 0 is supported');
+  }
+}
+
+/** A view's content at open; undefined for a view that is not ready yet and will be (ViewNode.ready). */
+async function viewSnapshot(node: ViewNode, cx: Cx): Promise<Uint8Array | undefined> {
+  try {
+    return toBytes(await node.read(cx));
+  } catch (err) {
+    if (node.ready && err instanceof FsError && err.code === 'EAGAIN') return undefined;
+    throw err;
   }
 }
 

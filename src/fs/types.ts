@@ -149,10 +149,21 @@ export function placeAnswerPaths<T>(answer: T, cx: Cx): T {
   return { ...answer, paths: placed };
 }
 
+/** How a read may wait (a transport says it; services never learn which one asks). */
+export interface ReadOptions {
+  /**
+   * How long, in ms, a read may wait for content that is not there yet (a running job's result):
+   * absent or 0 answers at once (EAGAIN "not ready"); Infinity is a blocking read(2), which waits only
+   * where the wait is bounded (a job, an exec, an ephemeral session; an interactive session's result
+   * still answers EAGAIN at once); a finite number waits up to that long for any of them (HTTP ?wait).
+   */
+  waitMs?: number;
+}
+
 export interface Handle {
   readonly kind: FileKind;
   /** Reads up to `length` bytes at `offset`; an empty result is end of file. Streams ignore the offset. */
-  read(length: number, offset: number): Promise<Uint8Array>;
+  read(length: number, offset: number, opts?: ReadOptions): Promise<Uint8Array>;
   /** Data files: reads up to `target.length` bytes at `offset` into `target`; returns how many (0: end). */
   readInto?(target: Uint8Array, offset: number): Promise<number>;
   /** Writes at `offset` (message and call files append to their buffer) and returns the bytes taken. */

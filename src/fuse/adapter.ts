@@ -14,7 +14,7 @@ import { NO_LIMIT } from '../fs/types.js';
 import { Op, OPEN_DIRECT_IO, OPEN_KEEP_CACHE, type NativeFuse, type RequestHandler, type StatWords } from './binding.js';
 import { INTERRUPTED } from './interrupts.js';
 import { childPath, NodeTable } from './nodes.js';
-import { O_EXCL, openFlags, S_IFDIR, S_IFREG, statWords } from './translate.js';
+import { O_EXCL, O_NONBLOCK, openFlags, S_IFDIR, S_IFREG, statWords } from './translate.js';
 import { OpenFile } from './open-files.js';
 import { Answers } from './reply-outcomes.js';
 import { Requests, type Reply } from './requests.js';
@@ -101,7 +101,7 @@ export class FuseAdapter {
   handlerFor(native: NativeFuse, onExit: () => void): RequestHandler {
     const requests = new Requests(native);
     this.requests = requests;
-    return (op, req, uid, gid, pid, ino, a, b, c, d) => {
+    return (op, req, uid, gid, pid, ino, a, b, c, d, e) => {
       if (op === Op.exit) {
         requests.end();
         onExit();
@@ -112,7 +112,7 @@ export class FuseAdapter {
       const interrupted = (op === Op.read && d === 1) || (op === Op.flush && c === 1);
       const reply = requests.begin(req, interrupted);
       try {
-        this.dispatch(op, reply, this.cxOf(uid, gid, pid), ino, a, b, c, d);
+        this.dispatch(op, reply, this.cxOf(uid, gid, pid), ino, a, b, c, d, e);
       } catch (err) {
         this.answers.report('request', String(ino), err);
         reply.err(EIO);
@@ -207,8 +207,8 @@ export class FuseAdapter {
     return this.watching ? OPEN_KEEP_CACHE : 0;
   }
 
-  private openFile(path: string, ino: number, handle: OpenFile['handle'], cx: Cx): OpenFile {
-    const f = new OpenFile(path, ino, handle, cx);
+  private openFile(path: string, ino: number, handle: OpenFile['handle'], cx: Cx, flags: number): OpenFile {
+    const f = new OpenFile(path, ino, handle, cx, (flags & O_NONBLOCK) !== 0);
     if (f.kind === 'data' && this.options.writeBehind !== false) f.pending = new PendingWrites(ino, handle);
     return f;
   }
@@ -228,7 +228,7 @@ export class FuseAdapter {
 
   // --- ops -----------------------------------------------------------------------------------
 
-  private dispatch(op: number, reply: Reply, cx: Cx, ino: number, a: unknown, b: unknown, c: unknown, d: unknown): void {
+  private dispatch(op: number, reply: Reply, cx: Cx, ino: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown): void {
     switch (op) {
       case Op.lookup:
         return this.lookup(reply, cx, ino, a as string);
@@ -248,7 +248,7 @@ export class FuseAdapter {
       case Op.create:
         return this.create(reply, cx, ino, a as string, b as number, c as number);
       case Op.read:
-        return this.read(reply, a as number, b as number, c as number);
+        return this.read(reply, a as number, b as number, c as number, e as number | undefined);
       case Op.write:
         return this.write(reply, a as Buffer, b as number, c as number);
       case Op.flush:
@@ -402,7 +402,7 @@ export class FuseAdapter {
   private open(reply: Reply, cx: Cx, ino: number, flags: number): void {
     const path = this.pathOf(ino, reply);
     if (path === undefined) return;
-    const work = this.afterWrites([ino], () => this.service.open(path, openFlags(flags), cx)).then((h) => this.openFile(path, ino, h, cx));
+    const work = this.afterWrites([ino], () => this.service.open(path, openFlags(flags), cx)).then((h) => this.openFile(path, ino, h, cx, flags));
     this.opened('open', path, ino, cx, reply, work, (fh, f) => reply.open(fh, this.openReplyFlags(f)));
   }
 
@@ -425,7 +425,7 @@ export class FuseAdapter {
     const discard = (r: { handle: { close(): Promise<void> } }) => void r.handle.close().catch(() => undefined);
     this.answers.within('create', path, reply, work, ({ handle, st }) => {
       const ino = this.nodes.lookup(path);
-      const f = this.openFile(path, ino, handle, cx);
+      const f = this.openFile(path, ino, handle, cx, flags);
       const fh = this.allocate(f);
       if (!reply.create(this.stat(ino, st), this.attrTimeout, this.entryTimeout, fh, this.openReplyFlags(f))) {
         this.files.delete(fh);
@@ -435,7 +435,8 @@ export class FuseAdapter {
     }, discard);
   }
 
-  private read(reply: Reply, size: number, offset: number, fh: number): void {
+  /** `flags`: the file's flags now (the addon sends them with each read); O_NONBLOCK: never wait. */
+  private read(reply: Reply, size: number, offset: number, fh: number, flags: number | undefined): void {
     const f = this.files.get(fh);
     if (!f) return reply.err(EBADF);
     if (f.kind === 'data' && f.handle.readInto) {
@@ -445,7 +446,8 @@ export class FuseAdapter {
       this.answers.settle('read', f.path, reply, work, (n) => reply.buf(buf, n));
       return;
     }
-    this.answers.settle('read', f.path, reply, f.read(size, offset, reply.interrupt), (data) => {
+    const nonblock = flags === undefined ? f.nonblockAtOpen : (flags & O_NONBLOCK) !== 0;
+    this.answers.settle('read', f.path, reply, f.read(size, offset, reply.interrupt, nonblock), (data) => {
       if (data === INTERRUPTED) return reply.err(EINTR);
       reply.buf(data, Math.min(size, data.length));
     });

@@ -46,7 +46,8 @@ export const Op = {
  * - rename: name, newParent, newName, flags
  * - open: flags
  * - create: name, mode, flags, umask
- * - read, readdir: size, offset, fh, interrupted (already, before it reached us)
+ * - read, readdir: size, offset, fh, interrupted (already, before it reached us); read also: the
+ *   file's open(2) flags as they are now (O_NONBLOCK set by fcntl after open included)
  * - write: data (a Buffer the handler owns), offset, fh
  * - flush, fsync: fh, datasync, interrupted
  * - getxattr: name, size; listxattr: size

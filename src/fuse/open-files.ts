@@ -6,6 +6,7 @@
  * (`exec 3<>new; echo req >&3; cat <&3` reads at the end of the request).
  */
 import { EMPTY } from '../fs/bytes.js';
+import { FsError } from '../fs/errors.js';
 import type { Cx, FileKind, Handle } from '../fs/types.js';
 import { INTERRUPTED, type Interrupted, type RequestInterrupt } from './interrupts.js';
 import type { PendingWrites } from './write-behind.js';
@@ -17,6 +18,20 @@ function settle(p: Promise<unknown>): Promise<void> {
     () => undefined,
     () => undefined,
   );
+}
+
+/**
+ * Whether `p` (which never rejects) settles within this turn of the event loop: what is already there
+ * (stored events, a buffered datum) arrives through promises only, before a macrotask runs.
+ */
+function settlesNow(p: Promise<void>): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const timer = setImmediate(() => resolve(false));
+    void p.then(() => {
+      clearImmediate(timer);
+      resolve(true);
+    });
+  });
 }
 
 export class OpenFile {
@@ -39,23 +54,30 @@ export class OpenFile {
     readonly handle: Handle,
     /** The opener: release and forget carry no caller, so close acts as the one who opened. */
     readonly cx: Cx,
+    /** Opened O_NONBLOCK (what a read goes by when the addon does not send the file's flags with it). */
+    readonly nonblockAtOpen = false,
   ) {
     this.kind = handle.kind;
   }
 
-  read(length: number, offset: number, interrupt: RequestInterrupt): Promise<Uint8Array | Interrupted> {
+  /**
+   * `nonblock` (O_NONBLOCK, as `grep -r` opens files): a read that would wait answers EAGAIN instead,
+   * like a pipe's: a stream with no datum yet, a call still running, a result not ready.
+   */
+  read(length: number, offset: number, interrupt: RequestInterrupt, nonblock = false): Promise<Uint8Array | Interrupted> {
     switch (this.kind) {
       case 'stream':
-        return this.readStream(length, interrupt);
+        return this.readStream(length, interrupt, nonblock);
       case 'call':
-        return this.readCall(length, offset, interrupt);
+        return this.readCall(length, offset, interrupt, nonblock);
       default:
-        return this.handle.read(length, offset);
+        // A view may wait for its content (a running job's result): a blocking read waits, interruptibly.
+        return interrupt.race(this.handle.read(length, offset, { waitMs: nonblock ? 0 : Infinity }));
     }
   }
 
   /** Streams ignore offsets: each read takes what the handle delivers next, blocking until it comes. */
-  private async readStream(length: number, interrupt: RequestInterrupt): Promise<Uint8Array | Interrupted> {
+  private async readStream(length: number, interrupt: RequestInterrupt, nonblock: boolean): Promise<Uint8Array | Interrupted> {
     for (;;) {
       if (this.leftover.length > 0) {
         const out = this.leftover.subarray(0, length);
@@ -79,15 +101,20 @@ export class OpenFile {
           this.failure = err;
         },
       );
+      if (nonblock) {
+        if (!(await settlesNow(this.pulling))) throw new FsError('EAGAIN', this.path, 'no data yet (the file is open O_NONBLOCK)');
+        continue;
+      }
       if ((await interrupt.race(this.pulling)) === INTERRUPTED) return INTERRUPTED;
     }
   }
 
   /** The answer is read from where the first read started; the call itself runs once per handle. */
-  private async readCall(length: number, offset: number, interrupt: RequestInterrupt): Promise<Uint8Array | Interrupted> {
+  private async readCall(length: number, offset: number, interrupt: RequestInterrupt, nonblock: boolean): Promise<Uint8Array | Interrupted> {
     this.callBase ??= offset;
     const at = Math.max(0, offset - this.callBase);
     this.answering ??= settle(this.handle.read(length, at));
+    if (nonblock && !(await settlesNow(this.answering))) throw new FsError('EAGAIN', this.path, 'the answer is not there yet (the file is open O_NONBLOCK)');
     if ((await interrupt.race(this.answering)) === INTERRUPTED) return INTERRUPTED;
     // The handle keeps the answer (or the error): this read is served from it.
     return this.handle.read(length, at);

@@ -10,6 +10,7 @@ const O_RDWR = 0o2;
 export const O_EXCL = 0o200;
 const O_TRUNC = 0o1000;
 const O_APPEND = 0o2000;
+export const O_NONBLOCK = 0o4000;
 
 /** st_blksize: what stdio, Python and coreutils size their buffers by. */
 export const BLOCK_SIZE = 128 * 1024;

@@ -25,7 +25,7 @@ import { ALLOW, sendError } from './error-replies.js';
 import { asBuffer, etagOf, httpDate, listingJson, parseMode, precondition, statHeaders } from './file-headers.js';
 import { chooseRange } from './ranges.js';
 import { checkDeclaredJson } from './json-bodies.js';
-import { flag } from './request-target.js';
+import { flag, waitOf } from './request-target.js';
 import type { Route, RouteContext } from './routes.js';
 import { sendStream } from './streamed-body.js';
 import { spaceJson } from './space-json.js';
@@ -75,13 +75,17 @@ function sendData(ctx: RouteContext, st: Stat, bytes: Uint8Array) {
 async function read(ctx: RouteContext) {
   const { request, reply, view, cx, target } = ctx;
   if (flag(target.query, 'statfs')) return statfs(ctx);
+  const waitMs = waitOf(target.query, target.path);
   if (target.slash) return list(ctx);
   // One step for data files (stat and bytes from one snapshot, so the ETag is exactly theirs).
   const { stat: st, data } = await readStat(view, target.path, cx);
   if (st.type === 'dir') return list(ctx);
   if (st.kind === 'stream') return stream(ctx, st);
-  // A view (or an inbox) through one handle: the ETag is its snapshot's version (a digest of it when it keeps none).
-  if (st.kind === 'view' || st.kind === 'message') return sendView(request, reply, view, target.path, cx, st, readHeaders);
+  // A view (or an inbox) through one handle: the ETag is its snapshot's version (a digest of it when it
+  // keeps none). One not ready yet (a running job's result) is waited for up to `?wait=SECONDS`.
+  if (st.kind === 'view' || st.kind === 'message') {
+    return sendView(request, reply, view, target.path, cx, st, readHeaders, st.kind === 'view' ? { waitMs: waitMs ?? 0 } : {});
+  }
   if (st.kind === 'data' && noneMatch(request, st.version)) return statHeaders(reply.code(304), st).send();
   // Else the stat comes first: the ETag is never newer than the bytes, so an If-Match built on it is safe.
   const bytes = data ?? (await readAll(view, target.path, cx));

@@ -60,6 +60,24 @@ export function flag(query: URLSearchParams, name: string): boolean {
   return v !== null && v !== '0' && v.toLowerCase() !== 'false' && v.toLowerCase() !== 'no';
 }
 
+/** The longest `?wait=SECONDS` a read may ask for. */
+export const MAX_WAIT_SECONDS = 600;
+
+/**
+ * `?wait=SECONDS` on a GET: how long (in ms) a read may wait for a view that is not ready yet (a
+ * running job's result) before it answers 429 EAGAIN; absent: it answers at once. EINVAL naming `wait`
+ * unless a number of seconds from 0 to MAX_WAIT_SECONDS.
+ */
+export function waitOf(query: URLSearchParams, path: string): number | undefined {
+  const v = query.get('wait');
+  if (v === null) return undefined;
+  const seconds = v === '' ? NaN : Number(v);
+  if (!Number.isFinite(seconds) || seconds < 0 || seconds > MAX_WAIT_SECONDS) {
+    throw new FsError('EINVAL', path, `wait: '${v.slice(0, 20)}' is not a number of seconds from 0 to ${MAX_WAIT_SECONDS}`);
+  }
+  return Math.round(seconds * 1000);
+}
+
 /** `?watch=1` (or `?watch`, `?watch=true`): the request is an SSE watch. */
 function isWatchUrl(url: string | undefined): boolean {
   const q = url?.indexOf('?') ?? -1;

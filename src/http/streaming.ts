@@ -9,7 +9,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { concatBytes } from '../fs/bytes.js';
-import type { Cx, FileService, Handle, Stat } from '../fs/types.js';
+import type { Cx, FileService, Handle, ReadOptions, Stat } from '../fs/types.js';
 import { contentTypeOf } from './content-type.js';
 import { tagVersion } from './file-headers.js';
 
@@ -17,11 +17,11 @@ import { tagVersion } from './file-headers.js';
 export const STREAM_VIEW_BYTES = 1024 * 1024;
 const READ_CHUNK = 256 * 1024;
 
-async function readRest(handle: Handle, offset: number, first: Uint8Array[]): Promise<Uint8Array> {
+async function readRest(handle: Handle, offset: number, first: Uint8Array[], opts?: ReadOptions): Promise<Uint8Array> {
   const parts = [...first];
   let total = parts.reduce((n, p) => n + p.length, 0);
   for (let at = offset; ; ) {
-    const chunk = await handle.read(READ_CHUNK, at);
+    const chunk = await handle.read(READ_CHUNK, at, opts);
     if (chunk.length === 0) break;
     parts.push(Buffer.from(chunk));
     at += chunk.length;
@@ -40,7 +40,8 @@ export function noneMatch(request: FastifyRequest, version: number): boolean {
  * GET (or HEAD) of a view through one handle: 304 when If-None-Match names its snapshot's version,
  * else the snapshot whole when small, or streamed from the handle with its Content-Length. `headers`
  * puts a stat on the reply (the snapshot's, from fstat, over `st`). A HEAD reads no more than the
- * snapshot the open took and sends no body.
+ * snapshot the open took and sends no body. A view not ready at open (a running job's result) is read
+ * with `opts` (how long it may wait).
  */
 export async function sendView(
   request: FastifyRequest,
@@ -50,17 +51,23 @@ export async function sendView(
   cx: Cx,
   st: Stat,
   headers: (reply: FastifyReply, st: Stat) => FastifyReply,
+  opts: ReadOptions = {},
 ): Promise<FastifyReply> {
   const handle = await view.open(path, { read: true }, cx);
   let handed = false;
+  // A client that goes away while the read waits ends the wait (closing the handle aborts it).
+  const gone = () => void handle.close().catch(() => undefined);
+  if (opts.waitMs) reply.raw.on('close', gone);
   try {
     const snap = handle.stat ? { ...st, ...(await handle.stat()) } : st;
     if (noneMatch(request, snap.version)) return headers(reply.code(304), snap).send();
     const size = handle.stat ? snap.size : undefined;
     if (size === undefined || size <= STREAM_VIEW_BYTES) {
-      const bytes = await readRest(handle, 0, []);
-      return headers(reply, { ...snap, size: bytes.length })
-        .header('content-type', contentTypeOf(path, bytes, bytes.length, snap.mediaType))
+      const bytes = await readRest(handle, 0, [], opts);
+      // After a wait, the headers say what the content is now (its version moved with it).
+      const now = opts.waitMs && handle.stat ? { ...snap, ...(await handle.stat()) } : snap;
+      return headers(reply, { ...now, size: bytes.length })
+        .header('content-type', contentTypeOf(path, bytes, bytes.length, now.mediaType))
         .send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     }
     const type = contentTypeOf(path, new Uint8Array(0), 0, snap.mediaType);
@@ -87,6 +94,7 @@ export async function sendView(
     handed = true;
     return headers(reply, snap).header('content-type', type).header('content-length', String(size)).send(Readable.from(chunks()));
   } finally {
+    reply.raw.off('close', gone);
     if (!handed) await handle.close().catch(() => undefined);
   }
 }

@@ -66,5 +66,12 @@ export async function runCtl(rt: AgentRuntime, id: string, text: string, cx: Cx,
 }
 
 export function ctlService(rt: AgentRuntime, id: string): SyntheticFs {
-  return new SyntheticFs(message((data, cx) => runCtl(rt, id, utf8(data), cx, '/'), { maxBytes: 64 * 1024 }), 'ctl');
+  return new SyntheticFs(
+    message((data, cx) => runCtl(rt, id, utf8(data), cx, '/'), {
+      maxBytes: 64 * 1024,
+      // Each line's syntax at the write that completes it (state is not: `start` then `tick` is fine).
+      checkLine: (line) => void parseCtl(line, '/'),
+    }),
+    'ctl',
+  );
 }

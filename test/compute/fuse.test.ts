@@ -53,9 +53,10 @@ describe('/compute on the mount', () => {
     expect((await ok(`ls ${q(C)}/jobs/${answer.job_id}`)).split('\n').filter(Boolean).sort()).toEqual(['ctl', 'result', 'status', 'stream']);
   });
 
-  it('cat stream blocks until the job has streamed everything, then ends; result is EAGAIN before that', async () => {
+  it('cat stream blocks until the job has streamed everything, then ends; result is EAGAIN before that to a non-blocking read', async () => {
     const id = await submit({ model: 'echo', prompt: 'one two three', options: { chunk_delay_ms: 300 } });
-    const early = await sh(`cat ${q(C)}/jobs/${id}/result`);
+    // A blocking `cat result` waits for the job (shell-idioms.test.ts); dd with iflag=nonblock does not.
+    const early = await sh(`dd if=${q(C)}/jobs/${id}/result iflag=nonblock status=none`);
     expect(early.code).not.toBe(0);
     expect(codeOfStderr(early.stderr)).toBe('EAGAIN');
     const streamed = await ok(`cat ${q(C)}/jobs/${id}/stream`, { timeoutMs: 10_000 });

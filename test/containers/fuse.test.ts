@@ -58,9 +58,10 @@ describe('/containers on the mount', () => {
     expect(result).toMatchObject({ status: 'complete', exit_code: 4, stdout: 'hello\n', stderr: 'oops\n' });
     expect((await ok(`ls ${q(C)}/sessions`)).split('\n')).toContain(sid);
     expect(await ok(`cat ${q(C)}/sessions/${sid}/exec/1/stdout`)).toBe('hello\n');
-    // A result that is not ready yet is EAGAIN for the shell ("Resource temporarily unavailable").
+    // A result that is not ready yet is EAGAIN to a non-blocking read ("Resource temporarily unavailable");
+    // a blocking `cat` waits for it (result-wait.test.ts).
     const slow = (await call(`${C}/new`, { image: 'agent9/busybox', commands: ['sleep 2'] }))['session_id'] as string;
-    const early = await sh(`cat ${q(C)}/sessions/${slow}/result`);
+    const early = await sh(`dd if=${q(C)}/sessions/${slow}/result iflag=nonblock status=none`);
     expect(early.code).not.toBe(0);
     expect(early.stderr).toContain('Resource temporarily unavailable');
     await ok(`echo kill > ${q(C)}/sessions/${slow}/ctl`);

@@ -42,9 +42,20 @@ async function list(ctx: CliContext, path: string, opts: { one?: boolean }): Pro
   );
 }
 
+/**
+ * `--wait 30s` (or `250ms`, `5m`, plain seconds): the seconds of `?wait=`, how long a result that is not
+ * ready yet (a running job's) is waited for. EINVAL for anything else.
+ */
+function waitSeconds(value: string): string {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+  if (!m) throw new FsError('EINVAL', '/', `--wait: '${value}' is not a duration (30s, 250ms, 5m)`);
+  const n = Number(m[1]);
+  return String(m[2] === 'ms' ? n / 1000 : m[2] === 'm' ? n * 60 : n);
+}
+
 /** Copies a file (or a stream, as it arrives) to stdout. */
-async function cat(ctx: CliContext, path: string): Promise<void> {
-  const res = await ctx.client.request({ method: 'GET', path });
+async function cat(ctx: CliContext, path: string, wait?: string): Promise<void> {
+  const res = await ctx.client.request({ method: 'GET', path, ...(wait !== undefined ? { query: { wait } } : {}) });
   if (res.headers.get('x-agent9-type') === 'dir') {
     await res.body?.cancel();
     throw new FsError('EISDIR', path, 'is a directory (use agentctl ls)');
@@ -154,10 +165,14 @@ export function registerFileCommands(program: Command): void {
     .command('cat')
     .description('print files; a stream file is followed until it ends')
     .argument('<paths...>', 'namespace paths')
+    .option('--wait <duration>', "a result that is not ready yet (a running job's) is waited for this long: 30s, 250ms, 5m")
     .action(
       action(async (paths: string[], ...rest: unknown[]) => {
-        const ctx = contextOf(commandOf(rest));
-        for (const p of paths) await cat(ctx, fsPath(p));
+        const command = commandOf(rest);
+        const ctx = contextOf(command);
+        const { wait } = command.opts<{ wait?: string }>();
+        const seconds = wait === undefined ? undefined : waitSeconds(wait);
+        for (const p of paths) await cat(ctx, fsPath(p), seconds);
       }),
     );
 

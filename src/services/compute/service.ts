@@ -62,12 +62,13 @@ function jobDir(engine: ComputeEngine, agentId: string, id: string, mtime: numbe
     meta: recordMeta(() => engine.jobs.stamp(agentId, id), mtime),
     status: jobStatus,
     result: jobResult,
+    bounded: () => true,
+    channel: engine.channel(agentId),
     stream: { events: (_cx, signal) => jobStream(engine, agentId, id, signal), mtime: () => mtime },
-    ctl: async (text, path) => {
-      const command = text.trim();
+    checkCtl: (command, path) => {
       if (command !== 'cancel') throw new FsError('EINVAL', path, `unknown command '${command.slice(0, 40)}' (commands: cancel)`);
-      await engine.cancel(agentId, id, path);
     },
+    ctl: async (_command, path) => void (await engine.cancel(agentId, id, path)),
   });
   return dir({ status: files.status, result: files.result, stream: files.stream, ctl: files.ctl }, { mtime: () => mtime });
 }

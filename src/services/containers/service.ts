@@ -30,6 +30,7 @@ import { SyntheticFs, call, completeJsonObject, dir, jsonView, message, stream, 
 import type { Cx, DirEntry, FileService, FsEvent, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from '../../fs/types.js';
 import { MODE, placeAnswerPaths } from '../../fs/types.js';
 import { capabilityRoot, recordFiles, recordMeta, recordStream } from '../kit/surface.js';
+import { parseExecCommand, parseSessionCommand } from './commands.js';
 import type { ContainerEngine } from './engine.js';
 import { SessionFiles, type FileTarget } from './files.js';
 import { SESSION_TERMINAL, type ExecRecord, type OutputChunk, type SessionRecord } from './types.js';
@@ -108,7 +109,11 @@ class ContainersFs implements FileService, WatchSource {
       meta,
       status: (r) => engine.statusOf(r),
       result: (r, path) => engine.resultOf(r, path),
+      // An interactive session lives until it is stopped: a read of its result does not wait for that.
+      bounded: (r) => r.request.kind === 'ephemeral',
+      channel: engine.channel(agentId),
       stream: { events: (_cx, signal) => sessionOutput(engine, agentId, sid, signal), mtime: () => rec.createdAt },
+      checkCtl: (command, path) => void parseSessionCommand(command, path),
       ctl: (command, path) => engine.ctl(agentId, sid, command, path),
     });
     const children: Record<string, Node> = {
@@ -155,7 +160,10 @@ class ContainersFs implements FileService, WatchSource {
       meta,
       status: (r) => engine.execStatusOf(r),
       result: (r, path) => engine.execResultFile(r, path),
+      bounded: () => true,
+      channel: engine.channel(agentId),
       stream: { events: (_cx, signal) => execOutput(engine, agentId, sid, eid, signal), mtime: () => ex.createdAt },
+      checkCtl: (command, path) => void parseExecCommand(command, path),
       ctl: (command, path) => engine.execCtl(agentId, sid, eid, command, path),
     });
     return dir(

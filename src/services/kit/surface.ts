@@ -70,9 +70,15 @@ export interface RecordFilesSpec<R> {
   status(rec: R): unknown;
   /** The outcome; EAGAIN "not ready" until the record is finished. */
   result(rec: R, path: string): unknown;
+  /** Whether waiting for the result is bounded (a job, an exec, an ephemeral session): a blocking read then waits for it. */
+  bounded(rec: R): boolean;
+  /** The agent's event channel: a reader waiting for the result wakes at each change of the record. */
+  channel: EventChannel;
   /** The record's stream file (`stream`, `output`): its events from the beginning, its mtime. */
   stream: { events: StreamNode['events']; mtime: () => number };
-  /** A command written to `ctl` (the text as written). */
+  /** One command of `ctl` (a line, trimmed): EINVAL unless it is one. Checked at the write that completes the line. */
+  checkCtl(command: string, path: string): void;
+  /** Runs one command written to `ctl`. */
   ctl(command: string, path: string): Promise<void>;
 }
 
@@ -80,10 +86,46 @@ export interface RecordFilesSpec<R> {
 export function recordFiles<R>(o: RecordFilesSpec<R>): { status: Node; result: Node; stream: Node; ctl: Node } {
   return {
     status: jsonView(() => o.status(o.fresh(`${o.base}/status`)), o.meta),
-    result: jsonView(() => o.result(o.fresh(`${o.base}/result`), `${o.base}/result`), o.meta),
+    result: jsonView(() => o.result(o.fresh(`${o.base}/result`), `${o.base}/result`), {
+      ...o.meta,
+      ready: {
+        wait: (_cx, signal) => nextChange(o.channel, o.base, signal),
+        bounded: () => o.bounded(o.fresh(`${o.base}/result`)),
+      },
+    }),
     stream: stream(o.stream.events, { mtime: o.stream.mtime }),
-    ctl: message(async (data) => o.ctl(utf8(data), `${o.base}/ctl`)),
+    ctl: message((data) => runCommands(utf8(data), `${o.base}/ctl`, o), { checkLine: (line) => o.checkCtl(line, `${o.base}/ctl`) }),
   };
+}
+
+/** How long a reader waiting for a result sleeps at most before it looks again (a change it missed). */
+const RESULT_POLL_MS = 1000;
+
+/**
+ * Resolves at the next event under `rel` (the record changed: a status, a chunk, its end), after
+ * RESULT_POLL_MS at the latest, or when `signal` aborts.
+ */
+async function nextChange(channel: EventChannel, rel: string, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return;
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  const timer = setTimeout(stop, RESULT_POLL_MS);
+  signal.addEventListener('abort', stop);
+  try {
+    for await (const _ of channel.subscribe(rel, undefined, ac.signal)) break;
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', stop);
+    ac.abort();
+  }
+}
+
+/** A `ctl` message: one command per line, all checked before the first runs; none is the command's usage error. */
+async function runCommands(text: string, path: string, o: Pick<RecordFilesSpec<unknown>, 'checkCtl' | 'ctl'>): Promise<void> {
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  if (lines.length === 0) lines.push('');
+  for (const line of lines) o.checkCtl(line, path);
+  for (const line of lines) await o.ctl(line, path);
 }
 
 export interface RecordStreamOptions {

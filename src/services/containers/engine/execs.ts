@@ -5,6 +5,7 @@
  */
 import { FsError, toFsError } from '../../../fs/errors.js';
 import type { RunningExec } from '../providers/types.js';
+import { parseExecCommand } from '../commands.js';
 import { argvOf, parseExecRequest, type ExecRequest } from '../request.js';
 import { EXEC_TERMINAL, SESSION_TERMINAL, type ExecRecord, type ExecResult, type ExecStatus, type OutputChunk } from '../types.js';
 import { execResult } from './answers.js';
@@ -305,18 +306,15 @@ export class Execs {
   /** exec/<eid>/ctl: `kill` (SIGKILL to the whole tree), `signal NAME` (to the whole tree), `eof` (close stdin). */
   async ctl(agentId: string, sid: string, eid: string, command: string, path: string): Promise<void> {
     const ex = this.s.needExec(agentId, sid, eid, path);
-    const [verb, arg] = command.trim().split(/\s+/, 2);
+    const cmd = parseExecCommand(command, path);
     const live = this.s.live.get(sid);
     const lx = live?.execs.get(eid);
-    if (verb === 'eof') {
+    if (cmd.verb === 'eof') {
       if (ex.stdin !== 'open') throw new FsError('EINVAL', path, `exec ${eid} was not started with stdin open`);
       (await lx?.started)?.closeStdin();
       return;
     }
-    let signal: string;
-    if (verb === 'kill') signal = 'KILL';
-    else if (verb === 'signal' && arg && /^(SIG)?[A-Z0-9]{1,10}$/.test(arg.toUpperCase())) signal = arg.toUpperCase().replace(/^SIG/, '');
-    else throw new FsError('EINVAL', path, `unknown command '${command.trim().slice(0, 40)}' (commands: kill, signal NAME, eof)`);
+    const { signal } = cmd;
     if (!live || !lx || EXEC_TERMINAL.has(ex.status)) return; // already ended
     const running = await lx.started;
     if (!running || lx.closed || !live.containerId) return;

@@ -4,9 +4,9 @@
  * resource use is read, its container stopped or killed (and so every exec), its budget settled for
  * the time it ran, its outcome recorded with its events, and its container removed.
  */
-import { FsError } from '../../../fs/errors.js';
 import type { CgroupUsage, ContainerProvider, SessionSpec } from '../providers/types.js';
 import { SESSION_TERMINAL, type ErrorInfo, type ExecRecord, type SessionRecord, type SessionUsage } from '../types.js';
+import { parseSessionCommand } from '../commands.js';
 import { Execs } from './execs.js';
 import { HELPER_TIMEOUT_MS, deferred, errorInfo, withTimeout, type EngineState, type LiveSession, type Outcome } from './state.js';
 
@@ -233,10 +233,7 @@ export class Lifecycle {
   /** sessions/<sid>/ctl: `stop` (SIGTERM, then SIGKILL after the grace) or `kill` (SIGKILL now). */
   async ctl(agentId: string, sid: string, command: string, path: string): Promise<void> {
     const rec = this.s.needSession(agentId, sid, path);
-    const verb = command.trim();
-    if (verb !== 'stop' && verb !== 'kill') {
-      throw new FsError('EINVAL', path, `unknown command '${verb.slice(0, 40)}' (commands: stop, kill)`);
-    }
+    const verb = parseSessionCommand(command, path);
     const live = this.s.live.get(sid);
     if (!live || SESSION_TERMINAL.has(rec.status)) return; // already ended: nothing to stop
     await this.finish(live, { status: 'stopped', stopReason: verb, error: null });
