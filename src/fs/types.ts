@@ -92,6 +92,53 @@ export interface Cx {
   principal: Principal;
   signal?: AbortSignal;
   caller?: Caller;
+  /**
+   * Set, per request, by a transport that answers a write with what the write did (HTTP): a message
+   * file whose commit has a result hands it here, once per committed write (the envelope an inbox
+   * queued, the ticks a ctl ran). Never on a shared Cx; a shell's write has nobody to answer.
+   */
+  receipt?: (receipt: Receipt) => void;
+  /**
+   * How the caller names a path of the agent namespace the request reached (an agent-local path such
+   * as `/compute/jobs/<id>`): `/agents/<id>/...` in the global view, unchanged in an agent's own
+   * view. Set by the layers that move agent namespaces around (the global view, a rooted view); a
+   * call answer names its files through it (`callerPath`), so they are valid where the call was made.
+   */
+  place?: (agentPath: string) => string;
+}
+
+/** What a committed write did, for the transport to answer with (HTTP: its JSON body). */
+export interface Receipt {
+  /** A JSON object: the answer. */
+  value: Record<string, unknown>;
+  /** The write made something new (an envelope was stored): HTTP answers 201 rather than 200. */
+  created?: boolean;
+}
+
+/** The caller's name for a path of the agent namespace a request reached (see `Cx.place`). */
+export function callerPath(cx: Cx, agentPath: string): string {
+  return cx.place ? cx.place(agentPath) : agentPath;
+}
+
+/**
+ * `cx` for the layer below one that renames paths: `map` turns a path as the layer below names it
+ * into this layer's name for it, and the layers above map it on to the caller's.
+ */
+export function withPlace(cx: Cx, map: (path: string) => string): Cx {
+  const outer = cx.place;
+  return { ...cx, place: outer ? (p) => outer(map(p)) : map };
+}
+
+/**
+ * A call answer's `paths` (an object of agent-local paths, as /compute and /containers answer) named
+ * as the caller names them; any other value unchanged.
+ */
+export function placeAnswerPaths<T>(answer: T, cx: Cx): T {
+  if (!cx.place || typeof answer !== 'object' || answer === null) return answer;
+  const paths = (answer as { paths?: unknown }).paths;
+  if (typeof paths !== 'object' || paths === null) return answer;
+  const placed = Object.fromEntries(Object.entries(paths).map(([k, v]) => [k, typeof v === 'string' ? callerPath(cx, v) : v]));
+  return { ...answer, paths: placed };
 }
 
 export interface Handle {

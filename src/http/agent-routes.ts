@@ -3,8 +3,8 @@
  * caller's view, so tokens and access levels apply exactly as on the files themselves.
  *   GET /agents               the status of every agent (a JSON array)
  *   POST /agents              create one: the answer of /agents/new, 201
- *   POST /agents/<id>/tick    write `tick` to its ctl, 202
- *   POST /agents/<id>/send    append the body to its inbox, 202
+ *   POST /agents/<id>/tick    write `tick` to its ctl: 200 with the tick's report
+ *   POST /agents/<id>/send    append the body to its inbox: 201 with `{envelope_id, status}`, as a POST to the inbox
  */
 import type { FastifyRequest } from 'fastify';
 import { FsError } from '../fs/errors.js';
@@ -14,6 +14,7 @@ import { JSON_TYPE } from './content-type.js';
 import { httpError } from './error-replies.js';
 import { answer } from './file-routes.js';
 import type { Route, RouteContext } from './routes.js';
+import { answerWrite, receiving, sendReceipt } from './write-answers.js';
 
 const agentPath = (id: string, ...rest: string[]): string => {
   validateName(id, `/agents/${id}`);
@@ -37,15 +38,21 @@ async function listAgents({ reply, view, cx }: RouteContext) {
   return reply.header('cache-control', 'no-cache').type(JSON_TYPE).send(JSON.stringify(agents) + '\n');
 }
 
+/** The ctl's receipt is `{agent, state, ticks}`; this route ran one tick and answers its report. */
 async function tick({ reply, view, cx, target }: RouteContext) {
-  await writeAll(view, target.path, 'tick', cx);
-  return reply.code(202).send();
+  const answering = receiving(cx);
+  await writeAll(view, target.path, 'tick', answering.cx);
+  const ticks = answering.receipt()?.value['ticks'];
+  const report = Array.isArray(ticks) ? (ticks[0] as unknown) : undefined;
+  if (report === undefined) throw new FsError('EIO', target.path, 'the tick ran but reported nothing');
+  return sendReceipt(reply, report);
 }
 
 async function send({ reply, view, cx, target, body }: RouteContext) {
   if (body.length === 0) throw new FsError('EINVAL', target.path, 'nothing to send: the body is empty');
-  await writeAll(view, target.path, body, cx, { append: true });
-  return reply.code(202).send();
+  const answering = receiving(cx);
+  const st = await writeAll(view, target.path, body, answering.cx, { append: true });
+  return answerWrite(reply, st, answering.receipt());
 }
 
 export const agentRoutes: readonly Route[] = [

@@ -27,6 +27,7 @@ import { sendStream } from './streamed-body.js';
 import { spaceJson } from './space-json.js';
 import { sendSizedAtOpen } from './streaming.js';
 import { watch } from './watch.js';
+import { answerWrite, receiving } from './write-answers.js';
 
 async function list({ request, reply, view, cx, target }: RouteContext) {
   request.op = 'list';
@@ -82,15 +83,18 @@ async function head({ reply, view, cx, target }: RouteContext) {
   return reply.send();
 }
 
-/** Writes the body as the whole file (or appended), guarded by If-Match / If-None-Match; 204 with the new stat. */
+/**
+ * Writes the body as the whole file (or appended), guarded by If-Match / If-None-Match; the new stat as
+ * headers, and the answer of write-answers.ts (a receipt, 201 for a new data file, else 204).
+ */
 async function write(ctx: RouteContext, opts: WriteFileOptions) {
-  const { request, reply, view, cx, target, body } = ctx;
+  const { request, reply, view, target, body } = ctx;
   request.op = opts.append ? 'append' : 'write';
-  const ifVersion = await precondition(request, view, target.path, cx);
+  const ifVersion = await precondition(request, view, target.path, ctx.cx);
   if (ifVersion !== undefined) opts.ifVersion = ifVersion;
+  const { cx, receipt } = receiving(ctx.cx);
   const st = await writeAll(view, target.path, body, cx, opts);
-  if (st) statHeaders(reply, st);
-  return reply.code(204).send();
+  return answerWrite(reply, st, receipt());
 }
 
 async function put(ctx: RouteContext) {
@@ -129,9 +133,8 @@ async function post(ctx: RouteContext) {
       return write(ctx, { append: true });
     case 'view': {
       request.op = 'write';
-      const written = await writeAll(view, target.path, body, cx);
-      if (written) statHeaders(reply, written);
-      return reply.code(204).send();
+      const answering = receiving(cx);
+      return answerWrite(reply, await writeAll(view, target.path, body, answering.cx), answering.receipt());
     }
     case 'dir':
       throw new FsError('EISDIR', target.path, 'is a directory; POST to a file in it');

@@ -10,16 +10,16 @@ import { SERVER_SCOPE, prefixMatcher, unionMatcher, type Matcher } from '../fs/e
 import { Namespace, rebasedHandle, type WatchSource } from '../fs/namespace.js';
 import { SyntheticHandle } from '../fs/handles.js';
 import { SyntheticFs, dir, jsonView, parseJson } from '../fs/synthetic.js';
-import { isUnder, relativeTo, segmentsOf } from '../fs/paths.js';
+import { isUnder, joinPath, relativeTo, segmentsOf } from '../fs/paths.js';
 import { jsonText } from '../fs/bytes.js';
 import type { Cx, DirEntry, FileService, FsSpace, Handle, OpenFlags, SetAttr, Stat, StatAndData, WriteFileOptions } from '../fs/types.js';
-import { MODE, NO_LIMIT } from '../fs/types.js';
+import { MODE, NO_LIMIT, withPlace } from '../fs/types.js';
 import type { Registry } from 'prom-client';
 import { mountWithAccess, ReadOnly, ReadWrite } from './access.js';
 import { buildAgentView, type AgentMount } from './agent-view.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { statusOf } from '../services/status.js';
-import type { TokenStore } from '../runtime/token-store.js';
+import { agentRoot, type TokenStore } from '../runtime/token-store.js';
 import { prometheusFile } from '../services/prometheus-file.js';
 import { TokenService } from '../services/token-files.js';
 import { ImportHandle } from '../runtime/import-handle.js';
@@ -147,7 +147,8 @@ export class AgentsFs implements FileService, WatchSource {
       return new ImportHandle(this.rt, path, canRead, (id) => jsonText(statusOf(this.rt, id, path)), () => this.callStat());
     }
     if (target.rest === '/') throw new FsError('EISDIR', path, 'is a directory');
-    return this.inAgent(path, async (ns, rest, id) => rebasedHandle(await ns.open(rest, flags, cx), `/${id}`, rest));
+    // A call's answer names the agent's files where this view has them (`/agents/<id>/compute/jobs/...`).
+    return this.inAgent(path, async (ns, rest, id) => rebasedHandle(await ns.open(rest, flags, withPlace(cx, (p) => joinPath(agentRoot(id), p))), `/${id}`, rest));
   }
 
   private create(req: Uint8Array, path: string): string {

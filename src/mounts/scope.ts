@@ -10,7 +10,7 @@ import { FsError } from '../fs/errors.js';
 import type { Matcher } from '../fs/events.js';
 import { ForwardingService, type OpInfo } from '../fs/forwarding.js';
 import { isUnder, joinPath, normalizePath, relativeTo } from '../fs/paths.js';
-import type { Cx, DirEntry, FileService, FsEvent, Stat } from '../fs/types.js';
+import { withPlace, type Cx, type DirEntry, type FileService, type FsEvent, type Handle, type OpenFlags, type Stat } from '../fs/types.js';
 
 /** The subtree of `inner` at `prefix`, seen as `/`. */
 export class RootedService extends ForwardingService {
@@ -32,6 +32,11 @@ export class RootedService extends ForwardingService {
 
   protected override before(info: OpInfo, path: string): void {
     if (info.op === 'remove' && path === '/') throw new FsError('EBUSY', '/', 'cannot remove the root');
+  }
+
+  /** What a call opened here answers names its files as this view does (the prefix stripped). */
+  override open(path: string, flags: OpenFlags, cx: Cx): Promise<Handle> {
+    return super.open(path, flags, withPlace(cx, (p) => this.outward(p)));
   }
 
   protected override outwardEvent(ev: FsEvent): FsEvent | undefined {

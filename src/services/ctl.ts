@@ -9,6 +9,7 @@ import { SyntheticFs, message } from '../fs/synthetic.js';
 import type { Cx } from '../fs/types.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import type { LifecycleState } from '../runtime/spec.js';
+import type { TickReport } from '../runtime/tick-engine.js';
 
 const USAGE = 'tick [reason] | hibernate | wake | stop | start';
 
@@ -41,7 +42,13 @@ const TRANSITIONS: Record<'hibernate' | 'wake' | 'stop' | 'start', { from: Lifec
   start: { from: ['terminated', 'failed'], to: 'active' },
 };
 
+/**
+ * Runs the commands of one write, in order. What they did is the write's receipt (HTTP answers it):
+ * `{agent, state, ticks}`, the agent's state after the last command and the report of each tick run
+ * (`{agent, tick, ok, cause, duration_ms, delivered, duplicates, outbox, deadlettered, state, ...}`).
+ */
 export async function runCtl(rt: AgentRuntime, id: string, text: string, cx: Cx, path: string): Promise<void> {
+  const ticks: TickReport[] = [];
   for (const cmd of parseCtl(text, path)) {
     if (cmd.verb === 'tick') {
       const cause = { type: 'ctl' as const, invoked_by: cx.principal.id, ...(cmd.reason ? { reason: cmd.reason } : {}) };
@@ -49,11 +56,13 @@ export async function runCtl(rt: AgentRuntime, id: string, text: string, cx: Cx,
       if (!report.ok) {
         throw new FsError((report.error?.code ?? 'EIO') as FsError['code'], path, `tick ${report.tick} failed: ${report.error?.message ?? 'unknown error'}`);
       }
+      ticks.push(report);
     } else {
       const t = TRANSITIONS[cmd.verb];
       rt.agents.transition(id, t.from, t.to, path, `ctl ${cmd.verb} by ${cx.principal.id}`);
     }
   }
+  cx.receipt?.({ value: { agent: id, state: rt.store.getAgent(id)?.state ?? null, ticks } });
 }
 
 export function ctlService(rt: AgentRuntime, id: string): SyntheticFs {

@@ -7,10 +7,23 @@
  */
 import { FsError } from '../fs/errors.js';
 import { SyntheticFs, dir, jsonView, message, parseJson, view } from '../fs/synthetic.js';
-import type { Cx, Stat, WriteFileOptions } from '../fs/types.js';
+import type { Cx, Receipt, Stat, WriteFileOptions } from '../fs/types.js';
 import { DEFAULT_MESSAGE_CAP } from '../fs/handles.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { envelopeFromWrite } from '../runtime/envelope.js';
+import type { EnqueueOutcome } from '../runtime/queues.js';
+
+/**
+ * What a write to an inbox answers (HTTP: the body of its 201): the envelope's id, so that a reply can
+ * be matched to it, and what became of it: `queued`, `duplicate` (an envelope of that id is already
+ * queued: nothing new), `deadlettered` (the inbox was full and its policy says so); `dropped` names the
+ * envelope a full drop-oldest inbox let go. Every way into an inbox answers through this one function.
+ */
+export function inboxReceipt(outcome: EnqueueOutcome): Receipt {
+  const value: Record<string, unknown> = { envelope_id: outcome.id, status: outcome.status };
+  if (outcome.dropped !== undefined) value['dropped'] = outcome.dropped;
+  return { value, created: outcome.status !== 'duplicate' };
+}
 
 function queuedJson(rt: AgentRuntime, id: string): string {
   // The stored bodies are envelopes as JSON already: join them instead of parsing and printing each.
@@ -30,7 +43,8 @@ export class InboxFs extends SyntheticFs {
     super(
       message(
         async (data, cx) => {
-          await rt.queues.enqueue(id, envelopeFromWrite(data, cx.principal, '/'), '/');
+          const outcome = await rt.queues.enqueue(id, envelopeFromWrite(data, cx.principal, '/'), '/');
+          cx.receipt?.(inboxReceipt(outcome));
         },
         {
           // bash's builtin echo ignores errors of close(2): refuse at open what the enqueue would refuse.
@@ -55,7 +69,11 @@ export class InboxFs extends SyntheticFs {
     const now = Date.now();
     let version: number | undefined;
     // An empty write sends nothing, as with the message file's handle.
-    if (data.length > 0) version = (await this.rt.queues.enqueue(this.id, envelopeFromWrite(data, cx.principal, path, now), path)).version;
+    if (data.length > 0) {
+      const outcome = await this.rt.queues.enqueue(this.id, envelopeFromWrite(data, cx.principal, path, now), path);
+      cx.receipt?.(inboxReceipt(outcome));
+      version = outcome.version;
+    }
     version ??= this.rt.store.inboxMeta(this.id)?.inbox_version ?? 0;
     return { type: 'file', kind: 'message', size: 0, mode: 0o644, mtime: now, ctime: now, version };
   }

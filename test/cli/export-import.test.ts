@@ -134,7 +134,7 @@ describe('export is one consistent snapshot', () => {
     await ok(run(['agents', 'create', 'snap']));
     // A large file between the two counters makes the export take a while.
     const big = Buffer.alloc(40 * 1024 * 1024, 7);
-    expect((await http('PUT', '/agents/snap/memory/m-big.bin', { body: big })).status).toBe(204);
+    expect((await http('PUT', '/agents/snap/memory/m-big.bin', { body: big })).status).toBe(201);
     let stop = false;
     let writes = 0;
     const writer = (async () => {
@@ -171,7 +171,7 @@ describe('import is atomic, also across kill -9', () => {
     const part = Buffer.alloc(40 * 1024 * 1024);
     for (let i = 0; i < 3; i++) {
       part.fill(i + 1);
-      expect((await http('PUT', `/agents/kil/memory/part${i}.bin`, { body: part })).status).toBe(204);
+      expect((await http('PUT', `/agents/kil/memory/part${i}.bin`, { body: part })).status).toBe(201);
     }
     // One export being read holds the only slot: another is refused until it is closed.
     const first = await http('GET', '/agents/kil/export');

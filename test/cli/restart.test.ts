@@ -24,7 +24,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function send(s: ServeProcess, text: string): Promise<void> {
   const res = await fetch(`${s.url}/agents/demo/inbox`, { method: 'POST', headers: { authorization: `Bearer ${s.token}` }, body: text });
-  expect(res.status).toBe(204);
+  expect(res.status).toBe(201);
 }
 
 it('a watch resumes across a server restart with nothing lost or repeated', async () => {

@@ -219,8 +219,8 @@ describe('tokens on the real runtime', () => {
     const created = await fetch(`${suite.server.url}/agents`, { method: 'POST', headers: auth, body: '{"name": "erin", "program": "echo"}' });
     expect(created.status).toBe(201);
     expect(await created.json()).toMatchObject({ id: 'erin' });
-    expect((await fetch(`${suite.server.url}/agents/erin/send`, { method: 'POST', headers: auth, body: 'hi erin' })).status).toBe(202);
-    expect((await fetch(`${suite.server.url}/agents/erin/tick`, { method: 'POST', headers: auth })).status).toBe(202);
+    expect((await fetch(`${suite.server.url}/agents/erin/send`, { method: 'POST', headers: auth, body: 'hi erin' })).status).toBe(201);
+    expect((await fetch(`${suite.server.url}/agents/erin/tick`, { method: 'POST', headers: auth })).status).toBe(200);
     expect((await fetch(`${suite.server.url}/agents/erin/send`, { method: 'POST', headers: auth, body: '' })).status).toBe(400);
     expect((await fetch(`${suite.server.url}/agents/nobody/tick`, { method: 'POST', headers: auth })).status).toBe(404);
     expect((await fetch(`${suite.server.url}/agents/erin`, { method: 'DELETE', headers: auth })).status).toBe(204);

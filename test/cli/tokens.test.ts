@@ -188,7 +188,7 @@ describe('revocation and expiry end what is already open', () => {
     const seen = opened.map((o) => o.text());
     const admin = { authorization: `Bearer ${suite.server.token}` };
     for (let i = 0; i < 30; i++) {
-      expect((await fetch(`${suite.server.url}/agents/dora/inbox`, { method: 'POST', headers: admin, body: `after ${i}` })).status).toBe(204);
+      expect((await fetch(`${suite.server.url}/agents/dora/inbox`, { method: 'POST', headers: admin, body: `after ${i}` })).status).toBe(201);
     }
     await sleep(300);
     expect(opened.map((o) => o.text())).toEqual(seen);

@@ -44,7 +44,8 @@ describe('/compute on the mount', () => {
       job_id: string;
       paths: { result: string };
     };
-    expect(answer.paths.result).toBe(`/compute/jobs/${answer.job_id}/result`);
+    // Named where the call was made: this mount shows the global view, where bob is at /agents/bob.
+    expect(answer.paths.result).toBe(`/agents/bob/compute/jobs/${answer.job_id}/result`);
     const lines = (await ok(`cat ${q(C)}/jobs/${answer.job_id}/stream`)).trim().split('\n');
     expect(lines.map((l) => (JSON.parse(l) as { delta: { text: string } }).delta.text).join('')).toBe('hello fuse');
     expect(JSON.parse(await ok(`cat ${q(C)}/jobs/${answer.job_id}/result`))).toMatchObject({ output: { text: 'hello fuse' }, cost: 10 });

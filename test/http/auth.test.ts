@@ -86,7 +86,7 @@ describe('scopes', () => {
   it('an agent-scoped token sees that agent at /, and nothing of other agents', async () => {
     const { token } = await newToken({ agent: 'bob' });
     expect(await (await s.req('/notes', { token })).text()).toBe('bob private');
-    expect((await s.req('/notes2', { token, method: 'PUT', body: 'mine' })).status).toBe(204);
+    expect((await s.req('/notes2', { token, method: 'PUT', body: 'mine' })).status).toBe(201);
     expect(await (await s.req('/agents/bob/notes2')).text()).toBe('mine');
     // The wrong agent: alice is not in bob's view at all, whatever the path.
     const other = await s.req('/agents/alice/notes', { token });
@@ -146,7 +146,7 @@ describe('scopes', () => {
   it('a path-prefix token reaches only its subtrees; their ancestors list only the way down', async () => {
     const { token } = await newToken({ paths: ['/data'] });
     expect((await s.req('/data/shared', { token })).status).toBe(200);
-    expect((await s.req('/data/mine', { token, method: 'PUT', body: 'x' })).status).toBe(204);
+    expect((await s.req('/data/mine', { token, method: 'PUT', body: 'x' })).status).toBe(201);
     const outside = await s.req('/svc/box', { token });
     expect(outside.status).toBe(403);
     expect(await code(outside)).toBe('EACCES');

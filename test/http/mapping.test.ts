@@ -142,11 +142,12 @@ describe('reads', () => {
 });
 
 describe('writes', () => {
-  it('PUT creates and replaces, answering 204 with the new ETag', async () => {
+  it('PUT creates (201) and replaces (204), answering with the new ETag', async () => {
     const created = await s.req('/data/p', { method: 'PUT', body: 'v1' });
-    expect(created.status).toBe(204);
+    expect(created.status).toBe(201);
     expect(created.headers.get('etag')).toBe('"1"');
     const replaced = await s.req('/data/p', { method: 'PUT', body: 'v2' });
+    expect(replaced.status).toBe(204);
     expect(replaced.headers.get('etag')).toBe('"2"');
     expect(await (await s.req('/data/p')).text()).toBe('v2');
   });
@@ -164,7 +165,7 @@ describe('writes', () => {
     const exists = await s.req('/data/guarded', { method: 'PUT', body: 'd', headers: { 'if-none-match': '*' } });
     expect(exists.status).toBe(412);
     const fresh = await s.req('/data/brand-new', { method: 'PUT', body: 'e', headers: { 'if-none-match': '*' } });
-    expect(fresh.status).toBe(204);
+    expect(fresh.status).toBe(201);
     const missing = await s.req('/data/absent', { method: 'PUT', body: 'f', headers: { 'if-match': '*' } });
     expect(missing.status).toBe(412);
   });
@@ -254,9 +255,9 @@ describe('writes', () => {
   });
 
   it('a body is the bytes to write, whatever Content-Type says (even a malformed one)', async () => {
-    for (const type of ['application/json', 'application/x-www-form-urlencoded', 'j', 'text/plain; charset=latin1']) {
+    for (const [i, type] of ['application/json', 'application/x-www-form-urlencoded', 'j', 'text/plain; charset=latin1'].entries()) {
       const res = await s.req('/data/typed', { method: 'PUT', body: '{"k": "a=b&c"}', headers: { 'content-type': type } });
-      expect(res.status, type).toBe(204);
+      expect(res.status, type).toBe(i === 0 ? 201 : 204);
       expect(await (await s.req('/data/typed')).text()).toBe('{"k": "a=b&c"}');
     }
   });
@@ -279,7 +280,7 @@ describe('writes', () => {
     expect(ro.status).toBe(403);
     expect((await errorOf(ro)).code).toBe('EACCES');
     expect((await s.req('/off/')).status).toBe(403);
-    for (let i = 0; i < 3; i++) expect((await s.req(`/paid/${i}`, { method: 'PUT', body: 'x' })).status).toBe(204);
+    for (let i = 0; i < 3; i++) expect((await s.req(`/paid/${i}`, { method: 'PUT', body: 'x' })).status).toBe(201);
     const broke = await s.req('/paid/3', { method: 'PUT', body: 'x' });
     expect(broke.status).toBe(402);
     expect((await errorOf(broke)).code).toBe('EDQUOT');
@@ -312,7 +313,7 @@ describe('other methods and bad requests', () => {
 
   it('a percent-encoded name is decoded: spaces and unicode round-trip', async () => {
     const name = 'a file é.txt';
-    expect((await s.req('/data/' + encodeURIComponent(name), { method: 'PUT', body: 'x' })).status).toBe(204);
+    expect((await s.req('/data/' + encodeURIComponent(name), { method: 'PUT', body: 'x' })).status).toBe(201);
     const rows = (await (await s.req('/data/')).json()) as { name: string }[];
     expect(rows.map((r) => r.name)).toContain(name);
   });

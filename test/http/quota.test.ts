@@ -45,7 +45,7 @@ afterAll(async () => {
 describe('the data quota over HTTP', () => {
   it('refuses a PUT or an append past the limit with 402 EDQUOT, naming path, use and limit; nothing partial is left', async () => {
     const token = await createAgent('h', MiB);
-    expect((await req('/memory/a', { method: 'PUT', body: filled(600_000, 1), token })).status).toBe(204);
+    expect((await req('/memory/a', { method: 'PUT', body: filled(600_000, 1), token })).status).toBe(201);
 
     const refused = await req('/memory/b', { method: 'PUT', body: filled(500_000, 2), token });
     expect(refused.status).toBe(402);
@@ -71,7 +71,7 @@ describe('the data quota over HTTP', () => {
     // Overwriting with the same size or less works at the limit; deleting works.
     expect((await req('/memory/a', { method: 'PUT', body: filled(600_000, 6), token })).status).toBe(204);
     expect((await req('/memory/a', { method: 'DELETE', token })).status).toBe(204);
-    expect((await req('/memory/b', { method: 'PUT', body: filled(500_000, 2), token })).status).toBe(204);
+    expect((await req('/memory/b', { method: 'PUT', body: filled(500_000, 2), token })).status).toBe(201);
   });
 
   it('lets many concurrent writers together write no more than the limit', async () => {
@@ -79,7 +79,7 @@ describe('the data quota over HTTP', () => {
     const results = await Promise.all(
       Array.from({ length: 60 }, (_, i) => req(`/memory/f${i}`, { method: 'PUT', body: filled(100_000, i), token })),
     );
-    const accepted = results.filter((r) => r.status === 204).length;
+    const accepted = results.filter((r) => r.status === 201).length;
     const refused = results.filter((r) => r.status === 402).length;
     // 10 x 100,000 bytes fit in 1 MiB, the 11th does not.
     expect(accepted).toBe(10);
@@ -97,7 +97,7 @@ describe('the data quota over HTTP', () => {
       ),
     );
     // 148,576 bytes are free: 14 writes of 10,000 fit.
-    expect(more.filter((r) => r.status === 204).length).toBe(14);
+    expect(more.filter((r) => r.status === 201 || r.status === 204).length).toBe(14);
     const after = (await req('/status', { token })).json()['memory'] as { used_bytes: number };
     expect(after.used_bytes).toBe(1_040_000);
   });
@@ -116,7 +116,7 @@ describe('the data quota over HTTP', () => {
 
   it('a lowered limit refuses growth, keeps the data, and lets it shrink', async () => {
     const token = await createAgent('lower', MiB);
-    expect((await req('/memory/a', { method: 'PUT', body: filled(800_000, 1), token })).status).toBe(204);
+    expect((await req('/memory/a', { method: 'PUT', body: filled(800_000, 1), token })).status).toBe(201);
     expect((await req('/agents/lower/config', { method: 'PUT', body: JSON.stringify({ limits: { memory_bytes: 500_000 } }) })).status).toBe(204);
     expect((await req('/memory/a', { token })).text.length).toBe(800_000);
     expect((await req('/memory/b', { method: 'PUT', body: 'x', token })).status).toBe(402);
@@ -124,23 +124,23 @@ describe('the data quota over HTTP', () => {
     expect((await req('/memory/a', { method: 'MOVE', headers: { destination: '/memory/c' }, token })).status).toBe(204);
     expect((await req('/memory/c', { method: 'MOVE', headers: { destination: '/memory/a' }, token })).status).toBe(204);
     expect((await req('/memory/a', { method: 'PUT', body: filled(400_000, 2), token })).status).toBe(204);
-    expect((await req('/memory/b', { method: 'PUT', body: 'x', token })).status).toBe(204);
+    expect((await req('/memory/b', { method: 'PUT', body: 'x', token })).status).toBe(201);
     const config = (await req('/agents/lower/config')).json() as { limits: { memory_bytes: number } };
     expect(config.limits.memory_bytes).toBe(500_000);
   });
 
   it('a deleted agent takes its use with it: a new agent of the same name starts at 0', async () => {
     const token = await createAgent('again', MiB);
-    expect((await req('/memory/a', { method: 'PUT', body: filled(900_000, 1), token })).status).toBe(204);
+    expect((await req('/memory/a', { method: 'PUT', body: filled(900_000, 1), token })).status).toBe(201);
     expect((await req('/agents/again', { method: 'DELETE' })).status).toBe(204);
     const fresh = await createAgent('again', MiB);
     expect((await req('/status', { token: fresh })).json()['memory']).toMatchObject({ used_bytes: 0, memory_bytes: 0 });
-    expect((await req('/memory/a', { method: 'PUT', body: filled(900_000, 2), token: fresh })).status).toBe(204);
+    expect((await req('/memory/a', { method: 'PUT', body: filled(900_000, 2), token: fresh })).status).toBe(201);
   });
 
   it('an import whose memory and work dir exceed its own limit is 402 EDQUOT and creates nothing', async () => {
     const token = await createAgent('imp', 4 * MiB);
-    expect((await req('/memory/big', { method: 'PUT', body: filled(2 * MiB, 7), token })).status).toBe(204);
+    expect((await req('/memory/big', { method: 'PUT', body: filled(2 * MiB, 7), token })).status).toBe(201);
     const bundle = (await req('/agents/imp/export')).text;
     const lines = bundle.split('\n');
     const header = JSON.parse(lines[0]!) as { agent: { limits: string } };
@@ -171,7 +171,7 @@ describe('the data quota over HTTP', () => {
 
   it('GET ?statfs=1 reports the limit and the use of the memory tree; other trees have no limit', async () => {
     const token = await createAgent('space', MiB);
-    expect((await req('/memory/a', { method: 'PUT', body: filled(300_000, 1), token })).status).toBe(204);
+    expect((await req('/memory/a', { method: 'PUT', body: filled(300_000, 1), token })).status).toBe(201);
     await req('/memory/d/', { method: 'PUT', token });
     const space = await req('/memory?statfs=1', { token });
     expect(space.status).toBe(200);

@@ -59,9 +59,9 @@ describe('the route prologue', () => {
   });
 
   it('a body is bytes whatever its Content-Type says, malformed ones included', async () => {
-    for (const type of ['application/json', 'text/plain; charset=nonsense', ';;;', 'image/png']) {
+    for (const [i, type] of ['application/json', 'text/plain; charset=nonsense', ';;;', 'image/png'].entries()) {
       const put = await s.req('/data/typed', { method: 'PUT', body: '{not json', headers: { 'content-type': type } });
-      expect(put.status, type).toBe(204);
+      expect(put.status, type).toBe(i === 0 ? 201 : 204);
       expect(await (await s.req('/data/typed')).text()).toBe('{not json');
     }
   });

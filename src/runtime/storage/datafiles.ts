@@ -111,6 +111,8 @@ export class SqliteDataFileStore implements DataFileStore {
       setSize: db.prepare(
         `UPDATE data_nodes SET size = ?, mtime = ?, mtime_ns = 0, ctime = ?, version = version + 1 WHERE id = ? RETURNING ${COLS}`,
       ),
+      /** The size of a file this transaction created with its content: still version 1, as its `created` event says. */
+      sizeOfNew: db.prepare(`UPDATE data_nodes SET size = ? WHERE id = ? RETURNING ${COLS}`),
       head: db.prepare('SELECT head FROM data_nodes WHERE id = ?').pluck(),
       setHead: db.prepare('UPDATE data_nodes SET head = ? WHERE id = ?'),
       chunk: db.prepare('SELECT data FROM data_chunks WHERE node = ? AND idx = ?').pluck(),
@@ -450,7 +452,8 @@ export class SqliteDataFileStore implements DataFileStore {
         if (data.length <= this.chunkSize) return this.createIn(tree, path, spec, now, data);
         const created = this.createIn(tree, path, spec, now);
         this.writeChunks(created.id, 0, data, true);
-        return this.q.setSize.get(data.length, now, now, created.id) as NodeRow;
+        // A file made by this write is at version 1 whatever its size (HTTP answers 201 for it).
+        return this.q.sizeOfNew.get(data.length, created.id) as NodeRow;
       }
       if (node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
       if (!spec.append && data.length <= this.chunkSize) {

@@ -28,7 +28,7 @@ import type { WatchSource } from '../../fs/namespace.js';
 import { isUnder } from '../../fs/paths.js';
 import { SyntheticFs, call, completeJsonObject, dir, jsonView, message, stream, type DirNode, type Node } from '../../fs/synthetic.js';
 import type { Cx, DirEntry, FileService, FsEvent, Handle, OpenFlags, SetAttr, Stat, WriteFileOptions } from '../../fs/types.js';
-import { MODE } from '../../fs/types.js';
+import { MODE, placeAnswerPaths } from '../../fs/types.js';
 import { capabilityRoot, recordFiles, recordMeta, recordStream } from '../kit/surface.js';
 import type { ContainerEngine } from './engine.js';
 import { SessionFiles, type FileTarget } from './files.js';
@@ -121,7 +121,9 @@ class ContainersFs implements FileService, WatchSource {
         kind: 'dir',
         children: {
           // A JSON request is sent by the write that completes it; a plain command line at the first read or close.
-          new: call(async (request) => jsonText(await engine.execNew(agentId, sid, request, `${base}/exec/new`)), { complete: completeJsonObject }),
+          new: call(async (request, cx) => jsonText(placeAnswerPaths(await engine.execNew(agentId, sid, request, `${base}/exec/new`), cx)), {
+            complete: completeJsonObject,
+          }),
         },
         dynamic: {
           list: () => engine.sessions.execIds(sid),

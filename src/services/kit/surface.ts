@@ -13,7 +13,7 @@
  */
 import { jsonText, utf8 } from '../../fs/bytes.js';
 import type { EventChannel } from '../../fs/events.js';
-import type { Cx, FsEvent } from '../../fs/types.js';
+import { placeAnswerPaths, type Cx, type FsEvent } from '../../fs/types.js';
 import { call, completeJsonObject, dir, jsonView, message, parseJson, stream, type DirNode, type Node, type NodeMeta, type StreamNode } from '../../fs/synthetic.js';
 import type { Storage } from '../../runtime/storage/index.js';
 import type { PolicyEntry } from './policy-store.js';
@@ -33,7 +33,8 @@ export interface CapabilitySurface {
 export function capabilityRoot(s: CapabilitySurface, extra: Record<string, DirNode> = {}): DirNode {
   return dir({
     // Sent by the write that completes the JSON object: `echo '{...}' > new` then reports a refusal.
-    new: call(async (request) => jsonText(await s.submit(request)), { complete: completeJsonObject }),
+    // Its answer's paths are named as the caller names them (valid where the call was made).
+    new: call(async (request, cx) => jsonText(placeAnswerPaths(await s.submit(request), cx)), { complete: completeJsonObject }),
     [s.records.name]: { kind: 'dir', dynamic: { list: () => s.records.ids(), get: (id) => s.records.get(id) } },
     providers: {
       kind: 'dir',
