@@ -12,6 +12,7 @@ import type { Authenticator } from './auth.js';
 import { httpError, sendError } from './error-replies.js';
 import { fileRoutes } from './file-routes.js';
 import { LongLivedResponses } from './long-lived.js';
+import { McpSessions, mcpRoutes } from './mcp-endpoint.js';
 import type { HttpMetrics } from './metrics.js';
 import { errorPath, watchConstraint } from './request-target.js';
 import { registerRoutes, type AppState, type Route } from './routes.js';
@@ -40,8 +41,8 @@ export interface AppOptions {
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 
-/** Every route the app serves: the agent routes (more specific URLs) and the file mapping. */
-export const ROUTES: readonly Route[] = [...agentRoutes, ...fileRoutes];
+/** Every route the app serves: MCP, the agent routes (more specific URLs) and the file mapping. */
+export const ROUTES: readonly Route[] = [...mcpRoutes, ...agentRoutes, ...fileRoutes];
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
@@ -49,8 +50,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const auth = options.auth;
   /** Watches and streams, ended at shutdown and when their token is revoked or expires. */
   const longLived = new LongLivedResponses();
-  const stopRevocations = auth.onRevoke?.((r) => longLived.revoke(r));
-  const state: AppState = { longLived, metrics, cursor: options.cursor, retryMs: options.retryMs ?? 1000, frames: new FrameCache() };
+  const mcp = new McpSessions();
+  const stopRevocations = auth.onRevoke?.((r) => {
+    longLived.revoke(r);
+    mcp.revoke(r);
+  });
+  const state: AppState = { longLived, metrics, cursor: options.cursor, retryMs: options.retryMs ?? 1000, frames: new FrameCache(), mcp };
 
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
@@ -98,7 +103,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     sweeper.unref();
     app.server.once('close', () => clearInterval(sweeper));
     stopRevocations?.();
-    await longLived.endAll();
+    await Promise.all([longLived.endAll(), mcp.closeAll()]);
     // Once they have flushed, their keep-alive sockets are idle: close them, or close() waits for them.
     app.server.closeIdleConnections();
   });

@@ -16,6 +16,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { Authenticator, Caller } from './auth.js';
 import type { LongLivedResponses } from './long-lived.js';
+import type { McpSessions } from './mcp-endpoint.js';
 import type { HttpMetrics } from './metrics.js';
 import { fixedTarget, parseTarget, type Target } from './request-target.js';
 import type { FrameCache } from './watch.js';
@@ -39,6 +40,8 @@ export interface AppState {
   retryMs: number;
   /** SSE frames of recent events, shared by this app's watches. */
   frames: FrameCache;
+  /** The MCP sessions of `/mcp`. */
+  mcp: McpSessions;
 }
 
 /** A request in file-system terms, as the prologue hands it to a handler. */
