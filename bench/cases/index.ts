@@ -7,5 +7,6 @@ import { fuseCase } from './fuse.js';
 import { computeCase } from './compute.js';
 import { containersCase } from './containers.js';
 import { bundleCase } from './bundle.js';
+import { mcpCase } from './mcp.js';
 
-export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase, sseCase, fuseCase, computeCase, containersCase, bundleCase];
+export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase, sseCase, fuseCase, computeCase, containersCase, bundleCase, mcpCase];
