@@ -32,6 +32,11 @@ interface Session {
   streams: number;
 }
 
+/** The body as text, without a copy (fastify hands it over as a Buffer). */
+function utf8Text(body: Uint8Array): string {
+  return Buffer.isBuffer(body) ? body.toString('utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+}
+
 /** A JSON-RPC error answer (what MCP clients read), outside any session. */
 function rpcError(ctx: RouteContext, status: number, code: number, message: string) {
   return ctx.reply
@@ -65,7 +70,7 @@ export class McpSessions {
     let message: unknown;
     if (request.method === 'POST') {
       try {
-        message = JSON.parse(Buffer.from(ctx.body).toString('utf8')) as unknown;
+        message = JSON.parse(utf8Text(ctx.body)) as unknown;
       } catch {
         return rpcError(ctx, 400, -32700, 'Parse error: the body is not JSON');
       }

@@ -23,7 +23,20 @@ import { ToolTable } from './tool-table.js';
 
 export const TOOLS = new ToolTable([...FILE_TOOLS, ...AGENT_TOOLS]);
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+/** agent9's version, from the package.json above this module (src/, dist/ and dist-bench/ sit at different depths). */
+function packageVersion(): string {
+  for (let dir = new URL('.', import.meta.url); dir.pathname !== '/'; dir = new URL('..', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'agent9' && pkg.version) return pkg.version;
+    } catch {
+      /* not here: one level up */
+    }
+  }
+  return '0.0.0';
+}
+
+const VERSION = packageVersion();
 
 function instructionsFor(scope: McpScope): string {
   const agent = scope.cx.principal.agentId;
