@@ -65,3 +65,23 @@ export class ByteBuffer {
     return out;
   }
 }
+
+/**
+ * The version of a view that keeps none of its own: a 48-bit digest of its content (two 32-bit
+ * multiply-xorshift lanes, as cyrb53 mixes them), never 0 (0 means "no such file" to a precondition).
+ * It changes whenever the content does and stays the same across restarts for the same content, so
+ * an ETag built on it is safe to cache by; unlike a stored version it is not ordered.
+ */
+export function contentVersion(bytes: Uint8Array): number {
+  let h1 = 0xdeadbeef ^ bytes.length;
+  let h2 = 0x41c6ce57 ^ bytes.length;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    h1 = Math.imul(h1 ^ b, 2654435761);
+    h2 = Math.imul(h2 ^ b, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  const v = (h2 & 0xffff) * 0x1_0000_0000 + (h1 >>> 0);
+  return v === 0 ? 1 : v;
+}

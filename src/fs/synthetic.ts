@@ -3,7 +3,7 @@
  * each file node is one of the file kinds (view, message, call, stream). A service describes its tree
  * once and SyntheticFs does path walking, stat, listing, open flags and errors.
  */
-import { jsonText, toBytes, type Content } from './bytes.js';
+import { contentVersion, jsonText, toBytes, type Content } from './bytes.js';
 import { FsError } from './errors.js';
 import { SyntheticHandle, streamBytes, defaultStreamFormat, DEFAULT_MESSAGE_CAP } from './handles.js';
 import { segmentsOf } from './paths.js';
@@ -14,7 +14,13 @@ export interface NodeMeta {
   /** Permission bits; by default from the kind (view r--, message -w-, call rw-). */
   mode?: number;
   mtime?: () => number;
+  /**
+   * A stored version that changes whenever the content does (a record's, a policy's). Without it, a
+   * view's version is a digest of its content (contentVersion), so it changes with what is read.
+   */
   version?: () => number;
+  /** The media type of the content (Stat.mediaType); streams default to JSON lines. */
+  mediaType?: string;
 }
 
 export interface ViewNode extends NodeMeta {
@@ -123,6 +129,9 @@ export const stream = (events: StreamNode['events'], extra: Omit<StreamNode, 'ki
 
 const BOOT_TIME = Date.now();
 
+/** What a stream carries unless its node says otherwise: one JSON value (or text line) per datum. */
+export const JSON_LINES = 'application/x-ndjson; charset=utf-8';
+
 function defaultMode(node: Node): number {
   if (node.mode !== undefined) return node.mode;
   switch (node.kind) {
@@ -164,16 +173,24 @@ export class SyntheticFs implements FileService {
   private async statNode(node: Node, cx: Cx, computeSize = true): Promise<Stat> {
     const mtime = node.mtime?.() ?? BOOT_TIME;
     let size = 0;
-    if (computeSize && node.kind === 'view' && node.sizeAtStat !== false) size = toBytes(await node.read(cx)).length;
-    return {
+    let version = node.version?.();
+    if (computeSize && node.kind === 'view' && node.sizeAtStat !== false) {
+      const content = toBytes(await node.read(cx));
+      size = content.length;
+      version ??= contentVersion(content);
+    }
+    const st: Stat = {
       type: node.kind === 'dir' ? 'dir' : 'file',
       kind: node.kind as FileKind,
       size,
       mode: defaultMode(node),
       mtime,
       ctime: mtime,
-      version: node.version?.() ?? 0,
+      version: version ?? 0,
     };
+    const mediaType = node.mediaType ?? (node.kind === 'stream' ? JSON_LINES : undefined);
+    if (mediaType !== undefined) st.mediaType = mediaType;
+    return st;
   }
 
   async readdir(path: string, cx: Cx): Promise<DirEntry[]> {
@@ -207,14 +224,23 @@ export class SyntheticFs implements FileService {
       case 'view': {
         if (canWrite && !node.write) throw new FsError('EACCES', path, 'read-only file');
         const write = node.write;
+        // The handle's stat is its snapshot's: a stored version read before the content (never newer
+        // than the bytes), else the digest of the bytes themselves.
+        const stored = node.version?.();
+        const snapshot = canRead ? toBytes(await node.read(cx)) : undefined;
+        const version = stored ?? (snapshot ? contentVersion(snapshot) : undefined);
+        const snapshotStat = async () => {
+          const st = await this.statNode(node, cx, false);
+          return version === undefined ? st : { ...st, version };
+        };
         return new SyntheticHandle({
           path,
           kind: 'view',
           canRead,
           canWrite,
-          stat,
+          stat: snapshotStat,
           maxBytes: node.maxBytes ?? DEFAULT_MESSAGE_CAP,
-          ...(canRead ? { snapshot: toBytes(await node.read(cx)) } : {}),
+          ...(snapshot ? { snapshot } : {}),
           ...(write ? { commit: async (data: Uint8Array) => write(data, cx) } : {}),
         });
       }

@@ -23,8 +23,16 @@ export interface Stat {
   /** Nanoseconds past the millisecond of atime and mtime, where the service keeps them (0-999999). */
   atimeNs?: number;
   mtimeNs?: number;
-  /** Increases on every change of the file (Plan 9's qid.vers): the ETag. */
+  /**
+   * Changes on every change of the file (Plan 9's qid.vers): the ETag. Stored versions increase; a view
+   * that keeps none reports a digest of its content (contentVersion), which changes with it.
+   */
   version: number;
+  /**
+   * The content's media type, where the service knows it better than a file's name or bytes would
+   * tell (a stream of JSON lines, a process's raw output); transports that label content use it.
+   */
+  mediaType?: string;
   uid?: number;
   gid?: number;
 }

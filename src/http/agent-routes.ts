@@ -13,6 +13,7 @@ import { joinPath, validateName } from '../fs/paths.js';
 import { JSON_TYPE } from './content-type.js';
 import { httpError } from './error-replies.js';
 import { answer } from './file-routes.js';
+import { checkDeclaredJson } from './json-bodies.js';
 import type { Route, RouteContext } from './routes.js';
 import { answerWrite, receiving, sendReceipt } from './write-answers.js';
 
@@ -48,8 +49,10 @@ async function tick({ reply, view, cx, target }: RouteContext) {
   return sendReceipt(reply, report);
 }
 
-async function send({ reply, view, cx, target, body }: RouteContext) {
+async function send(ctx: RouteContext) {
+  const { reply, view, cx, target, body } = ctx;
   if (body.length === 0) throw new FsError('EINVAL', target.path, 'nothing to send: the body is empty');
+  await checkDeclaredJson(ctx, target.path, 'message');
   const answering = receiving(cx);
   const st = await writeAll(view, target.path, body, answering.cx, { append: true });
   return answerWrite(reply, st, answering.receipt());

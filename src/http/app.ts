@@ -9,13 +9,15 @@ import { fastifySSE } from '@fastify/sse';
 import { FsError } from '../fs/errors.js';
 import { agentRoutes } from './agent-routes.js';
 import type { Authenticator } from './auth.js';
+import { corsHook, type CorsConfig } from './cors.js';
 import { httpError, sendError } from './error-replies.js';
 import { fileRoutes } from './file-routes.js';
 import { LongLivedResponses } from './long-lived.js';
 import { McpSessions, mcpRoutes } from './mcp-endpoint.js';
 import type { HttpMetrics } from './metrics.js';
 import { errorPath, watchConstraint } from './request-target.js';
-import { registerRoutes, type AppState, type Route } from './routes.js';
+import { healthRoutes } from './health.js';
+import { registerRoutes, type AppState, type Readiness, type Route } from './routes.js';
 import { FrameCache } from './watch.js';
 import { registerStreamedCalls } from './streaming.js';
 
@@ -36,13 +38,17 @@ export interface AppOptions {
   bodyLimit?: number;
   /** The `retry:` an SSE client waits before reconnecting (default 1 s). */
   retryMs?: number;
+  /** Whether the server can serve (storage open, migrated), for /readyz; default: always. */
+  readiness?: () => Readiness;
+  /** The origins whose pages may call the API (CORS); default: none. */
+  cors?: CorsConfig;
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 
-/** Every route the app serves: MCP, the agent routes (more specific URLs) and the file mapping. */
-export const ROUTES: readonly Route[] = [...mcpRoutes, ...agentRoutes, ...fileRoutes];
+/** Every route the app serves: the health probes, MCP and the agent routes (more specific URLs), and the file mapping. */
+export const ROUTES: readonly Route[] = [...healthRoutes, ...mcpRoutes, ...agentRoutes, ...fileRoutes];
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
@@ -55,7 +61,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     longLived.revoke(r);
     mcp.revoke(r);
   });
-  const state: AppState = { longLived, metrics, cursor: options.cursor, retryMs: options.retryMs ?? 1000, frames: new FrameCache(), mcp };
+  const state: AppState = {
+    longLived,
+    metrics,
+    cursor: options.cursor,
+    retryMs: options.retryMs ?? 1000,
+    frames: new FrameCache(),
+    readiness: options.readiness ?? (() => ({ ready: true })),
+    mcp,
+  };
 
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
@@ -75,6 +89,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   app.decorateRequest('fsPath', '');
   app.decorateRequest('op', 'other');
+  app.decorateRequest('bodyType', undefined);
   app.addHttpMethod('MOVE', { hasBody: true });
 
   await app.register(fastifySSE, { heartbeatInterval: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS });
@@ -107,6 +122,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Once they have flushed, their keep-alive sockets are idle: close them, or close() waits for them.
     app.server.closeIdleConnections();
   });
+
+  // CORS headers go on every answer to a listed origin, errors and streams too: before any route runs.
+  const cors = options.cors && corsHook(options.cors);
+  if (cors) app.addHook('onRequest', cors);
 
   registerRoutes(app, ROUTES, auth, state);
   // Bodies streamed into their call (an import), not collected first: a scope with its own body parser.

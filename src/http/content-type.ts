@@ -1,6 +1,8 @@
 /**
  * Content-Type of a file: from its name when the extension says, else from its content
- * (JSON, UTF-8 text, or bytes). Views and call answers are JSON or text; data files are whatever was written.
+ * (JSON, UTF-8 text, or bytes), or the media type the service gives (a stream of JSON lines). Views
+ * and call answers are JSON or text; data files are whatever was written. Content over 1 MiB is judged
+ * by its first MiB, so that a HEAD, which reads no more than that, names the type a GET sends.
  */
 import { isUtf8 } from 'node:buffer';
 
@@ -44,13 +46,37 @@ function firstNonSpace(bytes: Uint8Array): number {
   return -1;
 }
 
-export function contentTypeOf(path: string, bytes: Uint8Array): string {
+/** A prefix cut anywhere, without the UTF-8 sequence the cut may have left incomplete at its end. */
+function wholeSequences(prefix: Uint8Array): Uint8Array {
+  let lead = prefix.length - 1;
+  while (lead >= 0 && prefix.length - lead <= 3 && (prefix[lead]! & 0xc0) === 0x80) lead--;
+  if (lead < 0) return prefix;
+  const b = prefix[lead]!;
+  const needs = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+  return prefix.length - lead < needs ? prefix.subarray(0, lead) : prefix;
+}
+
+/** The most of a file's content contentTypeOf looks at (a HEAD reads this much). */
+export const SNIFF_BYTES = JSON_SNIFF_LIMIT;
+
+/** Whether contentTypeOf needs the content at all (not for a known extension or a given media type). */
+export function typedWithoutContent(path: string, mediaType?: string): boolean {
+  return byName(path) !== undefined || mediaType !== undefined;
+}
+
+/**
+ * The Content-Type of `path`: by its name, else the media type its stat gives, else by its content.
+ * `bytes` may be the first SNIFF_BYTES of a larger file of `size` bytes.
+ */
+export function contentTypeOf(path: string, bytes: Uint8Array, size = bytes.length, mediaType?: string): string {
   const named = byName(path);
   if (named) return named;
-  if (bytes.length === 0) return TEXT;
+  if (mediaType !== undefined) return mediaType;
+  if (size === 0) return TEXT;
+  if (size > JSON_SNIFF_LIMIT) return isUtf8(wholeSequences(bytes.subarray(0, JSON_SNIFF_LIMIT))) ? TEXT : BINARY;
   if (!isUtf8(bytes)) return BINARY;
   const first = firstNonSpace(bytes);
-  if ((first === 0x7b /* { */ || first === 0x5b) /* [ */ && bytes.length <= JSON_SNIFF_LIMIT) {
+  if (first === 0x7b /* { */ || first === 0x5b /* [ */) {
     try {
       JSON.parse(new TextDecoder().decode(bytes));
       return JSON_TYPE;

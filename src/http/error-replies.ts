@@ -59,9 +59,11 @@ export function errorBody(err: FsError): string {
   return JSON.stringify({ error: err.toJSON() }) + '\n';
 }
 
-/** Sends the error as JSON (headers only for HEAD), with Retry-After and WWW-Authenticate where due. */
-export function sendError(request: FastifyRequest, reply: FastifyReply, err: FsError): FastifyReply {
-  const status = err.mapping.http;
+/**
+ * Sends the error as JSON (headers only for HEAD), with Retry-After and WWW-Authenticate where due.
+ * `status` overrides the code's own where HTTP has a more exact one (416 for a range past the end).
+ */
+export function sendError(request: FastifyRequest, reply: FastifyReply, err: FsError, status = err.mapping.http): FastifyReply {
   if (status >= 500) request.log.error({ err: err.cause ?? err, path: err.path, code: err.code }, err.message);
   reply.code(status).header('x-agent9-error', err.code).header('cache-control', 'no-store');
   if (err.code === 'EAGAIN') reply.header('retry-after', String(Math.max(1, Math.ceil((err.retryAfterMs ?? 1000) / 1000))));

@@ -17,15 +17,19 @@ import { FsError } from '../fs/errors.js';
 import { callFile, readAll, readStat, writeAll } from '../fs/ops.js';
 import { normalizePath } from '../fs/paths.js';
 import type { FastifyReply } from 'fastify';
-import { NO_LIMIT, type Stat, type WriteFileOptions } from '../fs/types.js';
-import { contentTypeOf, JSON_TYPE } from './content-type.js';
-import { ALLOW } from './error-replies.js';
-import { asBuffer, etagOf, httpDate, listingJson, parseMode, precondition, statHeaders, tagVersion } from './file-headers.js';
+import { NO_LIMIT, type FileKind, type Stat, type WriteFileOptions } from '../fs/types.js';
+import { EMPTY } from '../fs/bytes.js';
+import { JSON_LINES } from '../fs/synthetic.js';
+import { contentTypeOf, JSON_TYPE, SNIFF_BYTES, typedWithoutContent } from './content-type.js';
+import { ALLOW, sendError } from './error-replies.js';
+import { asBuffer, etagOf, httpDate, listingJson, parseMode, precondition, statHeaders } from './file-headers.js';
+import { chooseRange } from './ranges.js';
+import { checkDeclaredJson } from './json-bodies.js';
 import { flag } from './request-target.js';
 import type { Route, RouteContext } from './routes.js';
 import { sendStream } from './streamed-body.js';
 import { spaceJson } from './space-json.js';
-import { sendSizedAtOpen } from './streaming.js';
+import { noneMatch, sendView } from './streaming.js';
 import { watch } from './watch.js';
 import { answerWrite, receiving } from './write-answers.js';
 
@@ -52,6 +56,22 @@ function readHeaders(reply: FastifyReply, st: Stat): FastifyReply {
   return reply.header('etag', etagOf(st)).header('last-modified', httpDate(st.mtime)).header('cache-control', 'no-cache');
 }
 
+/** A data file's bytes, whole or the part its Range asks for (206, or 416 past the end). */
+function sendData(ctx: RouteContext, st: Stat, bytes: Uint8Array) {
+  const { request, reply, target } = ctx;
+  readHeaders(reply, st).header('accept-ranges', 'bytes').header('content-type', contentTypeOf(target.path, bytes, bytes.length, st.mediaType));
+  const range = chooseRange(request, { ...st, size: bytes.length });
+  if (range === 'unsatisfiable') {
+    reply.header('content-range', `bytes */${bytes.length}`);
+    return sendError(request, reply, new FsError('EINVAL', target.path, `range not satisfiable: the file has ${bytes.length} bytes`), 416);
+  }
+  if (range === undefined) return reply.send(asBuffer(bytes));
+  return reply
+    .code(206)
+    .header('content-range', `bytes ${range.start}-${range.end}/${bytes.length}`)
+    .send(asBuffer(bytes.subarray(range.start, range.end + 1)));
+}
+
 async function read(ctx: RouteContext) {
   const { request, reply, view, cx, target } = ctx;
   if (flag(target.query, 'statfs')) return statfs(ctx);
@@ -60,36 +80,69 @@ async function read(ctx: RouteContext) {
   const { stat: st, data } = await readStat(view, target.path, cx);
   if (st.type === 'dir') return list(ctx);
   if (st.kind === 'stream') return stream(ctx, st);
-  // A view that learns its size only at open (an export) may be large: one handle, streamed when it is.
-  if (st.kind === 'view' && st.size === 0 && !data) return sendSizedAtOpen(reply, view, target.path, cx, st, readHeaders);
-  // Only data files have versions that are the whole truth of their content; views may not bump theirs.
-  if (st.kind === 'data') {
-    const inm = request.headers['if-none-match'];
-    if (inm !== undefined && inm.split(',').some((tag) => tagVersion(tag) === st.version)) {
-      return statHeaders(reply.code(304), st).send();
-    }
-  }
+  // A view through one handle: the ETag is its snapshot's version (a digest of it when it keeps none).
+  if (st.kind === 'view') return sendView(request, reply, view, target.path, cx, st, readHeaders);
+  if (st.kind === 'data' && noneMatch(request, st.version)) return statHeaders(reply.code(304), st).send();
   // Else the stat comes first: the ETag is never newer than the bytes, so an If-Match built on it is safe.
   const bytes = data ?? (await readAll(view, target.path, cx));
-  // A read carries what caching needs; HEAD carries the whole stat.
-  return readHeaders(reply, st).header('content-type', contentTypeOf(target.path, bytes)).send(asBuffer(bytes));
+  if (st.kind === 'data') return sendData(ctx, st, bytes);
+  return readHeaders(reply, st).header('content-type', contentTypeOf(target.path, bytes, bytes.length, st.mediaType)).send(asBuffer(bytes));
 }
 
-async function head({ reply, view, cx, target }: RouteContext) {
+/** HEAD of a data file: GET's headers, typed by no more of the content than GET's typing reads. */
+async function headData({ reply, view, cx, target }: RouteContext, st: Stat) {
+  const sniffed = st.size === 0 || typedWithoutContent(target.path, st.mediaType) ? EMPTY : await readAll(view, target.path, cx, SNIFF_BYTES);
+  return statHeaders(reply, st)
+    .header('cache-control', 'no-cache')
+    .header('accept-ranges', 'bytes')
+    .header('content-type', contentTypeOf(target.path, sniffed, st.size, st.mediaType))
+    .header('content-length', String(st.size))
+    .send();
+}
+
+/**
+ * HEAD: the whole stat as headers (X-Agent9-*), and the headers a GET would send: Content-Type and
+ * Content-Length (a view's from its snapshot, a listing's of its JSON), ETag and Last-Modified.
+ * Streams and call files are not read (a GET of one follows the stream, or makes a call).
+ */
+async function head(ctx: RouteContext) {
+  const { request, reply, view, cx, target } = ctx;
   const st = await view.stat(target.path, cx);
   if (target.slash && st.type !== 'dir') throw new FsError('ENOTDIR', target.path, 'not a directory');
-  statHeaders(reply, st).header('cache-control', 'no-cache');
-  if (st.type === 'file' && st.kind !== 'stream') reply.header('content-length', String(st.size));
-  return reply.send();
+  const withStat = (r: FastifyReply, s: Stat) => statHeaders(r, s).header('cache-control', 'no-cache');
+  if (st.type === 'dir') {
+    // The listing's headers, with the directory's stat (a GET of the listing sends no ETag: list()).
+    const entries = await view.readdir(target.path, cx);
+    return withStat(reply, st).type(JSON_TYPE).send(listingJson(entries));
+  }
+  switch (st.kind) {
+    case 'data':
+      return headData(ctx, st);
+    case 'view':
+      return sendView(request, reply, view, target.path, cx, st, withStat);
+    case 'stream':
+      return withStat(reply, st).removeHeader('etag').type(st.mediaType ?? JSON_LINES).send();
+    case 'message':
+      // One with a read side (the inbox) reads as a view; a write-only one (ctl) has only its stat.
+      try {
+        return await sendView(request, reply, view, target.path, cx, st, withStat);
+      } catch (err) {
+        if (!(err instanceof FsError && (err.code === 'EACCES' || err.code === 'EBADF'))) throw err;
+        return withStat(reply, st).header('content-length', String(st.size)).send();
+      }
+    default:
+      return withStat(reply, st).header('content-length', String(st.size)).send();
+  }
 }
 
 /**
  * Writes the body as the whole file (or appended), guarded by If-Match / If-None-Match; the new stat as
  * headers, and the answer of write-answers.ts (a receipt, 201 for a new data file, else 204).
  */
-async function write(ctx: RouteContext, opts: WriteFileOptions) {
+async function write(ctx: RouteContext, opts: WriteFileOptions, kind?: FileKind) {
   const { request, reply, view, target, body } = ctx;
   request.op = opts.append ? 'append' : 'write';
+  await checkDeclaredJson(ctx, target.path, kind);
   const ifVersion = await precondition(request, view, target.path, ctx.cx);
   if (ifVersion !== undefined) opts.ifVersion = ifVersion;
   const { cx, receipt } = receiving(ctx.cx);
@@ -114,6 +167,7 @@ async function put(ctx: RouteContext) {
 export async function answer(ctx: RouteContext, path: string, status = 200) {
   const { request, reply, view, cx, body } = ctx;
   request.op = 'call';
+  await checkDeclaredJson(ctx, path, 'call');
   const abort = new AbortController();
   reply.raw.on('close', () => abort.abort());
   const out = await callFile(view, path, body, { ...cx, signal: abort.signal });
@@ -130,7 +184,7 @@ async function post(ctx: RouteContext) {
       return answer(ctx, target.path);
     case 'message':
     case 'stream':
-      return write(ctx, { append: true });
+      return write(ctx, { append: true }, st.kind);
     case 'view': {
       request.op = 'write';
       const answering = receiving(cx);

@@ -14,6 +14,7 @@ import type { Storage } from '../runtime/storage/index.js';
 import type { TokenStore } from '../runtime/token-store.js';
 import { buildApp } from './app.js';
 import { TokenAuthenticator } from './auth.js';
+import { loadCorsConfig, type CorsConfig } from './cors.js';
 import { HttpMetrics } from './metrics.js';
 
 import { DEFAULT_HOST, DEFAULT_PORT, SERVER_FILE } from './defaults.js';
@@ -39,6 +40,8 @@ export interface ServerOptions {
   heartbeatMs?: number;
   bodyLimit?: number;
   retryMs?: number;
+  /** The origins allowed to call from a browser; default: `http.cors` of `<home>/config.json` (none). */
+  cors?: CorsConfig;
 }
 
 /**
@@ -111,10 +114,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (admin.created) options.logger?.info({ file: admin.file }, 'created the admin token');
 
   const metrics = new HttpMetrics(registry);
+  // A bad `http` section stops the start here, before anything listens.
+  const cors = options.cors ?? loadCorsConfig(options.home);
 
   const app = await buildApp({
     auth: new TokenAuthenticator(tokens, namespace),
     cursor: () => storage.eventStore.lastId(),
+    readiness: () => storage.readiness(),
+    cors,
     metrics,
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.heartbeatMs !== undefined ? { heartbeatMs: options.heartbeatMs } : {}),

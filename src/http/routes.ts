@@ -27,6 +27,8 @@ declare module 'fastify' {
     fsPath: string;
     /** The file operation, for metrics. */
     op: string;
+    /** The Content-Type the client gave its body (kept aside: fastify must not judge it). */
+    bodyType: string | undefined;
   }
 }
 
@@ -40,9 +42,14 @@ export interface AppState {
   retryMs: number;
   /** SSE frames of recent events, shared by this app's watches. */
   frames: FrameCache;
+  /** Whether the server can serve requests (its storage open, migrated): what /readyz answers. */
+  readiness: () => Readiness;
   /** The MCP sessions of `/mcp`. */
   mcp: McpSessions;
 }
+
+/** What a readiness probe learns: ready, or the reason it is not. */
+export type Readiness = { ready: true } | { ready: false; reason: string };
 
 /** A request in file-system terms, as the prologue hands it to a handler. */
 export interface RouteContext extends Caller {
@@ -75,10 +82,10 @@ export interface CallerRoute extends RouteRow {
   handler(ctx: RouteContext): Promise<unknown>;
 }
 
-/** A route that needs no token and touches no file (OPTIONS). */
+/** A route that needs no token and touches no file (OPTIONS, the health probes). */
 export interface PublicRoute extends RouteRow {
   public: true;
-  handler(ctx: { request: FastifyRequest; reply: FastifyReply }): Promise<unknown>;
+  handler(ctx: { request: FastifyRequest; reply: FastifyReply; app: AppState }): Promise<unknown>;
 }
 
 export type Route = CallerRoute | PublicRoute;
@@ -87,9 +94,11 @@ const EMPTY_BODY = new Uint8Array(0);
 
 /**
  * A body is the bytes to write whatever its Content-Type says, so the header is dropped before fastify
- * would judge it (a malformed one would otherwise be refused).
+ * would judge it (a malformed one would otherwise be refused). It is kept aside for the one check that
+ * reads it: a body declared JSON for a message or call file must be JSON (json-bodies.ts).
  */
 function ignoreContentType(request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  request.bodyType = request.headers['content-type'];
   delete request.headers['content-type'];
   done();
 }
@@ -107,7 +116,7 @@ export function registerRoutes(app: FastifyInstance, routes: readonly Route[], a
     };
     if (route.public) {
       const { handler } = route;
-      app.route({ ...options, handler: async (request, reply) => ((request.op = op), handler({ request, reply })) });
+      app.route({ ...options, handler: async (request, reply) => ((request.op = op), handler({ request, reply, app: state })) });
       continue;
     }
     const { path, handler } = route;

@@ -5,7 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import type { Handle, Stat } from '../fs/types.js';
-import { TEXT } from './content-type.js';
+import { JSON_LINES } from '../fs/synthetic.js';
 import { asBuffer, statHeaders } from './file-headers.js';
 import type { EndResponse } from './long-lived.js';
 import type { RouteContext } from './routes.js';
@@ -40,7 +40,7 @@ export function sendStream({ reply, token, app }: RouteContext, handle: Handle, 
   reply
     .header('cache-control', 'no-cache')
     .header('x-accel-buffering', 'no')
-    .type(TEXT)
+    .type(st.mediaType ?? JSON_LINES)
     .send(Readable.from(chunks(), { objectMode: false }));
   // Headers go out now, not with the first datum: a client may wait for them before it writes.
   if (!reply.raw.headersSent && reply.raw.hasHeader('x-agent9-kind')) reply.raw.flushHeaders();

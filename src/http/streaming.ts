@@ -1,7 +1,8 @@
 /**
- * Bodies too large to hold, in both directions (CONTRACT section 12):
- * - a view whose size is known only once opened (stat says 0, e.g. /agents/<id>/export) is read through
- *   one handle; beyond STREAM_VIEW_BYTES it is sent as it is read, with the snapshot's Content-Length;
+ * Views, and bodies too large to hold in both directions (CONTRACT section 12):
+ * - a view is read through one handle: its snapshot's stat gives the ETag (so it is exactly the bytes'
+ *   version, and If-None-Match answers 304 on it) and the Content-Length; one whose size is known only
+ *   once opened (stat says 0, e.g. /agents/<id>/export) is, beyond STREAM_VIEW_BYTES, sent as it is read;
  * - the request body of a streamed call file (/agents/import) is written to the call's handle chunk by
  *   chunk as it arrives, instead of being collected first (no body limit: the call bounds what it takes).
  */
@@ -10,6 +11,7 @@ import { Readable } from 'node:stream';
 import { concatBytes } from '../fs/bytes.js';
 import type { Cx, FileService, Handle, Stat } from '../fs/types.js';
 import { contentTypeOf } from './content-type.js';
+import { tagVersion } from './file-headers.js';
 
 /** Views up to this size are read whole and sent in one piece (the ETag and type as for any file). */
 export const STREAM_VIEW_BYTES = 1024 * 1024;
@@ -28,8 +30,20 @@ async function readRest(handle: Handle, offset: number, first: Uint8Array[]): Pr
   return concatBytes(parts, total);
 }
 
-/** GET of a view sized at open: whole when small, else streamed from its handle with Content-Length. */
-export async function sendSizedAtOpen(
+/** True when an `If-None-Match` names this version (0, no version at all, never matches). */
+export function noneMatch(request: FastifyRequest, version: number): boolean {
+  const inm = request.headers['if-none-match'];
+  return version !== 0 && inm !== undefined && inm.split(',').some((tag) => tagVersion(tag) === version);
+}
+
+/**
+ * GET (or HEAD) of a view through one handle: 304 when If-None-Match names its snapshot's version,
+ * else the snapshot whole when small, or streamed from the handle with its Content-Length. `headers`
+ * puts a stat on the reply (the snapshot's, from fstat, over `st`). A HEAD reads no more than the
+ * snapshot the open took and sends no body.
+ */
+export async function sendView(
+  request: FastifyRequest,
   reply: FastifyReply,
   view: FileService,
   path: string,
@@ -40,11 +54,17 @@ export async function sendSizedAtOpen(
   const handle = await view.open(path, { read: true }, cx);
   let handed = false;
   try {
-    const size = handle.stat ? (await handle.stat()).size : undefined;
+    const snap = handle.stat ? { ...st, ...(await handle.stat()) } : st;
+    if (noneMatch(request, snap.version)) return headers(reply.code(304), snap).send();
+    const size = handle.stat ? snap.size : undefined;
     if (size === undefined || size <= STREAM_VIEW_BYTES) {
       const bytes = await readRest(handle, 0, []);
-      return headers(reply, st).header('content-type', contentTypeOf(path, bytes)).send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      return headers(reply, { ...snap, size: bytes.length })
+        .header('content-type', contentTypeOf(path, bytes, bytes.length, snap.mediaType))
+        .send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     }
+    const type = contentTypeOf(path, new Uint8Array(0), 0, snap.mediaType);
+    if (request.method === 'HEAD') return headers(reply, snap).header('content-type', type).header('content-length', String(size)).send();
     let closed = false;
     const close = () => {
       if (closed) return;
@@ -65,7 +85,7 @@ export async function sendSizedAtOpen(
     }
     reply.raw.on('close', close);
     handed = true;
-    return headers(reply, st).header('content-type', contentTypeOf(path, new Uint8Array(0))).header('content-length', String(size)).send(Readable.from(chunks()));
+    return headers(reply, snap).header('content-type', type).header('content-length', String(size)).send(Readable.from(chunks()));
   } finally {
     if (!handed) await handle.close().catch(() => undefined);
   }

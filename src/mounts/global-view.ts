@@ -23,6 +23,7 @@ import { agentRoot, type TokenStore } from '../runtime/token-store.js';
 import { prometheusFile } from '../services/prometheus-file.js';
 import { TokenService } from '../services/token-files.js';
 import { ImportHandle } from '../runtime/import-handle.js';
+import { agent9Version } from '../runtime/version.js';
 
 const CREATE_FILES = ['new', 'import'] as const;
 const READ_ALL = 1 << 30;
@@ -270,6 +271,7 @@ export function runtimeService(rt: AgentRuntime, views: AgentViews): SyntheticFs
   return new SyntheticFs(
     dir({
       status: jsonView(() => ({
+        version: agent9Version(),
         started_at: rt.startedAt,
         uptime_ms: Date.now() - rt.startedAt,
         agents: { total: rt.agents.count, by_state: rt.store.countByState() },

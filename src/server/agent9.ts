@@ -131,6 +131,8 @@ export class Agent9 {
       agentsByState: () => this.runtime.store.countByState(),
       totals: () => this.runtime.store.totals(),
       ticksRunning: () => this.runtime.engine.locks.size,
+      agents: () => this.runtime.store.figures(),
+      spend: (agentId) => this.budgets.usage(agentId),
     });
     for (const c of this.capabilities) c.plugin.registerMetrics?.(c.engine, this.registry);
     this.failures = new Counter({

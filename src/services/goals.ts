@@ -8,7 +8,7 @@ import { jsonText } from '../fs/bytes.js';
 import { SyntheticHandle } from '../fs/handles.js';
 import { parseJson } from '../fs/synthetic.js';
 import type { Cx, DirEntry, FileService, Handle, OpenFlags, Stat, WriteFileOptions } from '../fs/types.js';
-import { MODE } from '../fs/types.js';
+import { callerPath, MODE } from '../fs/types.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import type { GoalRow } from '../runtime/agent-store/index.js';
 import { newId } from '../runtime/envelope.js';
@@ -107,7 +107,7 @@ export class GoalsFs implements FileService {
     });
   }
 
-  private create(req: Uint8Array, path: string, _cx: Cx): string {
+  private create(req: Uint8Array, path: string, cx: Cx): string {
     const body = parseJson(req, path);
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw new FsError('EINVAL', path, 'expected a JSON object');
     const { id: given, ...goal } = body as Record<string, unknown>;
@@ -115,7 +115,8 @@ export class GoalsFs implements FileService {
     const goalId = (given as string | undefined) ?? `goal-${newId()}`;
     if (this.rt.store.goalOne(this.id, goalId)) throw new FsError('EEXIST', path, `goal '${goalId}' exists`);
     this.put(goalId, new TextEncoder().encode(JSON.stringify(goal)), path, 0);
-    return jsonText({ id: goalId, path: `/goals/${goalId}${SUFFIX}` });
+    // Named where the call was made (`/agents/<id>/goals/...` through the global view).
+    return jsonText({ id: goalId, path: callerPath(cx, `/goals/${goalId}${SUFFIX}`) });
   }
 
   async writeFile(path: string, data: Uint8Array, opts: WriteFileOptions): Promise<Stat> {

@@ -7,7 +7,7 @@
  *   (`from`/`to`: ms since the epoch or ISO 8601, inclusive; `after`: an event id, exclusive).
  */
 import { z } from 'zod';
-import { SyntheticFs, call, dir, jsonView, stream, view } from '../fs/synthetic.js';
+import { JSON_LINES, SyntheticFs, call, dir, jsonView, stream, view } from '../fs/synthetic.js';
 import type { EventRecord } from '../fs/events.js';
 import type { FsEvent } from '../fs/types.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
@@ -45,7 +45,7 @@ export function logsService(rt: AgentRuntime, id: string): SyntheticFs {
         format: (ev: FsEvent) => JSON.stringify(lineOf(ev)) + '\n',
       }),
       recent: jsonView(() => store.query(id, TRACE_PATH, { limit: RECENT_COUNT, newest: true }).filter((r) => r.type === 'data').map(lineOf)),
-      trajectory: view(() => jsonl(store.query(id, TRACE_PATH).filter((r) => r.type === 'data')), { sizeAtStat: false }),
+      trajectory: view(() => jsonl(store.query(id, TRACE_PATH).filter((r) => r.type === 'data')), { sizeAtStat: false, mediaType: JSON_LINES }),
     }),
     'logs',
   );

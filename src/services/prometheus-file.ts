@@ -6,5 +6,6 @@ import { SyntheticFs, view } from '../fs/synthetic.js';
 export function prometheusFile(...registries: Registry[]): SyntheticFs {
   // Size at stat would render every metric twice per read; the view reads fully without it.
   const read = registries.length === 1 ? () => registries[0]!.metrics() : () => Registry.merge(registries).metrics();
-  return new SyntheticFs(view(read, { sizeAtStat: false }), 'prometheus');
+  // The exposition format's own media type (text/plain; version=0.0.4), which scrapers expect.
+  return new SyntheticFs(view(read, { sizeAtStat: false, mediaType: Registry.PROMETHEUS_CONTENT_TYPE }), 'prometheus');
 }

@@ -69,6 +69,15 @@ describe('paths in call answers', () => {
     expect(again.paths['status']).toBe(`/agents/bob${first.paths['status']!}`);
   });
 
+  it('a goal made through goals/new is named where the call was made', async () => {
+    const global = await s.ok<{ id: string; path: string }>('/agents/bob/goals/new', { method: 'POST', body: JSON.stringify({ description: 'from admin' }) });
+    expect(global.path).toBe(`/agents/bob/goals/${global.id}.json`);
+    expect(await s.ok(global.path)).toMatchObject({ description: 'from admin' });
+    const own = await s.ok<{ id: string; path: string }>('/goals/new', { method: 'POST', body: JSON.stringify({ description: 'from bob' }), token: bobToken });
+    expect(own.path).toBe(`/goals/${own.id}.json`);
+    expect(await s.ok(own.path, { token: bobToken })).toMatchObject({ description: 'from bob' });
+  });
+
   it('a container session and an exec in it name their files where the call was made', async () => {
     const session = await s.ok<Answer>('/agents/bob/containers/new', { method: 'POST', body: JSON.stringify({ image: BUSYBOX, kind: 'interactive' }) });
     const sid = session['session_id'] as string;
@@ -78,6 +87,10 @@ describe('paths in call answers', () => {
     const exec = await s.ok<Answer>(`/agents/bob/containers/sessions/${sid}/exec/new`, { method: 'POST', body: JSON.stringify({ command: 'echo hi' }) });
     expect(exec.paths['stdout']).toBe(`/agents/bob/containers/sessions/${sid}/exec/${exec['exec_id'] as string}/stdout`);
     await reachable(exec);
+    // An exec's stdout is the process's own bytes, not JSON lines.
+    const stdout = await s.call(exec.paths['stdout']!);
+    expect(stdout.headers.get('content-type')).toBe('application/octet-stream');
+    expect(await stdout.text()).toBe('hi\n');
     const own = await s.ok<Answer>(`/containers/sessions/${sid}/exec/new`, { method: 'POST', body: JSON.stringify({ command: 'echo mine' }), token: bobToken });
     expect(own.paths['result']).toBe(`/containers/sessions/${sid}/exec/${own['exec_id'] as string}/result`);
     await reachable(own, bobToken);

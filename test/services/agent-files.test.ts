@@ -102,8 +102,9 @@ describe('/goals', () => {
     await expectCode(f.write('/agents/bob/goals/bad.json', '{oops'), 'EINVAL');
     await expectCode(f.stat('/agents/bob/goals/bad.json'), 'ENOENT');
     const created = JSON.parse(await f.call('/agents/bob/goals/new', JSON.stringify({ description: 'minted' }))) as { id: string; path: string };
-    expect(created.path).toBe(`/goals/${created.id}.json`);
-    expect((await f.json<{ description: string }>(`/agents/bob/goals/${created.id}.json`)).description).toBe('minted');
+    // Named where the call was made: the global view, where bob's goals are under /agents/bob.
+    expect(created.path).toBe(`/agents/bob/goals/${created.id}.json`);
+    expect((await f.json<{ description: string }>(created.path)).description).toBe('minted');
     await expectCode(f.call('/agents/bob/goals/new', JSON.stringify({ id: 'ship', description: 'dup' })), 'EEXIST');
     await a9.namespace.rename('/agents/bob/goals/ship.json', '/agents/bob/goals/shipped.json', { principal: { id: 'admin', admin: true } });
     await f.remove('/agents/bob/goals/goal-1.json');

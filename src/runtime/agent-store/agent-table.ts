@@ -6,7 +6,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { Db } from '../storage/db.js';
 import type { LifecycleState } from '../spec.js';
-import type { AgentRow, TickMeta, NewAgent, Counter } from './row-types.js';
+import type { AgentFigures, AgentRow, TickMeta, NewAgent, Counter } from './row-types.js';
 
 /** Tables with one agent's rows besides the agent row (deleted with the agent). */
 const AGENT_TABLES = ['agent_state', 'agent_kv', 'inbox', 'deadletter', 'outbox', 'goals', 'seen', 'agent_keys'] as const;
@@ -37,6 +37,11 @@ export class AgentTable {
                 coalesce(sum(queue_depth), 0) AS queued, coalesce(max(queue_depth), 0) AS deepest,
                 coalesce(sum(deadletter_depth), 0) AS dead
          FROM agents`,
+      ),
+      figures: p(
+        `SELECT id, state, tick_count, ticks_failed, tick_ms_total, queue_depth, deadletter_depth,
+                enqueued, delivered, messages_out
+         FROM agents ORDER BY id`,
       ),
     };
   }
@@ -154,6 +159,11 @@ export class AgentTable {
   /** Agents left in `creating` (their first tick has not run) with no retry pending. */
   agentsCreating(): string[] {
     return this.q.agentsCreating.all() as string[];
+  }
+
+  /** Each agent's figures for the metrics: state, ticks, tick time, queue depths, envelope counters (one query). */
+  figures(): AgentFigures[] {
+    return this.q.figures.all() as AgentFigures[];
   }
 
   /** Totals over every agent, for the metrics: ticks done and failed, envelopes queued, deepest inbox, dead-lettered. */

@@ -41,6 +41,12 @@ export interface AgentRow {
   retry_at: number | null;
 }
 
+/** One agent's row as the per-agent metrics read it. */
+export type AgentFigures = Pick<
+  AgentRow,
+  'id' | 'state' | 'tick_count' | 'ticks_failed' | 'tick_ms_total' | 'queue_depth' | 'deadletter_depth' | 'enqueued' | 'delivered' | 'messages_out'
+>;
+
 export interface TickMeta {
   state: LifecycleState;
   next_alarm: number | null;

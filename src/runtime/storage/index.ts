@@ -39,12 +39,17 @@ export class Storage {
   /** Whole-file data-file writes of one turn of the event loop, in one transaction. */
   private readonly wholeFileWrites = new GroupCommit(this, { gather: 'io', immediate: true });
 
+  /** The migration versions this database was opened with: all applied, or the open failed. */
+  private readonly migrationVersions: readonly number[];
+
   private constructor(
     readonly db: Db,
     readonly file: string,
     options: StorageOptions,
   ) {
-    migrate(db, [...storageMigrations, ...(options.migrations ?? [])]);
+    const migrations = [...storageMigrations, ...(options.migrations ?? [])];
+    migrate(db, migrations);
+    this.migrationVersions = migrations.map((m) => m.version);
     this.runTx = db.transaction((fn: () => unknown) => fn());
     this.eventStore = new SqliteEventStore(db, options.retention);
     this.events = new EventLog(this.eventStore);
@@ -123,6 +128,22 @@ export class Storage {
 
   metaSet(key: string, value: string): void {
     this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  /**
+   * Whether the database serves: open, answering, with every migration it was opened with recorded
+   * (what a readiness probe asks). Never throws: a failure is the reason.
+   */
+  readiness(): { ready: true; migrations: number } | { ready: false; reason: string } {
+    if (this.closed || !this.db.open) return { ready: false, reason: 'the database is closed' };
+    try {
+      const done = new Set((this.db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]).map(Number));
+      const missing = this.migrationVersions.filter((v) => !done.has(v));
+      if (missing.length > 0) return { ready: false, reason: `migrations not applied: ${missing.join(', ')}` };
+      return { ready: true, migrations: this.migrationVersions.length };
+    } catch (err) {
+      return { ready: false, reason: `the database does not answer: ${(err as Error).message}` };
+    }
   }
 
   close(): void {

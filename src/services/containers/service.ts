@@ -112,9 +112,11 @@ class ContainersFs implements FileService, WatchSource {
       ctl: (command, path) => engine.ctl(agentId, sid, command, path),
     });
     const children: Record<string, Node> = {
-      status: f.status,
+      // Status (its running execs) and usage are partly live: their versions are digests of what they
+      // show, not the record's, which does not change with them.
+      status: jsonView(() => engine.statusOf(fresh(`${base}/status`)), { mtime: meta.mtime }),
       result: f.result,
-      usage: jsonView(() => engine.sessionUsage(fresh(`${base}/usage`)), { ...meta, sizeAtStat: false }),
+      usage: jsonView(() => engine.sessionUsage(fresh(`${base}/usage`)), { mtime: meta.mtime, sizeAtStat: false }),
       output: f.stream,
       ctl: f.ctl,
       exec: {
@@ -145,7 +147,8 @@ class ContainersFs implements FileService, WatchSource {
     const base = `/sessions/${sid}/exec/${eid}`;
     const meta = recordMeta(() => engine.exec(agentId, sid, eid), ex.createdAt);
     const raw = (which: 'stdout' | 'stderr') =>
-      stream((_cx, signal) => execOutput(engine, agentId, sid, eid, signal), { format: rawFormat(which), mtime: () => ex.createdAt });
+      // The process's own bytes, not JSON lines.
+      stream((_cx, signal) => execOutput(engine, agentId, sid, eid, signal), { format: rawFormat(which), mtime: () => ex.createdAt, mediaType: 'application/octet-stream' });
     const f = recordFiles<ExecRecord>({
       base,
       fresh: (path) => engine.needExec(agentId, sid, eid, path),
