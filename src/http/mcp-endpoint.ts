@@ -15,6 +15,7 @@ import { FsError } from '../fs/errors.js';
 import { createMcpServer } from '../mcp/index.js';
 import { isRevoked, type Revocation, type TokenInfo } from '../runtime/token-store.js';
 import { McpHttpTransport } from './mcp-transport.js';
+import { DOCS } from './route-docs.js';
 import type { Route, RouteContext } from './routes.js';
 
 /** Sessions open at once on one server; one more `initialize` is EAGAIN. */
@@ -175,7 +176,7 @@ const handle = (ctx: RouteContext) => ctx.app.mcp.handle(ctx);
 
 /** `/mcp` in the route table (static URLs: they come before the file mapping's `/*`). */
 export const mcpRoutes: readonly Route[] = [
-  { method: 'POST', url: '/mcp', op: 'mcp', path: () => '/mcp', handler: handle },
-  { method: 'GET', url: '/mcp', op: 'mcp', path: () => '/mcp', handler: handle },
-  { method: 'DELETE', url: '/mcp', op: 'mcp', path: () => '/mcp', handler: handle },
+  { method: 'POST', url: '/mcp', op: 'mcp', path: () => '/mcp', handler: handle, doc: DOCS.mcpPost },
+  { method: 'GET', url: '/mcp', op: 'mcp', path: () => '/mcp', handler: handle, doc: DOCS.mcpGet },
+  { method: 'DELETE', url: '/mcp', op: 'mcp', path: () => '/mcp', handler: handle, doc: DOCS.mcpDelete },
 ];

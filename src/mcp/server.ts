@@ -4,7 +4,6 @@
  * view. A transport connects it: the streamable-HTTP endpoint of the HTTP server (`/mcp`), which
  * `agentctl mcp` also bridges stdio to. Nothing here knows which.
  */
-import { readFileSync } from 'node:fs';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
   CallToolRequestSchema,
@@ -15,6 +14,7 @@ import {
   SubscribeRequestSchema,
   UnsubscribeRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js';
+import { agent9Version } from '../runtime/version.js';
 import { AGENT_TOOLS } from './agent-tools.js';
 import { FILE_TOOLS } from './file-tools.js';
 import { listResources, readResource, RESOURCE_TEMPLATES, Subscriptions } from './resources.js';
@@ -23,20 +23,6 @@ import { ToolTable } from './tool-table.js';
 
 export const TOOLS = new ToolTable([...FILE_TOOLS, ...AGENT_TOOLS]);
 
-/** agent9's version, from the package.json above this module (src/, dist/ and dist-bench/ sit at different depths). */
-function packageVersion(): string {
-  for (let dir = new URL('.', import.meta.url); dir.pathname !== '/'; dir = new URL('..', dir)) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'agent9' && pkg.version) return pkg.version;
-    } catch {
-      /* not here: one level up */
-    }
-  }
-  return '0.0.0';
-}
-
-const VERSION = packageVersion();
 
 function instructionsFor(scope: McpScope): string {
   const agent = scope.cx.principal.agentId;
@@ -53,7 +39,7 @@ function instructionsFor(scope: McpScope): string {
 
 export function createMcpServer(scope: McpScope): Server {
   const server = new Server(
-    { name: 'agent9', title: 'agent9', version: VERSION },
+    { name: 'agent9', title: 'agent9', version: agent9Version() },
     { capabilities: { tools: {}, resources: { subscribe: true } }, instructions: instructionsFor(scope) },
   );
   const subscriptions = new Subscriptions(server, scope);
