@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { servedForTests, agentctl } from '../cli/helpers.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { call, connectHttp, connectStdio, eventually, fails, ok, text, type Connected } from './helpers.js';
 
 const suite = servedForTests('agent9-mcp-', ['--demo']);
@@ -114,6 +115,27 @@ describe.each(transports)('an agent session over %s', (_name, connect) => {
     expect(await ok(s.client, 'stat', { path: `/compute/jobs/${job}/status` })).toMatchObject({ kind: 'view' });
   });
 
+  it('streams a job\'s text as progress notifications when the client asks for progress', async () => {
+    const progress: string[] = [];
+    const r = (await s.client.callTool({ name: 'run_model_job', arguments: { model: 'echo', prompt: 'one two three four five six' } }, undefined, {
+      onprogress: (p) => void progress.push(p.message ?? ''),
+    })) as CallToolResult;
+    expect(r.isError, JSON.stringify(r.content)).toBeFalsy();
+    expect(r.content[0]).toEqual({ type: 'text', text: 'one two three four five six' });
+    expect(progress.length).toBeGreaterThan(1);
+    expect(progress.join('')).toBe('one two three four five six');
+  });
+
+  it('lists files as resources and reads a directory as its listing', async () => {
+    const { resources } = await s.client.listResources();
+    expect(resources.map((r) => r.uri)).toEqual(expect.arrayContaining(['agent9:///status', 'agent9:///config']));
+    const { resourceTemplates } = await s.client.listResourceTemplates();
+    expect(resourceTemplates[0]!.uriTemplate).toBe('agent9:///{+path}');
+    const dir = await s.client.readResource({ uri: 'agent9:///outbox' });
+    expect(dir.contents[0]!.mimeType).toBe('application/json');
+    expect(JSON.parse((dir.contents[0] as { text: string }).text)).toBeInstanceOf(Array);
+  });
+
   it('a subscription to a file hears of a change made over plain HTTP', async () => {
     const uri = `agent9:///memory/sub-${Math.random().toString(36).slice(2, 8)}.txt`;
     const path = uri.slice('agent9://'.length);
@@ -198,10 +220,43 @@ describe('sessions over HTTP belong to their token', () => {
     expect(other.status).toBe(404);
     expect(((await other.json()) as { error: { code: number } }).error.code).toBe(-32001);
     expect((await post(minted.token)).status).toBe(200);
+    // The SDK client holds the session's one stream already.
+    const second = await http('/mcp', { token: minted.token, headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId } });
+    expect(second.status).toBe(409);
+    await second.body?.cancel();
     expect((await http(`/runtime/tokens/${minted.id}`, { method: 'DELETE' })).status).toBe(204);
     expect((await post(minted.token)).status).toBe(401);
     await expect(call(s.client, 'stat', { path: '/status' })).rejects.toThrow();
     await s.close().catch(() => undefined);
+  });
+
+  it("a session's stream ends when its token is revoked", async () => {
+    const minted = await mint({ name: 'mcp-test stream', agent: 'demo' });
+    const h = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    const init = await http('/mcp', {
+      method: 'POST',
+      token: minted.token,
+      headers: h,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+    });
+    const sid = init.headers.get('mcp-session-id')!;
+    expect(((await init.json()) as { result: { serverInfo: { name: string } } }).result.serverInfo.name).toBe('agent9');
+    const ready = await http('/mcp', { method: 'POST', token: minted.token, headers: { ...h, 'mcp-session-id': sid }, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) });
+    expect(ready.status).toBe(202);
+    const stream = await http('/mcp', { token: minted.token, headers: { accept: 'text/event-stream', 'mcp-session-id': sid } });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toBe('text/event-stream');
+    const reader = stream.body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain(': agent9 mcp session stream');
+    expect((await http(`/runtime/tokens/${minted.id}`, { method: 'DELETE' })).status).toBe(204);
+    const ended = await Promise.race([
+      (async () => {
+        while (!(await reader.read()).done);
+        return true;
+      })(),
+      sleep(3000).then(() => false),
+    ]);
+    expect(ended).toBe(true);
   });
 
   it('answers malformed requests as JSON-RPC errors, never ending the server', async () => {
