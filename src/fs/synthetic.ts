@@ -248,15 +248,18 @@ export class SyntheticFs implements FileService {
         const read = node.read;
         if (canRead && !read) throw new FsError('EACCES', path, 'write-only file');
         if (canWrite && node.admit) await node.admit(cx);
+        // As a view's: the version read before the snapshot, so the handle's is never newer than its bytes.
+        const stored = canRead ? node.version?.() : undefined;
+        const snapshot = canRead && read ? toBytes(await read(cx)) : undefined;
         return new SyntheticHandle({
           path,
           kind: 'message',
           canRead,
           canWrite,
-          stat,
+          stat: stored === undefined ? stat : async () => ({ ...(await stat()), version: stored }),
           maxBytes: node.maxBytes ?? DEFAULT_MESSAGE_CAP,
           commit: async (data) => node.commit(data, cx),
-          ...(canRead && read ? { snapshot: toBytes(await read(cx)) } : {}),
+          ...(snapshot ? { snapshot } : {}),
         });
       }
       case 'call':

@@ -1,8 +1,9 @@
 /**
  * Content-Type of a file: from its name when the extension says, else from its content
  * (JSON, UTF-8 text, or bytes), or the media type the service gives (a stream of JSON lines). Views
- * and call answers are JSON or text; data files are whatever was written. Content over 1 MiB is judged
- * by its first MiB, so that a HEAD, which reads no more than that, names the type a GET sends.
+ * and call answers are JSON or text; data files are whatever was written. Content over 64 KiB (one
+ * stored chunk) is judged by its first 64 KiB, so that a HEAD, which reads no more than that, names
+ * the type a GET sends and costs one chunk however large the file.
  */
 import { isUtf8 } from 'node:buffer';
 
@@ -31,8 +32,8 @@ const BY_EXTENSION: Record<string, string> = {
 export const TEXT = 'text/plain; charset=utf-8';
 export const JSON_TYPE = 'application/json; charset=utf-8';
 const BINARY = 'application/octet-stream';
-/** Content larger than this is not parsed to decide whether it is JSON. */
-const JSON_SNIFF_LIMIT = 1024 * 1024;
+/** Content larger than this is not parsed to decide whether it is JSON, and is judged by this much of it. */
+const JSON_SNIFF_LIMIT = 64 * 1024;
 
 function byName(path: string): string | undefined {
   const slash = path.lastIndexOf('/');

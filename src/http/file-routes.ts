@@ -81,8 +81,8 @@ async function read(ctx: RouteContext) {
   const { stat: st, data } = await readStat(view, target.path, cx);
   if (st.type === 'dir') return list(ctx);
   if (st.kind === 'stream') return stream(ctx, st);
-  // A view through one handle: the ETag is its snapshot's version (a digest of it when it keeps none).
-  if (st.kind === 'view') return sendView(request, reply, view, target.path, cx, st, readHeaders);
+  // A view (or an inbox) through one handle: the ETag is its snapshot's version (a digest of it when it keeps none).
+  if (st.kind === 'view' || st.kind === 'message') return sendView(request, reply, view, target.path, cx, st, readHeaders);
   if (st.kind === 'data' && noneMatch(request, st.version)) return statHeaders(reply.code(304), st).send();
   // Else the stat comes first: the ETag is never newer than the bytes, so an If-Match built on it is safe.
   const bytes = data ?? (await readAll(view, target.path, cx));
@@ -111,11 +111,8 @@ async function head(ctx: RouteContext) {
   const st = await view.stat(target.path, cx);
   if (target.slash && st.type !== 'dir') throw new FsError('ENOTDIR', target.path, 'not a directory');
   const withStat = (r: FastifyReply, s: Stat) => statHeaders(r, s).header('cache-control', 'no-cache');
-  if (st.type === 'dir') {
-    // The listing's headers, with the directory's stat (a GET of the listing sends no ETag: list()).
-    const entries = await view.readdir(target.path, cx);
-    return withStat(reply, st).type(JSON_TYPE).send(listingJson(entries));
-  }
+  // A listing's type, without its length (RFC 9110 lets a HEAD leave it out): a HEAD does not list.
+  if (st.type === 'dir') return withStat(reply, st).type(JSON_TYPE).send();
   switch (st.kind) {
     case 'data':
       return headData(ctx, st);
