@@ -1,7 +1,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const LAYERS = ['fs', 'runtime', 'services', 'mounts', 'server', 'http', 'fuse', 'cli'];
+const LAYERS = ['fs', 'runtime', 'services', 'mounts', 'server', 'mcp', 'http', 'fuse', 'cli'];
 const TRANSPORTS = ['http', 'fuse', 'cli'];
 
 /** Import patterns of every layer above `layer` (the transports are side by side: none is above another). */
@@ -26,7 +26,8 @@ export default tseslint.config(
     },
   },
   // The layers, bottom up: src/fs (the core), src/runtime, src/services, src/mounts, src/server (the
-  // assembly), then the transports src/http, src/fuse, src/cli. An import may only run down. Each layer
+  // assembly), src/mcp (the MCP mapping, carried by HTTP and agentctl), then the transports src/http,
+  // src/fuse, src/cli. An import may only run down. Each layer
   // has one rule entry (a later entry for the same files would replace, not add to, its patterns).
   {
     // The core must also run in a browser one day: nothing from Node, nothing above it.
@@ -64,6 +65,22 @@ export default tseslint.config(
         {
           patterns: [
             { group: layersAbove('server'), message: 'the assembly serves every transport and imports none.' },
+            { group: SERVICE_INTERNALS, message: "a capability's public entry is its index.ts." },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The MCP mapping works on a caller's view like a transport, but has no wire of its own: HTTP serves
+    // it at /mcp and agentctl bridges stdio to that, so it imports neither of them (nor FUSE).
+    files: ['src/mcp/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: layersAbove('mcp'), message: 'src/mcp is carried by the transports (HTTP /mcp, agentctl mcp): it imports none of them.' },
             { group: SERVICE_INTERNALS, message: "a capability's public entry is its index.ts." },
           ],
         },

@@ -8,6 +8,8 @@ declare module 'autocannon' {
     headers?: Record<string, string>;
     method?: string;
     body?: Buffer | string;
+    /** Per-request settings; `setupRequest` may change each request before it is sent. */
+    requests?: { setupRequest?: (request: Record<string, unknown>) => Record<string, unknown> }[];
   }
   interface Histogram {
     average: number;

@@ -27,7 +27,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const auth = (token: string): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {});
 
 /** The load generator's process, one run at a time. */
-class LoadChild {
+export class LoadChild {
   private readonly proc: ChildProcess = fork(join(here, '..', 'load', 'autocannon-child.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 
   run(run: LoadRun): Promise<LoadResult> {
@@ -42,21 +42,21 @@ class LoadChild {
   }
 }
 
-interface Measured {
+export interface Measured {
   rps: number;
   /** Server CPU time per request, microseconds. */
   cpuPerRequest: number;
 }
 
-async function measure(load: LoadChild, server: ServerChild, run: Omit<LoadRun, 'url' | 'headers'>, path: string): Promise<Measured> {
+export async function measure(load: LoadChild, server: ServerChild, run: Omit<LoadRun, 'url' | 'headers'>, path: string, headers: Record<string, string> = {}): Promise<Measured> {
   const cpu0 = await server.cpuMicros();
-  const r = await load.run({ ...run, url: server.url + path, headers: auth(server.token) });
+  const r = await load.run({ ...run, url: server.url + path, headers: { ...auth(server.token), ...headers } });
   const cpu1 = await server.cpuMicros();
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`${run.method} ${server.url}${path}: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
   return { rps: r.rps, cpuPerRequest: (cpu1 - cpu0) / Math.max(1, r.requests) };
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 }
@@ -65,7 +65,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-const spreadOf = (xs: number[]): string => `${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))}`;
+export const spreadOf = (xs: number[]): string => `${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))}`;
 
 /**
  * Ours beside the baseline: a warm-up of each, then `rounds` rounds, the order flipping each round so

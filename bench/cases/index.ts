@@ -8,5 +8,6 @@ import { computeCase } from './compute.js';
 import { containersCase } from './containers.js';
 import { bundleCase } from './bundle.js';
 import { nostrCase } from './nostr.js';
+import { mcpCase } from './mcp.js';
 
-export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase, sseCase, fuseCase, computeCase, containersCase, bundleCase, nostrCase];
+export const cases: BenchCase[] = [storageCase, runtimeCase, httpCase, sseCase, fuseCase, computeCase, containersCase, bundleCase, nostrCase, mcpCase];

@@ -13,6 +13,11 @@ export interface LoadRun {
   body?: string;
   connections: number;
   duration: number;
+  /**
+   * The body is a JSON-RPC request: each request sent gets an `id` of its own (a server matches answers
+   * to requests by id, so one id for all of them would not do).
+   */
+  jsonRpcIds?: boolean;
 }
 
 export interface LoadResult {
@@ -20,6 +25,13 @@ export interface LoadResult {
   requests: number;
   non2xx: number;
   errors: number;
+}
+
+/** A request body per request: the JSON-RPC template with a fresh id each time. */
+function numberedBodies(template: string): { setupRequest: (req: Record<string, unknown>) => Record<string, unknown> }[] {
+  const request = JSON.parse(Buffer.from(template, 'base64').toString('utf8')) as Record<string, unknown>;
+  let id = 0;
+  return [{ setupRequest: (req) => ({ ...req, body: JSON.stringify({ ...request, id: ++id }) }) }];
 }
 
 process.on('message', (run: LoadRun) => {
@@ -30,7 +42,8 @@ process.on('message', (run: LoadRun) => {
       headers: run.headers,
       connections: run.connections,
       duration: run.duration,
-      ...(run.body !== undefined ? { body: Buffer.from(run.body, 'base64') } : {}),
+      ...(run.body !== undefined && !run.jsonRpcIds ? { body: Buffer.from(run.body, 'base64') } : {}),
+      ...(run.body !== undefined && run.jsonRpcIds ? { requests: numberedBodies(run.body) } : {}),
     });
     const result: LoadResult = { rps: r.requests.average, requests: r.requests.total, non2xx: r.non2xx, errors: r.errors };
     process.send!(result);

@@ -14,6 +14,7 @@ import { JSON_TYPE } from './content-type.js';
 import { httpError } from './error-replies.js';
 import { answer } from './file-routes.js';
 import { checkDeclaredJson } from './json-bodies.js';
+import { DOCS } from './route-docs.js';
 import type { Route, RouteContext } from './routes.js';
 import { answerWrite, receiving, sendReceipt } from './write-answers.js';
 
@@ -59,8 +60,8 @@ async function send(ctx: RouteContext) {
 }
 
 export const agentRoutes: readonly Route[] = [
-  { method: 'GET', url: '/agents', op: 'agents', path: () => '/agents', handler: listAgents },
-  { method: 'POST', url: '/agents', op: 'call', path: () => '/agents/new', handler: (ctx) => answer(ctx, '/agents/new', 201) },
-  { method: 'POST', url: '/agents/:id/tick', op: 'agents', path: (r) => agentPath(agentParam(r), 'ctl'), handler: tick },
-  { method: 'POST', url: '/agents/:id/send', op: 'agents', path: (r) => agentPath(agentParam(r), 'inbox'), handler: send },
+  { method: 'GET', url: '/agents', op: 'agents', path: () => '/agents', handler: listAgents, doc: DOCS.listAgents },
+  { method: 'POST', url: '/agents', op: 'call', path: () => '/agents/new', handler: (ctx) => answer(ctx, '/agents/new', 201), doc: DOCS.createAgent },
+  { method: 'POST', url: '/agents/:id/tick', op: 'agents', path: (r) => agentPath(agentParam(r), 'ctl'), handler: tick, doc: DOCS.tick },
+  { method: 'POST', url: '/agents/:id/send', op: 'agents', path: (r) => agentPath(agentParam(r), 'inbox'), handler: send, doc: DOCS.send },
 ];

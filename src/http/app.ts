@@ -13,12 +13,16 @@ import { corsHook, type CorsConfig } from './cors.js';
 import { httpError, sendError } from './error-replies.js';
 import { fileRoutes } from './file-routes.js';
 import { LongLivedResponses } from './long-lived.js';
+import { McpSessions, mcpRoutes } from './mcp-endpoint.js';
 import type { HttpMetrics } from './metrics.js';
 import { errorPath, watchConstraint } from './request-target.js';
 import { healthRoutes } from './health.js';
 import { registerRoutes, type AppState, type Readiness, type Route } from './routes.js';
 import { FrameCache } from './watch.js';
-import { registerStreamedCalls } from './streaming.js';
+import { registerStreamedCalls, STREAMED_CALL_ROUTES } from './streaming.js';
+import { openApiDocument } from './openapi.js';
+import { DOCS } from './route-docs.js';
+import { agent9Version } from '../runtime/version.js';
 
 export interface AppOptions {
   /** Turns the Authorization header into the caller's principal and view of the namespace. */
@@ -46,8 +50,24 @@ export interface AppOptions {
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 
-/** Every route the app serves: the health probes and the agent routes (more specific URLs), and the file mapping. */
-export const ROUTES: readonly Route[] = [...healthRoutes, ...agentRoutes, ...fileRoutes];
+/** The OpenAPI document of every route (the table and the streamed call files), made once, when first asked for. */
+let openApiText: string | undefined;
+export function openApiJson(): string {
+  openApiText ??= JSON.stringify(openApiDocument([...ROUTES, ...STREAMED_CALL_ROUTES], agent9Version()), null, 2) + '\n';
+  return openApiText;
+}
+
+const openApiRoute: Route = {
+  method: 'GET',
+  url: '/openapi.json',
+  op: 'openapi',
+  public: true,
+  doc: DOCS.openapi,
+  handler: async ({ reply }) => reply.header('cache-control', 'no-cache').type('application/json').send(openApiJson()),
+};
+
+/** Every route the app serves: the health probes, this API's document, MCP and the agent routes (more specific URLs), and the file mapping. */
+export const ROUTES: readonly Route[] = [...healthRoutes, openApiRoute, ...mcpRoutes, ...agentRoutes, ...fileRoutes];
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
@@ -55,7 +75,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const auth = options.auth;
   /** Watches and streams, ended at shutdown and when their token is revoked or expires. */
   const longLived = new LongLivedResponses();
-  const stopRevocations = auth.onRevoke?.((r) => longLived.revoke(r));
+  const mcp = new McpSessions();
+  const stopRevocations = auth.onRevoke?.((r) => {
+    longLived.revoke(r);
+    mcp.revoke(r);
+  });
   const state: AppState = {
     longLived,
     metrics,
@@ -63,6 +87,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     retryMs: options.retryMs ?? 1000,
     frames: new FrameCache(),
     readiness: options.readiness ?? (() => ({ ready: true })),
+    mcp,
   };
 
   const app = Fastify({
@@ -112,7 +137,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     sweeper.unref();
     app.server.once('close', () => clearInterval(sweeper));
     stopRevocations?.();
-    await longLived.endAll();
+    await Promise.all([longLived.endAll(), mcp.closeAll()]);
     // Once they have flushed, their keep-alive sockets are idle: close them, or close() waits for them.
     app.server.closeIdleConnections();
   });

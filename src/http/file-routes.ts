@@ -26,6 +26,7 @@ import { asBuffer, etagOf, httpDate, listingJson, parseMode, precondition, statH
 import { chooseRange } from './ranges.js';
 import { checkDeclaredJson } from './json-bodies.js';
 import { flag, waitOf } from './request-target.js';
+import { DOCS } from './route-docs.js';
 import type { Route, RouteContext } from './routes.js';
 import { sendStream } from './streamed-body.js';
 import { spaceJson } from './space-json.js';
@@ -225,12 +226,12 @@ async function move({ request, reply, view, cx, target }: RouteContext) {
 
 /** The file mapping's rows. `GET /*` serves reads; a `?watch=1` GET takes the watch row (a routing constraint). */
 export const fileRoutes: readonly Route[] = [
-  { method: 'GET', url: '/*', op: 'read', handler: read },
-  { method: 'GET', url: '/*', op: 'watch', watch: true, handler: watch },
-  { method: 'HEAD', url: '/*', op: 'stat', handler: head },
-  { method: 'PUT', url: '/*', op: 'write', handler: put },
-  { method: 'POST', url: '/*', op: 'write', handler: post },
-  { method: 'DELETE', url: '/*', op: 'remove', handler: remove },
-  { method: 'MOVE', url: '/*', op: 'rename', handler: move },
-  { method: 'OPTIONS', url: '/*', op: 'other', public: true, handler: async ({ reply }) => reply.code(204).header('allow', ALLOW).send() },
+  { method: 'GET', url: '/*', op: 'read', handler: read, doc: DOCS.read },
+  { method: 'GET', url: '/*', op: 'watch', watch: true, handler: watch, doc: DOCS.watch },
+  { method: 'HEAD', url: '/*', op: 'stat', handler: head, doc: DOCS.stat },
+  { method: 'PUT', url: '/*', op: 'write', handler: put, doc: DOCS.put },
+  { method: 'POST', url: '/*', op: 'write', handler: post, doc: DOCS.post },
+  { method: 'DELETE', url: '/*', op: 'remove', handler: remove, doc: DOCS.remove },
+  { method: 'MOVE', url: '/*', op: 'rename', handler: move, doc: DOCS.move },
+  { method: 'OPTIONS', url: '/*', op: 'other', public: true, doc: DOCS.options, handler: async ({ reply }) => reply.code(204).header('allow', ALLOW).send() },
 ];

@@ -9,6 +9,7 @@
  */
 import type { FastifyReply } from 'fastify';
 import { JSON_TYPE } from './content-type.js';
+import { DOCS } from './route-docs.js';
 import type { PublicRoute, Route } from './routes.js';
 
 function probe(reply: FastifyReply, status: number, body: Record<string, unknown>): FastifyReply {
@@ -23,6 +24,6 @@ const readyz: PublicRoute['handler'] = async ({ reply, app }) => {
 };
 
 export const healthRoutes: readonly Route[] = (['GET', 'HEAD'] as const).flatMap((method) => [
-  { method, url: '/healthz', op: 'health', public: true as const, handler: healthz },
-  { method, url: '/readyz', op: 'health', public: true as const, handler: readyz },
+  { method, url: '/healthz', op: 'health', public: true as const, handler: healthz, doc: DOCS.healthz },
+  { method, url: '/readyz', op: 'health', public: true as const, handler: readyz, doc: DOCS.readyz },
 ]);

@@ -16,6 +16,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { Authenticator, Caller } from './auth.js';
 import type { LongLivedResponses } from './long-lived.js';
+import type { McpSessions } from './mcp-endpoint.js';
+import type { RouteDoc } from './openapi.js';
 import type { HttpMetrics } from './metrics.js';
 import { fixedTarget, parseTarget, type Target } from './request-target.js';
 import type { FrameCache } from './watch.js';
@@ -43,6 +45,8 @@ export interface AppState {
   frames: FrameCache;
   /** Whether the server can serve requests (its storage open, migrated): what /readyz answers. */
   readiness: () => Readiness;
+  /** The MCP sessions of `/mcp`. */
+  mcp: McpSessions;
 }
 
 /** What a readiness probe learns: ready, or the reason it is not. */
@@ -69,6 +73,8 @@ interface RouteRow {
   body?: boolean;
   /** The route of `?watch=1` requests (SSE). */
   watch?: boolean;
+  /** What the OpenAPI document says of it (route-docs.ts); the document lists every row either way. */
+  doc?: RouteDoc;
 }
 
 /** A route of a caller: it runs after the whole prologue. */

@@ -11,6 +11,8 @@ import { Readable } from 'node:stream';
 import { concatBytes } from '../fs/bytes.js';
 import type { Cx, FileService, Handle, ReadOptions, Stat } from '../fs/types.js';
 import { contentTypeOf } from './content-type.js';
+import type { DocumentedRoute } from './openapi.js';
+import { DOCS } from './route-docs.js';
 import { tagVersion } from './file-headers.js';
 
 /** Views up to this size are read whole and sent in one piece (the ETag and type as for any file). */
@@ -102,6 +104,11 @@ export async function sendView(
 /** Call files whose request is streamed into the handle rather than collected (paths in the caller's view). */
 export const STREAMED_CALLS = ['/agents/import'] as const;
 
+/** The streamed call files as routes: registered here, outside the table, and described with it (openapi.ts). */
+export const STREAMED_CALL_ROUTES: readonly DocumentedRoute[] = STREAMED_CALLS.flatMap((url) =>
+  (['POST', 'PUT'] as const).map((method) => ({ method, url, op: 'call', doc: DOCS.importAgent })),
+);
+
 /**
  * POST and PUT of the streamed call files: each body chunk is written to the handle as it arrives
  * (awaited, so a slow import slows the sender), then the answer is read on the same handle. A client
@@ -116,7 +123,7 @@ export async function registerStreamedCalls(
     scope.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
     for (const url of STREAMED_CALLS) {
       scope.route({
-        method: ['POST', 'PUT'],
+        method: STREAMED_CALL_ROUTES.filter((r) => r.url === url).map((r) => r.method as 'POST' | 'PUT'),
         url,
         onRequest: (request, _reply, done) => {
           // Whatever its Content-Type says, the body is the request's bytes.

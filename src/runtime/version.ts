@@ -1,6 +1,6 @@
 /**
- * The version of agent9 this process runs: `version` of the package.json at the root of the package
- * (two levels above this module, in src/runtime as in dist/runtime), read once.
+ * The version of agent9 this process runs: `version` of agent9's package.json, found by walking up from
+ * this module (src/runtime and dist/runtime are two levels below it, dist-bench/src/runtime three), read once.
  */
 import { readFileSync } from 'node:fs';
 
@@ -8,8 +8,17 @@ let cached: string | undefined;
 
 export function agent9Version(): string {
   if (cached === undefined) {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-    cached = typeof pkg.version === 'string' ? pkg.version : 'unknown';
+    cached = 'unknown';
+    for (let dir = new URL('../', import.meta.url); dir.pathname !== '/'; dir = new URL('../', dir)) {
+      try {
+        const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: unknown; version?: unknown };
+        if (pkg.name !== 'agent9') continue;
+        if (typeof pkg.version === 'string') cached = pkg.version;
+        break;
+      } catch {
+        /* no package.json here: one level up */
+      }
+    }
   }
   return cached;
 }

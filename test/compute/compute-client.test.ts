@@ -1,6 +1,6 @@
 /** The logic of `agentctl compute` over a namespace in process (the CLI runs it over the HTTP client). */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cancelJob, computeBase, listJobs, runPrompt, type Chunk } from '../../src/cli/compute-client.js';
+import { cancelJob, computeBase, listJobs, runPrompt, type Chunk } from '../../src/mcp/compute-client.js';
 import { Namespace } from '../../src/fs/namespace.js';
 import { FsError } from '../../src/fs/errors.js';
 import { LocalEchoProvider } from '../../src/services/compute/index.js';

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { FsError } from '../../fs/errors.js';
-import { cancelJob, computeBase, listJobs, runPrompt, type JobLine, type RunOptions } from '../compute-client.js';
+import { cancelJob, computeBase, listJobs, runPrompt, type JobLine, type RunOptions } from '../../mcp/compute-client.js';
 import { action, commandOf, contextOf, readStdin, usage } from '../context.js';
 import { c, printJson, table, timeString, write } from '../output.js';
 

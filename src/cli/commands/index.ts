@@ -8,6 +8,7 @@ import { registerTokenCommands } from './token-verbs.js';
 import { registerMountCommand } from './mount-verb.js';
 import { registerComputeCommands } from './compute-verbs.js';
 import { registerContainerCommands } from './container-verbs.js';
+import { registerMcpCommand } from './mcp-verb.js';
 
 export function registerCommands(program: Command): void {
   registerServeCommand(program);
@@ -18,4 +19,5 @@ export function registerCommands(program: Command): void {
   registerMountCommand(program);
   registerComputeCommands(program);
   registerContainerCommands(program);
+  registerMcpCommand(program);
 }

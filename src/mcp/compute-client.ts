@@ -1,7 +1,8 @@
 /**
- * What `agentctl compute ...` does, over any FileService (the HTTP client, or a namespace in process):
- * run a prompt and stream the answer, list jobs, cancel one. The commands only use the file surface of
- * CONTRACT.md: `new`, `jobs/<id>/{status,stream,result,ctl}`.
+ * What a client does with an agent's /compute, over any FileService (the HTTP client, or a namespace in
+ * process): run a prompt and stream the answer, list jobs, cancel one. `agentctl compute ...` and the
+ * MCP tool `run_model_job` both run jobs through it, so a job runs the same way from either. It only
+ * uses the file surface of CONTRACT.md: `new`, `jobs/<id>/{status,stream,result,ctl}`.
  */
 import { utf8 } from '../fs/bytes.js';
 import { FsError, isErrorCode } from '../fs/errors.js';
