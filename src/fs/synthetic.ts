@@ -90,6 +90,8 @@ export interface StreamNode extends NodeMeta {
   kind: 'stream';
   events: (cx: Cx, signal: AbortSignal) => AsyncIterable<FsEvent>;
   format?: (ev: FsEvent) => Content | undefined;
+  /** A finite stream: where its events start and whether it ended (Stat.finite); absent: endless. */
+  finite?: () => { after: number; ended: boolean };
 }
 
 export type FileNode = ViewNode | MessageNode | CallNode | StreamNode;
@@ -185,7 +187,7 @@ export class SyntheticFs implements FileService {
     const mtime = node.mtime?.() ?? BOOT_TIME;
     let size = 0;
     if (computeSize && node.kind === 'view' && node.sizeAtStat !== false) size = await viewSize(node, cx);
-    return {
+    const st: Stat = {
       type: node.kind === 'dir' ? 'dir' : 'file',
       kind: node.kind as FileKind,
       size,
@@ -194,6 +196,8 @@ export class SyntheticFs implements FileService {
       ctime: mtime,
       version: node.version?.() ?? 0,
     };
+    if (node.kind === 'stream' && node.finite) st.finite = node.finite();
+    return st;
   }
 
   async readdir(path: string, cx: Cx): Promise<DirEntry[]> {
