@@ -182,6 +182,14 @@ print(json.load(open(p))['description'])
     await ok(`printf 'ggdGi{"description": "edited by vim", "status": "done"}\\033:wq\\n' > ${q(keys)}`);
     await ok(`cd ${q(scratch)} && HOME=${q(scratch)} timeout 20 vim -N -u NONE -i NONE -n -s ${q(keys)} ${q(G())}/v1.json > /dev/null 2>&1`);
     expect(await goal('v1.json')).toMatchObject({ description: 'edited by vim', status: 'done' });
+    // A temporary file beside a goal has nowhere to be kept: sed -i fails, naming it, and changes nothing.
+    const sed = await sh(`sed -i 's/edited/changed/' ${q(G())}/v1.json`);
+    expect(sed.code).not.toBe(0);
+    expect(sed.stderr).toMatch(/couldn't open temporary file .*goals\/sed\w+: No such file or directory/);
+    expect((await goal('v1.json')).description).toBe('edited by vim');
+    // What works instead: the result written back through the goal itself.
+    await ok(`sed 's/edited/changed/' ${q(G())}/v1.json > ${q(scratch)}/v1 && cat ${q(scratch)}/v1 > ${q(G())}/v1.json`);
+    expect((await goal('v1.json')).description).toBe('changed by vim');
   });
 
   it('a bad goal fails the write that completes it; touch of a new goal fails at close; nothing is made', async () => {
