@@ -85,6 +85,11 @@ export function prefixMatcher(inner: Matcher, mountPath: string): Matcher {
 
 type Listener = (rec: EventRecord) => void;
 
+export interface SubscribeOptions {
+  /** End once the stored events after the cursor are replayed (what ended gets nothing live). */
+  replayOnly?: boolean;
+}
+
 export interface EventLogOptions {
   /** A subscriber whose live queue grows past this goes back to reading the store. */
   maxLiveQueue?: number;
@@ -156,8 +161,8 @@ export class EventLog {
    * event at `matcher.endsAt`. The live listener is registered when the iterator is created, so a
    * live-only subscription sees everything committed after that moment.
    */
-  subscribe(matcher: Matcher, from: number | undefined, signal?: AbortSignal): AsyncIterable<FsEvent> {
-    return { [Symbol.asyncIterator]: () => new Subscription(this, matcher, from, signal) };
+  subscribe(matcher: Matcher, from: number | undefined, signal?: AbortSignal, opts: SubscribeOptions = {}): AsyncIterable<FsEvent> {
+    return { [Symbol.asyncIterator]: () => new Subscription(this, matcher, from, signal, opts.replayOnly ?? false) };
   }
 
   /** @internal */
@@ -197,6 +202,7 @@ class Subscription implements AsyncIterator<FsEvent> {
     private readonly matcher: Matcher,
     from: number | undefined,
     private readonly signal: AbortSignal | undefined,
+    private readonly replayOnly = false,
   ) {
     this.listener = (rec) => {
       if (this.overflowed) return;
@@ -223,6 +229,7 @@ class Subscription implements AsyncIterator<FsEvent> {
       if (this.replayQueue.length === 0 && (this.replaying || this.overflowed)) this.fillReplay();
       const fromReplay = this.replayQueue.shift();
       if (fromReplay) return this.deliver(fromReplay);
+      if (this.replayOnly) return this.finish();
       // Replay is drained: everything up to where it read has been seen.
       this.last = Math.max(this.last, this.scanned);
       const live = this.queue.shift();

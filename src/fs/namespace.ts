@@ -305,14 +305,15 @@ export class Namespace implements FileService, WatchSource {
    */
   watch(path: string, from: number | undefined, cx: Cx): AsyncIterable<FsEvent> {
     const p = normalizePath(path);
+    const given = from !== undefined;
     // Live-only watches start now, not when the caller first pulls: take the cursor at once.
     if (from === undefined && this.events) from = this.events.store.lastId();
     return {
-      [Symbol.asyncIterator]: () => this.startWatch(p, from, cx)[Symbol.asyncIterator](),
+      [Symbol.asyncIterator]: () => this.startWatch(p, from, given, cx)[Symbol.asyncIterator](),
     };
   }
 
-  private async *startWatch(p: string, from: number | undefined, cx: Cx): AsyncGenerator<FsEvent> {
+  private async *startWatch(p: string, from: number | undefined, given: boolean, cx: Cx): AsyncGenerator<FsEvent> {
     // Probe access and kind the way a reader would: EACCES and friends surface here, ENOENT does not.
     const stat = await this.stat(p, cx).catch((err: unknown) => {
       if (err instanceof FsError && err.code === 'ENOENT') return undefined;
@@ -320,8 +321,25 @@ export class Namespace implements FileService, WatchSource {
     });
     const matcher = await this.watchMatcher(p, cx);
     if (matcher && this.events) {
-      if (stat?.kind === 'stream') matcher.endsAt = p;
-      yield* this.events.subscribe(matcher, from, cx.signal);
+      if (stat?.kind !== 'stream') {
+        yield* this.events.subscribe(matcher, from, cx.signal);
+        return;
+      }
+      matcher.endsAt = p;
+      // A finite stream (a job's) is watched from its beginning unless the caller says where.
+      if (stat.finite && !given) from = stat.finite.after;
+      if (!stat.finite?.ended) {
+        yield* this.events.subscribe(matcher, from, cx.signal);
+        return;
+      }
+      // One that ended is its stored events, then the end, at once.
+      let ended = false;
+      for await (const ev of this.events.subscribe(matcher, from, cx.signal, { replayOnly: true })) {
+        if (ev.type === 'end' && ev.path === p) ended = true;
+        yield ev;
+      }
+      // Its end was already seen (a cursor past it) or dropped by retention (a `reset` came first).
+      if (!ended && !cx.signal?.aborted) yield { id: this.events.store.lastId(), type: 'end', path: p, time: Date.now(), data: { reason: 'the stream has ended' } };
       return;
     }
     const target = this.resolve(p);

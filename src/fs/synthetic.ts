@@ -96,6 +96,8 @@ export interface StreamNode extends NodeMeta {
   kind: 'stream';
   events: (cx: Cx, signal: AbortSignal) => AsyncIterable<FsEvent>;
   format?: (ev: FsEvent) => Content | undefined;
+  /** A finite stream: where its events start and whether it ended (Stat.finite); absent: endless. */
+  finite?: () => { after: number; ended: boolean };
 }
 
 export type FileNode = ViewNode | MessageNode | CallNode | StreamNode;
@@ -211,6 +213,7 @@ export class SyntheticFs implements FileService {
     };
     const mediaType = node.mediaType ?? (node.kind === 'stream' ? JSON_LINES : undefined);
     if (mediaType !== undefined) st.mediaType = mediaType;
+    if (node.kind === 'stream' && node.finite) st.finite = node.finite();
     return st;
   }
 

@@ -35,6 +35,12 @@ export interface Stat {
   mediaType?: string;
   uid?: number;
   gid?: number;
+  /**
+   * Finite stream files (a job's stream, a session's or exec's output): the event id their data starts
+   * after and whether they ended, so a watch without a cursor replays them from their beginning and a
+   * watch of an ended one ends at once. Absent for endless streams (an agent's trace).
+   */
+  finite?: { after: number; ended: boolean };
 }
 
 export interface StatAndData {

@@ -415,7 +415,14 @@ export class FuseAdapter {
     const work = (async () => {
       const handle = await this.service.open(path, open, cx);
       try {
-        const st = await this.service.stat(path, cx);
+        // The new handle says what it made: a file stored only when its writer closes (a goal, a file
+        // created through HTTP) exists for its handle before it exists for a stat by path.
+        const st = handle.stat
+          ? await handle.stat().catch((err: unknown) => {
+              if (err instanceof FsError && err.code === 'ENOSYS') return this.service.stat(path, cx);
+              throw err;
+            })
+          : await this.service.stat(path, cx);
         return { handle, st };
       } catch (err) {
         await handle.close().catch(() => undefined);

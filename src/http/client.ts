@@ -267,12 +267,13 @@ export class HttpFileService implements FileService {
     if (stat === undefined) {
       // A created file exists from its open on, as on a disk (fstat, stat and other readers see it),
       // not only once its content is sent at close. Create-only: a file made meanwhile is EEXIST
-      // for an exclusive open and simply opened otherwise.
+      // for an exclusive open and simply opened otherwise. A file that cannot be empty (a goal is its
+      // JSON: EINVAL) is made by its content at close instead; until then only its handle knows it.
       try {
         await this.writeFile(p, EMPTY, { ifVersion: 0, ...(flags.mode !== undefined ? { mode: flags.mode } : {}) }, cx);
       } catch (err) {
-        if (!(err instanceof FsError && (err.code === 'ESTALE' || err.code === 'EEXIST'))) throw err;
-        if (flags.exclusive) throw new FsError('EEXIST', p, 'file exists');
+        if (!(err instanceof FsError && (err.code === 'ESTALE' || err.code === 'EEXIST' || err.code === 'EINVAL'))) throw err;
+        if (err.code !== 'EINVAL' && flags.exclusive) throw new FsError('EEXIST', p, 'file exists');
       }
     }
     return new HttpHandle(this, p, stat?.kind ?? 'data', stat === undefined, flags, cx);

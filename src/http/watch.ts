@@ -48,12 +48,15 @@ export async function watch({ request, reply, view, cx, token, target, app }: Ro
   const { metrics } = app;
   if (!view.watch) throw new FsError('ENOSYS', path, 'this namespace cannot be watched');
   // Access errors surface as a status before the stream starts; a path that does not exist yet can be watched.
-  await view.stat(path, cx).catch((err: unknown) => {
+  const st = await view.stat(path, cx).catch((err: unknown) => {
     if (!(err instanceof FsError && err.code === 'ENOENT')) throw err;
+    return undefined;
   });
   const lastEventId = request.headers['last-event-id'];
   let from = parseCursor(typeof lastEventId === 'string' ? lastEventId : undefined, path, 'Last-Event-ID');
   from ??= parseCursor(target.query.get('from'), path, 'from');
+  // A finite stream (a job's stream, a session's output) is watched from its beginning.
+  if (st?.kind === 'stream' && st.finite) from ??= st.finite.after;
   from ??= app.cursor?.();
   const abort = new AbortController();
   const events = view.watch(path, from, { ...cx, signal: abort.signal })[Symbol.asyncIterator]();

@@ -84,7 +84,7 @@ describe('file verbs', () => {
     expect(lines[0]).toMatch(/^MODE\s+KIND\s+SIZE\s+VERSION\s+MODIFIED\s+NAME$/);
     expect(lines[1]).toMatch(/^-rw-r--r--\s+data\s+1\s+1\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+a$/);
     expect(lines[2]).toMatch(/\s+2\s+.*\sb$/);
-    expect((await run(['ls', '-1', '/'])).stdout).toContain('data/\nmounts\n');
+    expect((await run(['ls', '-1', '/'])).stdout).toContain('data/\ngoals/\nmounts\n');
     const json = JSON.parse((await run(['--json', 'ls', '/data/dir'])).stdout) as { name: string; size: number }[];
     expect(json.map((e) => [e.name, e.size])).toEqual([['a', 1], ['b', 2]]);
   });

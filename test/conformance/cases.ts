@@ -50,6 +50,28 @@ export function conformance(name: string, make: () => Promise<{ t: Transport; fe
       expect(st.version).toBeGreaterThan(v1);
     });
 
+    // Every file a PUT can create, a create + write + close on every mount creates: one case per
+    // writable directory (a data tree, an agent's goals).
+    it('writable directory /data: a new file is made by writing it', async () => {
+      await fresh();
+      await t.write('/data/made.txt', 'made by a write\n');
+      expect(await t.read('/data/made.txt')).toBe('made by a write\n');
+      expect((await t.list('/data')).map((e) => e.name)).toContain('made.txt');
+    });
+
+    it('writable directory /goals: a new goal is made by writing it; a bad one is EINVAL and makes nothing', async () => {
+      await fresh();
+      await t.write('/goals/made.json', '{"description": "made by a write"}');
+      expect(JSON.parse(await t.read('/goals/made.json'))).toMatchObject({ description: 'made by a write', status: 'pending', priority: 0 });
+      expect((await t.list('/goals')).map((e) => e.name)).toContain('made.json');
+      expect(await code(t.write('/goals/bad.json', '{"priority": 1}'))).toBe('EINVAL');
+      expect(await code(t.write('/goals/worse.json', '{"description": "x", "status": "sideways"}'))).toBe('EINVAL');
+      const names = (await t.list('/goals')).map((e) => e.name);
+      expect(names).not.toContain('bad.json');
+      expect(names).not.toContain('worse.json');
+      expect(await code(t.read('/goals/bad.json'))).toBe('ENOENT');
+    });
+
     it('directories: mkdir, list, rmdir refuses a non-empty directory, remove', async () => {
       await fresh();
       await t.mkdir('/data/d');
@@ -66,7 +88,7 @@ export function conformance(name: string, make: () => Promise<{ t: Transport; fe
     it('the root lists mount points, /mounts names them with their access', async () => {
       await fresh();
       const names = (await t.list('/')).map((e) => e.name).sort();
-      for (const n of ['data', 'mounts', 'off', 'paid', 'ro', 'svc']) expect(names).toContain(n);
+      for (const n of ['data', 'goals', 'mounts', 'off', 'paid', 'ro', 'svc']) expect(names).toContain(n);
       const mounts = await t.read('/mounts');
       expect(mounts).toMatch(/^\/data data rw$/m);
       expect(mounts).toMatch(/^\/ro data ro$/m);

@@ -1,7 +1,7 @@
 /** The conformance cases in process, straight on the Namespace. */
 import { afterAll } from 'vitest';
 import { conformance } from './cases.js';
-import { buildFixture } from './fixture.js';
+import { buildFixtureWithGoals } from './fixture-goals.js';
 import { serviceTransport } from './service.js';
 import { admin, cleanup, openStorage } from '../helpers.js';
 import type { Namespace } from '../../src/fs/namespace.js';
@@ -16,7 +16,7 @@ export function localTransport(ns: Namespace): Transport {
 
 conformance('in-process', async () => {
   const storage = openStorage();
-  const ns = buildFixture(storage);
+  const ns = buildFixtureWithGoals(storage);
   const t = localTransport(ns);
   return { t, feed: (line) => t.write('/svc/feed-ctl', line) };
 });

@@ -11,7 +11,7 @@ import type { Namespace } from '../../src/fs/namespace.js';
 import type { FileService } from '../../src/fs/types.js';
 import { mountNamespace, type FuseMount, type MountNamespaceOptions } from '../../src/fuse/index.js';
 import type { Storage } from '../../src/runtime/storage/index.js';
-import { buildFixture } from '../conformance/fixture.js';
+import { buildFixtureWithGoals } from '../conformance/fixture-goals.js';
 import { openStorage } from '../helpers.js';
 
 export const PYTHON = '/usr/bin/python3';
@@ -156,10 +156,10 @@ export async function mountService(service: FileService, opts: MountNamespaceOpt
   };
 }
 
-/** The conformance fixture, mounted in this process. */
+/** The conformance fixture (with /goals), mounted in this process. */
 export async function mountFixture(opts: MountNamespaceOptions = {}): Promise<MountedFixture> {
   const storage = openStorage();
-  const ns = buildFixture(storage);
+  const ns = buildFixtureWithGoals(storage);
   const m = await mountService(ns, opts);
   return { storage, ns, ...m };
 }

@@ -2,7 +2,8 @@
  * Shell idioms on the server's own mount fail loudly and never hang (CONTRACT sections 4, 9, 15):
  * command files check each line at write(2), which bash's builtin echo reports; `grep -r` and `tar`
  * finish over an agent directory although `logs/trace` is a live stream (they open it O_NONBLOCK and
- * get EAGAIN); a read of a running job's `result` waits for the job. Every command runs in a
+ * get EAGAIN); goals are created by writing them (echo, tee, Python, vim), and a create with nothing
+ * written is refused; a read of a running job's `result` waits for the job. Every command runs in a
  * child process, some as `nobody` on an allow_other mount.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +11,8 @@ import { mkdtemp, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mountServer, type FuseMount } from '../../src/fuse/index.js';
+import { mountedType } from '../../src/fuse/kernel-mount.js';
+import { agentctlBackground, ensureBuilt } from '../cli/helpers.js';
 import { cleanup } from '../helpers.js';
 import { serveAgent9, type Served } from '../http/served.js';
 import { mountPoint, ok, PYTHON, q, sh, sleep } from './helpers.js';
@@ -145,6 +148,86 @@ print('data' if b'"nonblock"' in got else 'none')
     expect(listing).toMatch(/demo\/memory\/notes\.txt$/m);
     expect(await ok(`tar xOf ${q(tarball)} demo/memory/notes.txt`)).toBe('needle in memory\n');
   });
+});
+
+describe('goals are created by writing them on the mount', () => {
+  const G = () => `${A}/goals`;
+  const goal = async (name: string) => JSON.parse(await ok(`cat ${q(G())}/${name}`)) as { description: string; status: string };
+
+  it('echo >, tee, cat > and Python create a goal; stat works before the close', async () => {
+    await ok(`echo '{"description": "by echo"}' > ${q(G())}/g1.json`);
+    expect(await goal('g1.json')).toMatchObject({ description: 'by echo', status: 'pending' });
+    await ok(`echo '{"description": "by tee"}' | tee ${q(G())}/g2.json > /dev/null`);
+    expect((await goal('g2.json')).description).toBe('by tee');
+    await ok(`cat > ${q(G())}/g3.json`, { input: '{"description": "by cat", "status": "active"}' });
+    expect(await goal('g3.json')).toMatchObject({ description: 'by cat', status: 'active' });
+    const py = `
+import os, sys, json
+p = sys.argv[1]
+with open(p, 'w') as f:
+    f.write(json.dumps({'description': 'by python'}))
+    f.flush()
+    print(os.stat(p).st_size >= 0, os.path.basename(p) in os.listdir(os.path.dirname(p)))
+print(json.load(open(p))['description'])
+`;
+    expect(await ok(`${PYTHON} -c ${q(py)} ${q(`${G()}/g4.json`)}`)).toBe('True True\nby python\n');
+    expect((await ok(`ls ${q(G())}`)).split('\n')).toEqual(expect.arrayContaining(['g1.json', 'g2.json', 'g3.json', 'g4.json', 'new']));
+  });
+
+  it('vim creates a goal and edits one in place', async () => {
+    const keys = join(scratch, 'keys');
+    await ok(`printf 'i{"description": "by vim"}\\033:wq\\n' > ${q(keys)}`);
+    await ok(`HOME=${q(scratch)} timeout 20 vim -N -u NONE -i NONE -n -s ${q(keys)} ${q(G())}/v1.json > /dev/null 2>&1`);
+    expect((await goal('v1.json')).description).toBe('by vim');
+    await ok(`printf 'ggdGi{"description": "edited by vim", "status": "done"}\\033:wq\\n' > ${q(keys)}`);
+    await ok(`cd ${q(scratch)} && HOME=${q(scratch)} timeout 20 vim -N -u NONE -i NONE -n -s ${q(keys)} ${q(G())}/v1.json > /dev/null 2>&1`);
+    expect(await goal('v1.json')).toMatchObject({ description: 'edited by vim', status: 'done' });
+    // A temporary file beside a goal has nowhere to be kept: sed -i fails, naming it, and changes nothing.
+    const sed = await sh(`sed -i 's/edited/changed/' ${q(G())}/v1.json`);
+    expect(sed.code).not.toBe(0);
+    expect(sed.stderr).toMatch(/couldn't open temporary file .*goals\/sed\w+: No such file or directory/);
+    expect((await goal('v1.json')).description).toBe('edited by vim');
+    // What works instead: the result written back through the goal itself.
+    await ok(`sed 's/edited/changed/' ${q(G())}/v1.json > ${q(scratch)}/v1 && cat ${q(scratch)}/v1 > ${q(G())}/v1.json`);
+    expect((await goal('v1.json')).description).toBe('changed by vim');
+  });
+
+  it('a bad goal fails the write that completes it; touch of a new goal fails at close; nothing is made', async () => {
+    const bad = await sh(`echo '{"priority": 5}' > ${q(G())}/bad.json`);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/echo: write error: Invalid argument/);
+    const touched = await sh(`touch ${q(G())}/empty.json`);
+    expect(touched.code).toBe(1);
+    expect(touched.stderr).toMatch(/Invalid argument/);
+    const names = (await ok(`ls ${q(G())}`)).split('\n');
+    expect(names).not.toContain('bad.json');
+    expect(names).not.toContain('empty.json');
+    // touch of an existing goal is fine (times are not kept: a goal's mtime is when it was written).
+    await ok(`touch ${q(G())}/g1.json`);
+  });
+
+  it('on `agentctl mount` (the mount through HTTP) too', async () => {
+    await ensureBuilt();
+    const d = await mountPoint();
+    const m = agentctlBackground(['mount', d], { AGENT9_URL: s.server.url, AGENT9_TOKEN: s.server.adminToken });
+    try {
+      for (let i = 0; (await mountedType(d)) !== 'fuse.agent9'; i++) {
+        if (i > 400) throw new Error(`agentctl mount did not mount: ${(await m.stop()).stderr}`);
+        await sleep(50);
+      }
+      const goals = `${d}/agents/demo/goals`;
+      await ok(`echo '{"description": "through http"}' > ${q(goals)}/h1.json`);
+      await ok(`echo '{"description": "tee through http"}' | tee ${q(goals)}/h2.json > /dev/null`);
+      expect(JSON.parse(await ok(`cat ${q(A)}/goals/h1.json`))).toMatchObject({ description: 'through http' });
+      expect(JSON.parse(await ok(`cat ${q(A)}/goals/h2.json`))).toMatchObject({ description: 'tee through http' });
+      const touched = await sh(`touch ${q(goals)}/h3.json`);
+      expect(touched.code).toBe(1);
+      expect((await ok(`ls ${q(A)}/goals`)).split('\n')).not.toContain('h3.json');
+    } finally {
+      await m.stop('SIGTERM');
+      await rmdir(d).catch(() => undefined);
+    }
+  }, 120_000);
 });
 
 describe('a read of a running job’s result waits for the end', () => {

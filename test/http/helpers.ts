@@ -1,5 +1,5 @@
 /** Servers for HTTP tests: the conformance fixture served on a real loopback socket (port 0). */
-import { buildFixture } from '../conformance/fixture.js';
+import { buildFixtureWithGoals } from '../conformance/fixture-goals.js';
 import { Storage, type StorageOptions } from '../../src/runtime/storage/index.js';
 import { RuntimeStore } from '../../src/runtime/agent-store/index.js';
 import { createRegistry, processMetricsRegistry, registerStorageMetrics } from '../../src/runtime/prometheus-registry.js';
@@ -35,7 +35,7 @@ export interface FixtureServerOptions {
 export async function startFixtureServer(options: FixtureServerOptions = {}): Promise<FixtureServer> {
   const home = options.home ?? tempDir('agent9-http-');
   const storage = Storage.open(home, { ...options.storage, migrations: serverMigrations() });
-  const ns = buildFixture(storage);
+  const ns = buildFixtureWithGoals(storage);
   // What the assembly gives a served global view: /runtime/tokens and /runtime/metrics.
   const tokens = new TokenStore(storage, loadTokenConfig(home));
   const registry = createRegistry({ processMetrics: false });

@@ -64,7 +64,14 @@ function jobDir(engine: ComputeEngine, agentId: string, id: string, mtime: numbe
     result: jobResult,
     bounded: () => true,
     channel: engine.channel(agentId),
-    stream: { events: (_cx, signal) => jobStream(engine, agentId, id, signal), mtime: () => mtime },
+    stream: {
+      events: (_cx, signal) => jobStream(engine, agentId, id, signal),
+      mtime: () => mtime,
+      finite: () => {
+        const job = engine.job(agentId, id);
+        return { after: job?.streamFrom ?? 0, ended: !job || TERMINAL.has(job.status) };
+      },
+    },
     checkCtl: (command, path) => {
       if (command !== 'cancel') throw new FsError('EINVAL', path, `unknown command '${command.slice(0, 40)}' (commands: cancel)`);
     },

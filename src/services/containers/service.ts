@@ -112,7 +112,14 @@ class ContainersFs implements FileService, WatchSource {
       // An interactive session lives until it is stopped: a read of its result does not wait for that.
       bounded: (r) => r.request.kind === 'ephemeral',
       channel: engine.channel(agentId),
-      stream: { events: (_cx, signal) => sessionOutput(engine, agentId, sid, signal), mtime: () => rec.createdAt },
+      stream: {
+        events: (_cx, signal) => sessionOutput(engine, agentId, sid, signal),
+        mtime: () => rec.createdAt,
+        finite: () => {
+          const now = engine.session(agentId, sid);
+          return { after: rec.streamFrom, ended: !now || SESSION_TERMINAL.has(now.status) };
+        },
+      },
       checkCtl: (command, path) => void parseSessionCommand(command, path),
       ctl: (command, path) => engine.ctl(agentId, sid, command, path),
     });
@@ -151,9 +158,13 @@ class ContainersFs implements FileService, WatchSource {
     const { sessionId: sid, id: eid } = ex;
     const base = `/sessions/${sid}/exec/${eid}`;
     const meta = recordMeta(() => engine.exec(agentId, sid, eid), ex.createdAt);
+    const finite = () => {
+      const now = engine.exec(agentId, sid, eid);
+      return { after: ex.streamFrom, ended: !now || now.finishedAt !== null };
+    };
     const raw = (which: 'stdout' | 'stderr') =>
       // The process's own bytes, not JSON lines.
-      stream((_cx, signal) => execOutput(engine, agentId, sid, eid, signal), { format: rawFormat(which), mtime: () => ex.createdAt, mediaType: 'application/octet-stream' });
+      stream((_cx, signal) => execOutput(engine, agentId, sid, eid, signal), { format: rawFormat(which), mtime: () => ex.createdAt, mediaType: 'application/octet-stream', finite });
     const f = recordFiles<ExecRecord>({
       base,
       fresh: (path) => engine.needExec(agentId, sid, eid, path),
@@ -162,7 +173,7 @@ class ContainersFs implements FileService, WatchSource {
       result: (r, path) => engine.execResultFile(r, path),
       bounded: () => true,
       channel: engine.channel(agentId),
-      stream: { events: (_cx, signal) => execOutput(engine, agentId, sid, eid, signal), mtime: () => ex.createdAt },
+      stream: { events: (_cx, signal) => execOutput(engine, agentId, sid, eid, signal), mtime: () => ex.createdAt, finite },
       checkCtl: (command, path) => void parseExecCommand(command, path),
       ctl: (command, path) => engine.execCtl(agentId, sid, eid, command, path),
     });

@@ -74,8 +74,8 @@ export interface RecordFilesSpec<R> {
   bounded(rec: R): boolean;
   /** The agent's event channel: a reader waiting for the result wakes at each change of the record. */
   channel: EventChannel;
-  /** The record's stream file (`stream`, `output`): its events from the beginning, its mtime. */
-  stream: { events: StreamNode['events']; mtime: () => number };
+  /** The record's stream file (`stream`, `output`): its events from the beginning, its mtime, where it starts and whether it ended. */
+  stream: { events: StreamNode['events']; mtime: () => number; finite: NonNullable<StreamNode['finite']> };
   /** One command of `ctl` (a line, trimmed): EINVAL unless it is one. Checked at the write that completes the line. */
   checkCtl(command: string, path: string): void;
   /** Runs one command written to `ctl`. */
@@ -93,7 +93,7 @@ export function recordFiles<R>(o: RecordFilesSpec<R>): { status: Node; result: N
         bounded: () => o.bounded(o.fresh(`${o.base}/result`)),
       },
     }),
-    stream: stream(o.stream.events, { mtime: o.stream.mtime }),
+    stream: stream(o.stream.events, { mtime: o.stream.mtime, finite: o.stream.finite }),
     ctl: message((data) => runCommands(utf8(data), `${o.base}/ctl`, o), { checkLine: (line) => o.checkCtl(line, `${o.base}/ctl`) }),
   };
 }
