@@ -12,6 +12,8 @@
  *   DELETE /p     remove (a directory must be empty)
  *   MOVE /p       rename to the Destination header
  *   OPTIONS /p    the methods there are
+ * GET, HEAD, PUT and appends follow symbolic links within their data tree; `?nofollow=1`, `PUT
+ * ?symlink=1`, `?link=/q` and `?mknod=` are links' own (link-routes.ts).
  */
 import { FsError } from '../fs/errors.js';
 import { callFile, readAll, readStat, writeAll } from '../fs/ops.js';
@@ -22,6 +24,7 @@ import { contentTypeOf, JSON_TYPE } from './content-type.js';
 import { ALLOW } from './error-replies.js';
 import { asBuffer, etagOf, httpDate, listingJson, parseMode, precondition, statHeaders, tagVersion } from './file-headers.js';
 import { flag } from './request-target.js';
+import { following, isLinkStat, makeNode, sendLinkTarget } from './link-routes.js';
 import type { Route, RouteContext } from './routes.js';
 import { sendStream } from './streamed-body.js';
 import { spaceJson } from './space-json.js';
@@ -55,9 +58,14 @@ async function read(ctx: RouteContext) {
   const { request, reply, view, cx, target } = ctx;
   if (flag(target.query, 'statfs')) return statfs(ctx);
   if (target.slash) return list(ctx);
+  const nofollow = flag(target.query, 'nofollow');
   // One step for data files (stat and bytes from one snapshot, so the ETag is exactly theirs).
-  const { stat: st, data } = await readStat(view, target.path, cx);
-  if (st.type === 'dir') return list(ctx);
+  let path = target.path;
+  const { stat: st, data } = nofollow
+    ? await readStat(view, path, cx)
+    : await following(view, path, cx, (p) => readStat(view, (path = p), cx), (r) => isLinkStat(r.stat));
+  if (st.type === 'symlink') return sendLinkTarget(ctx, st);
+  if (st.type === 'dir') return list({ ...ctx, target: { ...target, path } });
   if (st.kind === 'stream') return stream(ctx, st);
   // A view that learns its size only at open (an export) may be large: one handle, streamed when it is.
   if (st.kind === 'view' && st.size === 0 && !data) return sendSizedAtOpen(reply, view, target.path, cx, st, readHeaders);
@@ -69,26 +77,35 @@ async function read(ctx: RouteContext) {
     }
   }
   // Else the stat comes first: the ETag is never newer than the bytes, so an If-Match built on it is safe.
-  const bytes = data ?? (await readAll(view, target.path, cx));
+  const bytes = data ?? (await readAll(view, path, cx));
   // A read carries what caching needs; HEAD carries the whole stat.
-  return readHeaders(reply, st).header('content-type', contentTypeOf(target.path, bytes)).send(asBuffer(bytes));
+  return readHeaders(reply, st).header('content-type', contentTypeOf(path, bytes)).send(asBuffer(bytes));
 }
 
 async function head({ reply, view, cx, target }: RouteContext) {
-  const st = await view.stat(target.path, cx);
+  const st = flag(target.query, 'nofollow')
+    ? await view.stat(target.path, cx)
+    : await following(view, target.path, cx, (p) => view.stat(p, cx), isLinkStat);
   if (target.slash && st.type !== 'dir') throw new FsError('ENOTDIR', target.path, 'not a directory');
   statHeaders(reply, st).header('cache-control', 'no-cache');
   if (st.type === 'file' && st.kind !== 'stream') reply.header('content-length', String(st.size));
   return reply.send();
 }
 
-/** Writes the body as the whole file (or appended), guarded by If-Match / If-None-Match; 204 with the new stat. */
+/**
+ * Writes the body as the whole file (or appended), guarded by If-Match / If-None-Match, through a
+ * symbolic link to where it leads; 204 with the new stat.
+ */
 async function write(ctx: RouteContext, opts: WriteFileOptions) {
   const { request, reply, view, cx, target, body } = ctx;
   request.op = opts.append ? 'append' : 'write';
-  const ifVersion = await precondition(request, view, target.path, cx);
-  if (ifVersion !== undefined) opts.ifVersion = ifVersion;
-  const st = await writeAll(view, target.path, body, cx, opts);
+  // An If-Match names the version of the file a link leads to (the one a GET gave): compare with that one.
+  let start = target.path;
+  if (request.headers['if-match'] !== undefined && view.realpath) start = await view.realpath(start, true, cx).catch(() => start);
+  const st = await following(view, start, cx, async (path) => {
+    const ifVersion = await precondition(request, view, path, cx);
+    return writeAll(view, path, body, cx, ifVersion === undefined ? opts : { ...opts, ifVersion });
+  });
   if (st) statHeaders(reply, st);
   return reply.code(204).send();
 }
@@ -96,6 +113,7 @@ async function write(ctx: RouteContext, opts: WriteFileOptions) {
 async function put(ctx: RouteContext) {
   const { request, reply, view, cx, target, body } = ctx;
   const mode = parseMode(target.query.get('mode'), target.path);
+  if (await makeNode(ctx, mode)) return reply;
   if (target.slash) {
     request.op = 'mkdir';
     if (body.length > 0) throw new FsError('EINVAL', target.path, 'PUT of a directory (trailing /) takes no body');

@@ -30,6 +30,13 @@ const ADD_NEW = `INSERT INTO data_usage (tree, bytes, nodes) VALUES (NEW.tree, C
     ON CONFLICT (tree) DO UPDATE SET bytes = bytes + excluded.bytes, nodes = nodes + 1;`;
 const SUB_OLD = `UPDATE data_usage SET bytes = bytes - (CASE WHEN OLD.type = 'file' THEN OLD.size ELSE 0 END), nodes = nodes - 1
     WHERE tree = OLD.tree;`;
+/** Since migration 71: a further name of a hard-linked file (type 'name') is no node of its own. */
+const NODE_NEW = "(CASE WHEN NEW.type = 'name' THEN 0 ELSE 1 END)";
+const NODE_OLD = "(CASE WHEN OLD.type = 'name' THEN 0 ELSE 1 END)";
+const ADD_NEW_71 = `INSERT INTO data_usage (tree, bytes, nodes) VALUES (NEW.tree, CASE WHEN NEW.type = 'file' THEN NEW.size ELSE 0 END, ${NODE_NEW})
+    ON CONFLICT (tree) DO UPDATE SET bytes = bytes + excluded.bytes, nodes = nodes + excluded.nodes;`;
+const SUB_OLD_71 = `UPDATE data_usage SET bytes = bytes - (CASE WHEN OLD.type = 'file' THEN OLD.size ELSE 0 END), nodes = nodes - ${NODE_OLD}
+    WHERE tree = OLD.tree;`;
 
 export const quotaMigrations: Migration[] = [
   {
@@ -45,6 +52,21 @@ export const quotaMigrations: Migration[] = [
       CREATE TRIGGER data_usage_update AFTER UPDATE OF size, type, tree ON data_nodes
         WHEN OLD.size IS NOT NEW.size OR OLD.type IS NOT NEW.type OR OLD.tree IS NOT NEW.tree
         BEGIN ${SUB_OLD} ${ADD_NEW} END;`,
+  },
+  {
+    // Hard links (migration 70): a file's further names add neither bytes nor a node (`df -i` counts
+    // files, not names); before 70 there were no such rows, so the totals kept are right as they are.
+    version: 71,
+    name: 'data usage counts a hard-linked file once',
+    up: `
+      DROP TRIGGER data_usage_insert;
+      DROP TRIGGER data_usage_delete;
+      DROP TRIGGER data_usage_update;
+      CREATE TRIGGER data_usage_insert AFTER INSERT ON data_nodes BEGIN ${ADD_NEW_71} END;
+      CREATE TRIGGER data_usage_delete AFTER DELETE ON data_nodes BEGIN ${SUB_OLD_71} END;
+      CREATE TRIGGER data_usage_update AFTER UPDATE OF size, type, tree ON data_nodes
+        WHEN OLD.size IS NOT NEW.size OR OLD.type IS NOT NEW.type OR OLD.tree IS NOT NEW.tree
+        BEGIN ${SUB_OLD_71} ${ADD_NEW_71} END;`,
   },
 ];
 
@@ -292,5 +314,18 @@ class QuotaStore implements DataFileStore {
   }
   setattr(...args: Parameters<DataFileStore['setattr']>) {
     return this.inner.setattr(...args);
+  }
+  /** A link adds no bytes of a file (a symbolic link's target is not counted, a further name shares its file's). */
+  symlink(...args: Parameters<DataFileStore['symlink']>) {
+    return this.inner.symlink(...args);
+  }
+  link(...args: Parameters<DataFileStore['link']>) {
+    return this.inner.link(...args);
+  }
+  retain(tree: string, id: number) {
+    this.inner.retain?.(tree, id);
+  }
+  release(tree: string, id: number) {
+    this.inner.release?.(tree, id);
   }
 }
