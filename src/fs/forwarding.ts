@@ -156,9 +156,13 @@ export abstract class ForwardingService implements FileService, WatchSource {
     }
   }
 
+  /** The inner service's method; ENOSYS naming the path when it has none (EPERM for the node makers, as link(2) says). */
   private method<K extends keyof FileService>(name: K, path: string): NonNullable<FileService[K]> {
     const fn = this.inner[name];
-    if (typeof fn !== 'function') throw new FsError('ENOSYS', path, `${String(name)} is not supported here`);
+    if (typeof fn !== 'function') {
+      if (name === 'symlink' || name === 'link' || name === 'mknod') throw new FsError('EPERM', path, `a ${String(name)} cannot be made here (only in a data tree such as /memory)`);
+      throw new FsError('ENOSYS', path, `${String(name)} is not supported here`);
+    }
     return (fn as (...args: unknown[]) => unknown).bind(this.inner) as NonNullable<FileService[K]>;
   }
 

@@ -127,6 +127,11 @@ export class Namespace implements FileService, WatchSource {
     throw new FsError('ENOSYS', path, `${what} is not supported here`);
   }
 
+  /** link(2), symlink(2) and mknod(2) say EPERM where a filesystem makes no such nodes. */
+  private noNodes(path: string, what: string): never {
+    throw new FsError('EPERM', path, `${what} cannot be made here (only in a data tree such as /memory)`);
+  }
+
   async stat(path: string, cx: Cx): Promise<Stat> {
     const p = normalizePath(path);
     const target = this.resolve(p);
@@ -245,7 +250,7 @@ export class Namespace implements FileService, WatchSource {
   async symlink(path: string, target: string, cx: Cx): Promise<Stat> {
     const p = normalizePath(path);
     this.checkNewName(p);
-    return this.run(p, (s, rel) => (s.symlink ? s.symlink(rel, target, cx) : this.unsupported(rel, 'a symbolic link')));
+    return this.run(p, (s, rel) => (s.symlink ? s.symlink(rel, target, cx) : this.noNodes(rel, 'a symbolic link')));
   }
 
   async readlink(path: string, cx: Cx): Promise<string> {
@@ -263,13 +268,13 @@ export class Namespace implements FileService, WatchSource {
     if (this.table.some((m) => m.path === a)) throw new FsError('EPERM', a, 'hard links to directories are not allowed');
     this.checkNewName(b);
     if (!dst || dst.mount !== src.mount) throw new FsError('EXDEV', b, `cannot link across mounts to ${a}`);
-    return this.run(b, (s, rel) => (s.link ? s.link(src.rel, rel, cx) : this.unsupported(rel, 'a hard link')));
+    return this.run(b, (s, rel) => (s.link ? s.link(src.rel, rel, cx) : this.noNodes(rel, 'a hard link')));
   }
 
   async mknod(path: string, type: 'fifo' | 'socket', mode: number, cx: Cx): Promise<Stat> {
     const p = normalizePath(path);
     this.checkNewName(p);
-    return this.run(p, (s, rel) => (s.mknod ? s.mknod(rel, type, mode, cx) : this.unsupported(rel, `a ${type === 'fifo' ? 'FIFO' : 'socket'}`)));
+    return this.run(p, (s, rel) => (s.mknod ? s.mknod(rel, type, mode, cx) : this.noNodes(rel, `a ${type === 'fifo' ? 'FIFO' : 'socket'}`)));
   }
 
   /** Where `path` leads once the links of the mount serving it are followed (they never leave it). */

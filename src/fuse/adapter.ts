@@ -14,7 +14,8 @@ import { NO_LIMIT } from '../fs/types.js';
 import { Op, OPEN_DIRECT_IO, OPEN_KEEP_CACHE, type NativeFuse, type RequestHandler, type StatWords } from './binding.js';
 import { INTERRUPTED } from './interrupts.js';
 import { childPath, NodeTable } from './nodes.js';
-import { O_EXCL, openFlags, S_IFDIR, S_IFREG, statWords } from './translate.js';
+import { O_EXCL, openFlags, S_IFDIR, statWords, typeBits } from './translate.js';
+import { NODE_KIND_OPS, NodeKindRequests } from './node-kinds.js';
 import { OpenFile } from './open-files.js';
 import { Answers } from './reply-outcomes.js';
 import { Requests, type Reply } from './requests.js';
@@ -74,6 +75,8 @@ export class FuseAdapter {
   private readonly answers: Answers;
   private readonly attrTimeout: number;
   private readonly entryTimeout: number;
+  /** Links, special nodes and fallocate (node-kinds.ts). */
+  private readonly nodeKinds: NodeKindRequests;
 
   constructor(
     private readonly service: FileService,
@@ -82,6 +85,17 @@ export class FuseAdapter {
     this.answers = new Answers(options.opTimeoutMs ?? 30_000, options.onError);
     this.attrTimeout = options.attrTimeout ?? 1;
     this.entryTimeout = options.entryTimeout ?? 1;
+    this.nodeKinds = new NodeKindRequests({
+      service,
+      nodes: this.nodes,
+      answers: this.answers,
+      attrTimeout: this.attrTimeout,
+      entryTimeout: this.entryTimeout,
+      statWords: (ino, st) => this.stat(ino, st),
+      pathOf: (ino, reply) => this.pathOf(ino, reply),
+      file: (fh) => this.files.get(fh),
+      afterWrites: (inos, work) => this.afterWrites(inos, work),
+    });
   }
 
   /** The mounted session, once there is one: where cache invalidations go. */
@@ -220,6 +234,12 @@ export class FuseAdapter {
     return fh;
   }
 
+  /** A handle open on `ino` (a linear scan: only for files whose every name is gone). */
+  private openFileOf(ino: number): OpenFile | undefined {
+    for (const f of this.files.values()) if (f.ino === ino && f.handle.stat) return f;
+    return undefined;
+  }
+
   private pathOf(ino: number, reply: Reply): string | undefined {
     const path = this.nodes.path(ino);
     if (path === undefined) reply.err(ENOENT);
@@ -271,6 +291,7 @@ export class FuseAdapter {
       case Op.listxattr:
         return this.listxattr(reply, a as number);
       default:
+        if (NODE_KIND_OPS.has(op)) return this.nodeKinds.dispatch(op, reply, cx, ino, a, b, c, d);
         return reply.err(ENOSYS);
     }
   }
@@ -281,12 +302,13 @@ export class FuseAdapter {
     const path = childPath(dir, name);
     const work = this.afterWrites([this.nodes.known(path)], () => this.service.stat(path, cx));
     this.answers.within('lookup', path, reply, work, (st) => {
-      reply.entry(this.stat(this.nodes.lookup(path), st), this.attrTimeout, this.entryTimeout);
+      reply.entry(this.stat(this.nodes.lookup(path, st), st), this.attrTimeout, this.entryTimeout);
     });
   }
 
   private getattr(reply: Reply, cx: Cx, ino: number, fh: number): void {
-    const f = fh ? this.files.get(fh) : undefined;
+    // fstat(2) arrives without its descriptor: a file removed while open answers through an open handle.
+    const f = fh ? this.files.get(fh) : this.nodes.path(ino) === undefined ? this.openFileOf(ino) : undefined;
     const path = f?.path ?? this.pathOf(ino, reply);
     if (path === undefined) return;
     const work = this.afterWrites([ino], () =>
@@ -343,7 +365,7 @@ export class FuseAdapter {
     if (!mkdir) return reply.err(ENOSYS);
     // The kernel has applied the caller's umask to `mode` already.
     const work = mkdir.call(this.service, path, mode & 0o7777, cx).then(() => this.service.stat(path, cx));
-    this.answers.within('mkdir', path, reply, work, (st) => reply.entry(this.stat(this.nodes.lookup(path), st), this.attrTimeout, this.entryTimeout));
+    this.answers.within('mkdir', path, reply, work, (st) => reply.entry(this.stat(this.nodes.lookup(path, st), st), this.attrTimeout, this.entryTimeout));
   }
 
   private remove(reply: Reply, cx: Cx, parent: number, name: string, dir: boolean): void {
@@ -424,7 +446,7 @@ export class FuseAdapter {
     })();
     const discard = (r: { handle: { close(): Promise<void> } }) => void r.handle.close().catch(() => undefined);
     this.answers.within('create', path, reply, work, ({ handle, st }) => {
-      const ino = this.nodes.lookup(path);
+      const ino = this.nodes.lookup(path, st);
       const f = this.openFile(path, ino, handle, cx);
       const fh = this.allocate(f);
       if (!reply.create(this.stat(ino, st), this.attrTimeout, this.entryTimeout, fh, this.openReplyFlags(f))) {
@@ -517,8 +539,8 @@ export class FuseAdapter {
       const listing: OpenDir = { names: ['.', '..'], inos: [ino, this.nodes.ino(parent)], modes: [S_IFDIR, S_IFDIR] };
       for (const e of entries) {
         listing.names.push(e.name);
-        listing.inos.push(this.nodes.ino(childPath(path, e.name)));
-        listing.modes.push(e.stat.type === 'dir' ? S_IFDIR : S_IFREG);
+        listing.inos.push(this.nodes.ino(childPath(path, e.name), e.stat));
+        listing.modes.push(typeBits(e.stat.type));
       }
       while (this.files.has(this.nextFh) || this.dirs.has(this.nextFh)) this.nextFh++;
       const fh = this.nextFh++;

@@ -18,6 +18,8 @@ import type { FsSpace } from '../fs/types.js';
 import type { Storage } from './storage/index.js';
 import type { Migration } from './storage/db.js';
 import { workDirBytes as countWorkDir } from './agent-workdir.js';
+import { configSection } from './home-config.js';
+import { DEFAULT_MAX_FILE_BYTES } from '../fs/datafs.js';
 
 /** The default of limits.memory_bytes: 1 GiB. */
 export const DEFAULT_MEMORY_BYTES = 1024 ** 3;
@@ -69,6 +71,27 @@ export const quotaMigrations: Migration[] = [
         BEGIN ${SUB_OLD_71} ${ADD_NEW_71} END;`,
   },
 ];
+
+/** The largest a memory file may be: at most this many bytes (2^50, as limits.memory_bytes). */
+const MAX_FILE_BYTES_LIMIT = 2 ** 50;
+
+/**
+ * config.json `memory.max_file_bytes`: the largest memory file (EFBIG beyond), default 1 GiB; read at
+ * start. A bad value stops the start with EINVAL naming the file.
+ */
+export function maxFileBytesFromConfig(home: string): number {
+  const { value, file } = configSection(home, 'memory');
+  if (value === undefined) return DEFAULT_MAX_FILE_BYTES;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new FsError('EINVAL', file, 'memory must be an object like {"max_file_bytes": 1073741824}');
+  const unknown = Object.keys(value).filter((k) => k !== 'max_file_bytes');
+  if (unknown.length > 0) throw new FsError('EINVAL', file, `memory: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}`);
+  const n = (value as { max_file_bytes?: unknown }).max_file_bytes;
+  if (n === undefined) return DEFAULT_MAX_FILE_BYTES;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_FILE_BYTES_LIMIT) {
+    throw new FsError('EINVAL', file, `memory: field 'max_file_bytes': must be an integer from 1 to 2^50, not ${JSON.stringify(n)}`);
+  }
+  return n;
+}
 
 /** One agent's use and limit, as /status shows it. */
 export interface MemoryUsage {
