@@ -265,7 +265,7 @@ export class Namespace implements FileService, WatchSource {
     const src = this.resolve(a);
     const dst = this.resolve(b);
     if (!src) throw new FsError('ENOENT', a, 'no such file or directory');
-    if (this.table.some((m) => m.path === a)) throw new FsError('EPERM', a, 'hard links to directories are not allowed');
+    if (this.table.some((m) => m.path === a)) throw new FsError('EPERM', a, 'a mount point cannot have another name');
     this.checkNewName(b);
     if (!dst || dst.mount !== src.mount) throw new FsError('EXDEV', b, `cannot link across mounts to ${a}`);
     return this.run(b, (s, rel) => (s.link ? s.link(src.rel, rel, cx) : this.noNodes(rel, 'a hard link')));

@@ -21,6 +21,7 @@ import { Answers } from './reply-outcomes.js';
 import { Requests, type Reply } from './requests.js';
 import { PendingWrites, WriteBehind } from './write-behind.js';
 import { hasLimit, statfsWords } from './statfs-words.js';
+import { answerBytes, XATTR_NAMES, XATTRS } from './xattrs.js';
 
 const RENAME_NOREPLACE = 1;
 
@@ -29,7 +30,6 @@ const EINTR = 4;
 const EIO = 5;
 const EBADF = 9;
 const EINVAL = 22;
-const ERANGE = 34;
 const ENOSYS = 38;
 const ENODATA = 61;
 
@@ -176,7 +176,10 @@ export class FuseAdapter {
       const parent = this.nodes.known(ev.path.slice(0, cut) || '/');
       if (parent !== undefined) {
         inval(parent);
-        s.native.notifyInvalEntry(s.handle, parent, ev.path.slice(cut + 1));
+        // A name made needs no dropping (failed lookups are not cached), and dropping the entry of a
+        // directory in use cuts it off (getcwd gives ENOENT inside it); a name this mount removed is gone
+        // from the kernel already and may have been made again since.
+        if (ev.type === 'deleted' && !this.nodes.removedHere(ev.path)) s.native.notifyInvalEntry(s.handle, parent, ev.path.slice(cut + 1));
       }
     }
   }
@@ -234,7 +237,7 @@ export class FuseAdapter {
     return fh;
   }
 
-  /** A handle open on `ino` (a linear scan: only for files whose every name is gone). */
+  /** A handle open on `ino` (a linear scan, for files whose every name is gone). */
   private openFileOf(ino: number): OpenFile | undefined {
     for (const f of this.files.values()) if (f.ino === ino && f.handle.stat) return f;
     return undefined;
@@ -323,8 +326,10 @@ export class FuseAdapter {
   }
 
   private setattr(reply: Reply, cx: Cx, ino: number, toSet: number, v: number[], fh: number): void {
-    const f = fh ? this.files.get(fh) : undefined;
-    const path = f?.path ?? this.pathOf(ino, reply);
+    // A file removed while open has no name left: its handle still truncates it and says its stat.
+    const nameless = this.nodes.path(ino) === undefined;
+    const f = fh ? this.files.get(fh) : nameless ? this.openFileOf(ino) : undefined;
+    const path = this.nodes.path(ino) ?? f?.path ?? this.pathOf(ino, reply);
     if (path === undefined) return;
     const attrs: SetAttr = {};
     if (toSet & SET_MODE) attrs.mode = v[0]! & 0o7777;
@@ -348,6 +353,7 @@ export class FuseAdapter {
         else if (this.service.truncate) await this.service.truncate(path, v[3]!, cx);
         else throw new FsError('ENOSYS', path);
       }
+      if (nameless && f?.handle.stat) return f.handle.stat(); // no name reaches its times and mode any more
       if (Object.keys(attrs).length > 0) {
         if (!this.service.setattr) throw new FsError('ENOSYS', path);
         return this.service.setattr(path, attrs, cx);
@@ -571,27 +577,10 @@ export class FuseAdapter {
     if (!attr) return reply.err(ENODATA);
     const path = this.pathOf(ino, reply);
     if (path === undefined) return;
-    this.answers.within('getxattr', path, reply, this.service.stat(path, cx), (st) => this.answerBytes(reply, Buffer.from(attr(st)), size));
+    this.answers.within('getxattr', path, reply, this.service.stat(path, cx), (st) => answerBytes(reply, Buffer.from(attr(st)), size));
   }
 
   private listxattr(reply: Reply, size: number): void {
-    this.answerBytes(reply, Buffer.from(XATTR_NAMES.map((n) => n + '\0').join('')), size);
-  }
-
-  /** getxattr/listxattr: size 0 asks for the length; a buffer too small is ERANGE. */
-  private answerBytes(reply: Reply, value: Buffer, size: number): void {
-    if (size === 0) return reply.xattrSize(value.length);
-    if (value.length > size) return reply.err(ERANGE);
-    reply.buf(value);
+    answerBytes(reply, Buffer.from(XATTR_NAMES.map((n) => n + '\0').join('')), size);
   }
 }
-
-/**
- * Extended attributes that show what FUSE's stat cannot: the version (the HTTP ETag, Plan 9's qid.vers)
- * and the file kind. `getfattr -n user.agent9.version FILE`, or os.getxattr in Python.
- */
-const XATTRS: Record<string, (st: Stat) => string> = {
-  'user.agent9.version': (st) => String(st.version),
-  'user.agent9.kind': (st) => st.kind,
-};
-const XATTR_NAMES = Object.keys(XATTRS);

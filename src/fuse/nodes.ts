@@ -13,6 +13,9 @@
 
 export const ROOT_INO = 1;
 
+/** How long a removal by this mount is remembered (its event arrives within milliseconds). */
+const REMOVAL_MEMORY_MS = 5000;
+
 interface Node {
   readonly ino: number;
   /** The names the file has on this mount (empty once removed: the kernel may hold it, open). */
@@ -81,8 +84,32 @@ export class NodeTable {
     this.dropIfUnused(n);
   }
 
-  /** `path` (and, for a directory, everything under it) no longer exists. */
+  /** `path` (and, for a directory, everything under it) no longer exists: this mount removed it. */
   removed(path: string, dir = true): void {
+    this.removedNow(path);
+    this.forgetPaths(path, dir);
+  }
+
+  /**
+   * Whether this mount removed `path` (unlink, rmdir, rename away) in the last few seconds, once: the
+   * event of that removal is its own, and the kernel dropped the name already.
+   */
+  removedHere(path: string): boolean {
+    const t = this.removals.get(path);
+    if (t === undefined) return false;
+    this.removals.delete(path);
+    return Date.now() - t < REMOVAL_MEMORY_MS;
+  }
+
+  private readonly removals = new Map<string, number>();
+
+  private removedNow(path: string): void {
+    const now = Date.now();
+    if (this.removals.size > 1000) for (const [p, t] of this.removals) if (now - t > REMOVAL_MEMORY_MS) this.removals.delete(p);
+    this.removals.set(path, now);
+  }
+
+  private forgetPaths(path: string, dir: boolean): void {
     if (!dir) {
       const n = this.byPath.get(path);
       if (n) this.detach(path, n);
@@ -94,7 +121,8 @@ export class NodeTable {
   /** `from` is now `to`: the nodes under `from` move, what was at `to` is gone. */
   renamed(from: string, to: string): void {
     if (from === to) return;
-    this.removed(to);
+    this.removedNow(from);
+    this.forgetPaths(to, true);
     const moving = this.under(from);
     for (const [p] of moving) this.byPath.delete(p);
     for (const [p, n] of moving) {
