@@ -37,6 +37,9 @@ enum {
   OP_STATFS, OP_GETXATTR, OP_LISTXATTR, OP_CREATE, OP_INTERRUPT, OP_INIT, OP_EXIT
 };
 
+/* Node kinds of a local disk (links, special nodes, fallocate): numbered apart, from 40. */
+enum { OP_READLINK = 40, OP_SYMLINK, OP_LINK, OP_MKNOD, OP_FALLOCATE };
+
 /* A kernel cache invalidation waiting to be sent (see notify_thread). */
 typedef struct note {
   int entry; /* 0: inode (ino, off, len), 1: entry (ino = parent, name) */
@@ -78,6 +81,7 @@ typedef struct msg {
   char *name, *name2;
   char *data;
   double attr[8];
+  uint64_t rdev, len;
 } msg;
 
 static __thread msg *registering;
@@ -328,7 +332,44 @@ static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   post(req, m);
 }
 
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino) {
+  msg *m = new_msg(OP_READLINK, req);
+  if (m) m->ino = ino;
+  post(req, m);
+}
+
+static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
+  msg *m = new_msg(OP_SYMLINK, req);
+  if (m) { m->ino = parent; m->name = dup_name(name); m->name2 = dup_name(link); }
+  post(req, m);
+}
+
+static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
+  msg *m = new_msg(OP_LINK, req);
+  if (m) { m->ino = ino; m->ino2 = newparent; m->name = dup_name(newname); }
+  post(req, m);
+}
+
+static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
+  msg *m = new_msg(OP_MKNOD, req);
+  if (m) { m->ino = parent; m->name = dup_name(name); m->mode = mode; m->rdev = rdev; }
+  post(req, m);
+}
+
+static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, struct fuse_file_info *fi) {
+  msg *m = new_msg(OP_FALLOCATE, req);
+  if (m) { m->ino = ino; m->flags = mode; m->off = offset; m->len = (uint64_t)length; m->fh = fi->fh; }
+  post(req, m);
+}
+
+/* No getlk/setlk/flock: without them libfuse does not offer FUSE_POSIX_LOCKS or FUSE_FLOCK_LOCKS, and
+   the kernel keeps POSIX and flock locks itself, for every process on this mount (docs/fuse-binding.md). */
 static const struct fuse_lowlevel_ops ll_ops = {
+  .readlink = ll_readlink,
+  .symlink = ll_symlink,
+  .link = ll_link,
+  .mknod = ll_mknod,
+  .fallocate = ll_fallocate,
   .init = ll_init,
   .lookup = ll_lookup,
   .forget = ll_forget,
@@ -458,6 +499,26 @@ static void call_js(napi_env env, napi_value fn, void *context, void *data) {
       break;
     case OP_LISTXATTR:
       argv[6] = num(env, (double)m->size);
+      break;
+    case OP_SYMLINK:
+      argv[6] = str(env, m->name);
+      argv[7] = str(env, m->name2);
+      break;
+    case OP_LINK:
+      argv[6] = num(env, (double)m->ino2);
+      argv[7] = str(env, m->name);
+      break;
+    case OP_MKNOD:
+      argv[6] = str(env, m->name);
+      argv[7] = num(env, m->mode);
+      argv[8] = num(env, (double)m->rdev);
+      argv[9] = num(env, m->umask);
+      break;
+    case OP_FALLOCATE:
+      argv[6] = num(env, m->flags);
+      argv[7] = num(env, (double)m->off);
+      argv[8] = num(env, (double)m->len);
+      argv[9] = num(env, (double)m->fh);
       break;
     default:
       break;
@@ -888,6 +949,19 @@ static napi_value js_reply_write(napi_env env, napi_callback_info info) {
   return ret_int(env, fuse_reply_write(get_req(env, argv[0]), (size_t)get_num(env, argv[1])));
 }
 
+/* replyReadlink(req, target) */
+static napi_value js_reply_readlink(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, argv[1], NULL, 0, &len) != napi_ok) return ret_int(env, fuse_reply_err(get_req(env, argv[0]), EIO));
+  char *target = malloc(len + 1);
+  if (!target) return ret_int(env, fuse_reply_err(get_req(env, argv[0]), ENOMEM));
+  napi_get_value_string_utf8(env, argv[1], target, len + 1, &len);
+  int r = fuse_reply_readlink(get_req(env, argv[0]), target);
+  free(target);
+  return ret_int(env, r);
+}
+
 /* replyXattr(req, size): the answer to a size query */
 static napi_value js_reply_xattr(napi_env env, napi_callback_info info) {
   ARGS(2);
@@ -1003,6 +1077,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"replyBuf", NULL, js_reply_buf, NULL, NULL, NULL, napi_default, NULL},
     {"replyWrite", NULL, js_reply_write, NULL, NULL, NULL, napi_default, NULL},
     {"replyXattr", NULL, js_reply_xattr, NULL, NULL, NULL, napi_default, NULL},
+    {"replyReadlink", NULL, js_reply_readlink, NULL, NULL, NULL, napi_default, NULL},
     {"replyStatfs", NULL, js_reply_statfs, NULL, NULL, NULL, napi_default, NULL},
     {"replyDir", NULL, js_reply_dir, NULL, NULL, NULL, napi_default, NULL},
     {"notifyInvalInode", NULL, js_inval_inode, NULL, NULL, NULL, napi_default, NULL},

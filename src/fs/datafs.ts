@@ -5,14 +5,21 @@
  */
 import { EMPTY } from './bytes.js';
 import { FsError } from './errors.js';
-import { baseName, isUnder, validateName } from './paths.js';
+import { resolveInTree } from './data-links.js';
+import { baseName, isUnder, MAX_PATH_BYTES, validateName } from './paths.js';
 import { NO_LIMIT } from './types.js';
-import type { Cx, DirEntry, FileService, FsSpace, Handle, OpenFlags, SetAttr, Stat, StatAndData, WriteFileOptions } from './types.js';
+import type { Cx, DirEntry, FileService, FsSpace, Handle, NodeType, OpenFlags, SetAttr, Stat, StatAndData, WriteFileOptions } from './types.js';
+
+/** The largest file a data tree takes by default (EFBIG beyond; config.json `memory.max_file_bytes`). */
+export const DEFAULT_MAX_FILE_BYTES = 1024 ** 3;
+
+/** The longest target a symbolic link may have (as on Linux, counting no NUL). */
+export const MAX_LINK_TARGET_BYTES = 4095;
 
 export interface DataNode {
   id: number;
   path: string;
-  type: 'file' | 'dir';
+  type: NodeType;
   mode: number;
   uid: number;
   gid: number;
@@ -24,10 +31,15 @@ export interface DataNode {
   /** Nanoseconds past the millisecond of atime and mtime (times set by utimensat keep them). */
   atimeNs: number;
   mtimeNs: number;
+  /** Names of the node (hard links); a directory: 2 + its subdirectories; 0: removed, still open. */
+  nlink: number;
+  /** A symbolic link's target. */
+  target?: string;
 }
 
 export interface CreateSpec {
-  type: 'file' | 'dir';
+  /** Symbolic links are made by `symlink`. */
+  type: 'file' | 'dir' | 'fifo' | 'socket';
   mode: number;
   uid: number;
   gid: number;
@@ -63,12 +75,20 @@ export interface DataFileStore {
   /** Only the content by path (no stat): the cheapest read; 'dir' for a directory. */
   readData?(tree: string, path: string): Uint8Array | 'dir' | undefined;
   setattr(tree: string, path: string, attrs: SetAttr): DataNode;
+  /** Makes `path` a symbolic link whose content is `target` (EEXIST when the path is taken). */
+  symlink(tree: string, path: string, target: Uint8Array, owner: { uid: number; gid: number }): DataNode;
+  /** Makes `to` one more name of the node at `from` (EPERM for a directory, EEXIST when `to` is taken). */
+  link(tree: string, from: string, to: string): DataNode;
+  /** A handle on node `id` opened: while one is, the node outlives the removal of its last name. */
+  retain?(tree: string, id: number): void;
+  /** A handle on node `id` closed (the last close of a removed node removes it). */
+  release?(tree: string, id: number): void;
   /** Bytes the tree may still grow by before its quota refuses a write (absent: no quota). */
   room?(tree: string): number;
 }
 
 export function nodeStat(node: DataNode): Stat {
-  return {
+  const st: Stat = {
     type: node.type,
     kind: node.type === 'dir' ? 'dir' : 'data',
     size: node.size,
@@ -79,13 +99,34 @@ export function nodeStat(node: DataNode): Stat {
     version: node.version,
     uid: node.uid,
     gid: node.gid,
-    ...(node.atimeNs ? { atimeNs: node.atimeNs } : {}),
-    ...(node.mtimeNs ? { mtimeNs: node.mtimeNs } : {}),
+    nlink: node.nlink,
+    ino: node.id,
   };
+  if (node.atimeNs) st.atimeNs = node.atimeNs;
+  if (node.mtimeNs) st.mtimeNs = node.mtimeNs;
+  if (node.target !== undefined) st.target = node.target;
+  return st;
+}
+
+/** Why a node that is no regular file cannot be opened, read or written by a service. */
+export function notAFile(node: DataNode, path: string): FsError {
+  if (node.type === 'dir') return new FsError('EISDIR', path, 'is a directory');
+  if (node.type === 'symlink') return new FsError('ELOOP', path, 'is a symbolic link');
+  const what = node.type === 'fifo' ? 'a FIFO' : 'a socket';
+  return new FsError('EINVAL', path, `is ${what}: its data passes between processes on a mount, not through agent9`);
+}
+
+const encoder = new TextEncoder();
+
+/** A new name's path within its tree: at most MAX_PATH_BYTES counted from the tree's root. */
+function checkTreePath(path: string): void {
+  if (path.length > MAX_PATH_BYTES / 4 && encoder.encode(path).length > MAX_PATH_BYTES) {
+    throw new FsError('ENAMETOOLONG', path, `path longer than ${MAX_PATH_BYTES} bytes from the root of its data tree`);
+  }
 }
 
 export interface DataFsOptions {
-  /** Largest file this tree accepts (EFBIG beyond). */
+  /** Largest file this tree accepts (EFBIG beyond; default DEFAULT_MAX_FILE_BYTES). */
   maxFileBytes?: number;
   serviceName?: string;
   /**
@@ -117,7 +158,7 @@ export class DataFs implements FileService {
     options: DataFsOptions = {},
   ) {
     this.serviceName = options.serviceName ?? 'data';
-    this.maxFileBytes = options.maxFileBytes ?? 1024 * 1024 * 1024;
+    this.maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
     this.readAhead = options.readAhead;
     this.space = options.space;
     this.commit = options.commit;
@@ -153,19 +194,27 @@ export class DataFs implements FileService {
     return this.store.children(this.tree, path).map((n) => ({ name: baseName(n.path), stat: nodeStat(n) }));
   }
 
+  /** Opens a regular file; a symbolic link is not followed (ELOOP: the caller resolves it, see realpath). */
   async open(path: string, flags: OpenFlags, cx: Cx): Promise<Handle> {
     let node: DataNode;
     if (flags.create) {
       if (path === '/') throw new FsError('EISDIR', path, 'is a directory');
       validateName(baseName(path), path);
+      checkTreePath(path);
       const spec = { type: 'file' as const, mode: flags.mode ?? 0o644, exclusive: !!flags.exclusive, ...this.owner(cx) };
       node = this.store.create(this.tree, path, spec).node;
     } else {
       node = this.need(path);
     }
-    if (node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
+    if (node.type !== 'file') throw notAFile(node, path);
     if (flags.truncate && flags.write && node.size > 0) node = this.store.truncate(this.tree, node.id, 0);
+    this.store.retain?.(this.tree, node.id);
     return new DataHandle(this, node.id, path, flags);
+  }
+
+  /** @internal used by DataHandle: its close. */
+  released(id: number): void {
+    this.store.release?.(this.tree, id);
   }
 
   /** @internal used by DataHandle */
@@ -208,10 +257,11 @@ export class DataFs implements FileService {
     return node;
   }
 
+  /** Stat and content; a node that is no regular file (a directory, a link) gives only its stat. */
   async readStat(path: string, _cx?: Cx): Promise<StatAndData> {
     const whole = this.store.readWhole?.(this.tree, path);
     const node = whole?.node ?? this.need(path);
-    if (node.type === 'dir') return { stat: nodeStat(node) };
+    if (node.type !== 'file') return { stat: nodeStat(node) };
     return { stat: nodeStat(node), data: whole ? whole.data : this.store.read(this.tree, node.id, 0, node.size) };
   }
 
@@ -220,14 +270,52 @@ export class DataFs implements FileService {
     if (data === 'dir') throw new FsError('EISDIR', path, 'is a directory');
     if (data) return data;
     const node = this.need(path);
-    if (node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
+    if (node.type !== 'file') throw notAFile(node, path);
     return this.store.read(this.tree, node.id, 0, node.size);
   }
 
   async mkdir(path: string, mode: number, cx: Cx): Promise<void> {
     if (path === '/') throw new FsError('EEXIST', path, 'file exists');
     validateName(baseName(path), path);
+    checkTreePath(path);
     this.store.create(this.tree, path, { type: 'dir', mode: mode || 0o755, exclusive: true, ...this.owner(cx) });
+  }
+
+  async mknod(path: string, type: 'fifo' | 'socket', mode: number, cx: Cx): Promise<Stat> {
+    if (path === '/') throw new FsError('EEXIST', path, 'file exists');
+    validateName(baseName(path), path);
+    checkTreePath(path);
+    return nodeStat(this.store.create(this.tree, path, { type, mode: mode & 0o7777, exclusive: true, ...this.owner(cx) }).node);
+  }
+
+  async symlink(path: string, target: string, cx: Cx): Promise<Stat> {
+    if (path === '/') throw new FsError('EEXIST', path, 'file exists');
+    validateName(baseName(path), path);
+    checkTreePath(path);
+    if (target === '') throw new FsError('ENOENT', path, 'a symbolic link needs a target');
+    if (target.includes('\0')) throw new FsError('EINVAL', path, 'a symbolic link target holds no NUL byte');
+    const bytes = encoder.encode(target);
+    if (bytes.length > MAX_LINK_TARGET_BYTES) throw new FsError('ENAMETOOLONG', path, `symbolic link target longer than ${MAX_LINK_TARGET_BYTES} bytes`);
+    return nodeStat(this.store.symlink(this.tree, path, bytes, this.owner(cx)));
+  }
+
+  async readlink(path: string, _cx?: Cx): Promise<string> {
+    const node = this.need(path);
+    if (node.type !== 'symlink') throw new FsError('EINVAL', path, 'not a symbolic link');
+    return node.target ?? '';
+  }
+
+  async link(from: string, to: string, _cx?: Cx): Promise<Stat> {
+    if (from === '/') throw new FsError('EPERM', from, 'hard links to directories are not allowed');
+    if (to === '/') throw new FsError('EEXIST', to, 'file exists');
+    validateName(baseName(to), to);
+    checkTreePath(to);
+    return nodeStat(this.store.link(this.tree, from, to));
+  }
+
+  /** Where `path` leads within this tree once its symbolic links are followed (data-links.ts). */
+  async realpath(path: string, followLast: boolean, _cx?: Cx): Promise<string> {
+    return resolveInTree(path, followLast, (p) => this.store.lookup(this.tree, p));
   }
 
   async remove(path: string, _cx: Cx, opts: { dir?: boolean } = {}): Promise<void> {
@@ -240,12 +328,13 @@ export class DataFs implements FileService {
     if (from === '/' || to === '/') throw new FsError('EBUSY', from, 'cannot rename the root');
     if (isUnder(to, from) && to !== from) throw new FsError('EINVAL', from, `cannot move a directory into itself (${to})`);
     validateName(baseName(to), to);
+    checkTreePath(to);
     this.store.rename(this.tree, from, to);
   }
 
   async truncate(path: string, size: number, _cx?: Cx): Promise<void> {
     const node = this.need(path);
-    if (node.type === 'dir') throw new FsError('EISDIR', path, 'is a directory');
+    if (node.type !== 'file') throw notAFile(node, path);
     this.truncateId(node.id, path, size);
   }
 
@@ -256,6 +345,7 @@ export class DataFs implements FileService {
   async writeFile(path: string, data: Uint8Array, opts: WriteFileOptions, cx: Cx): Promise<Stat> {
     if (path === '/') throw new FsError('EISDIR', path, 'is a directory');
     validateName(baseName(path), path);
+    checkTreePath(path);
     const spec: CreateSpec & { ifVersion?: number; append?: boolean } = {
       type: 'file',
       mode: opts.mode ?? 0o644,
@@ -368,6 +458,7 @@ class DataHandle implements Handle {
     if (this.closed) return;
     this.closed = true;
     this.ahead = undefined;
+    this.fs.released(this.id);
   }
 
   async truncate(size: number): Promise<void> {

@@ -39,6 +39,8 @@ export const ERROR_TABLE = {
   EREMOTEIO: { errno: 121, http: 502, exit: 23, summary: 'provider failure' },
   /** The job or session was cancelled before it finished (its result says so). */
   ECANCELED: { errno: 125, http: 409, exit: 24, summary: 'cancelled' },
+  /** More than 40 symbolic links in a row, or a symbolic link where the operation takes none (O_NOFOLLOW). */
+  ELOOP: { errno: 40, http: 400, exit: 25, summary: 'too many levels of symbolic links' },
 } as const satisfies Record<string, ErrorMapping>;
 
 export type ErrorCode = keyof typeof ERROR_TABLE;

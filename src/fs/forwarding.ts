@@ -23,8 +23,31 @@ export type AccessKind = 'list' | 'read' | 'write';
 
 /** One operation, as `before` sees it. */
 export interface OpInfo {
-  op: 'stat' | 'readdir' | 'open' | 'mkdir' | 'remove' | 'rename' | 'rename-to' | 'truncate' | 'setattr' | 'readFile' | 'readStat' | 'writeFile' | 'watch' | 'statfs';
-  /** list: stat, readdir, readStat, watch, statfs; read: open for reading, readFile; write: the rest. */
+  op:
+    | 'stat'
+    | 'readdir'
+    | 'open'
+    | 'mkdir'
+    | 'remove'
+    | 'rename'
+    | 'rename-to'
+    | 'truncate'
+    | 'setattr'
+    | 'readFile'
+    | 'readStat'
+    | 'writeFile'
+    | 'watch'
+    | 'statfs'
+    | 'symlink'
+    | 'readlink'
+    | 'link'
+    | 'link-from'
+    | 'mknod'
+    | 'realpath';
+  /**
+   * list: stat, readdir, readStat, watch, statfs, realpath; read: open for reading, readFile, readlink;
+   * write: the rest (`link-from`, the file a hard link names, is a write: the new name writes it too).
+   */
   kind: AccessKind;
   flags?: OpenFlags;
 }
@@ -47,6 +70,12 @@ const INFO = {
   truncate: { op: 'truncate', kind: 'write' },
   setattr: { op: 'setattr', kind: 'write' },
   writeFile: { op: 'writeFile', kind: 'write' },
+  symlink: { op: 'symlink', kind: 'write' },
+  readlink: { op: 'readlink', kind: 'read' },
+  link: { op: 'link', kind: 'write' },
+  linkFrom: { op: 'link-from', kind: 'write' },
+  mknod: { op: 'mknod', kind: 'write' },
+  realpath: { op: 'realpath', kind: 'list' },
 } as const satisfies Record<string, OpInfo>;
 
 export abstract class ForwardingService implements FileService, WatchSource {
@@ -127,9 +156,13 @@ export abstract class ForwardingService implements FileService, WatchSource {
     }
   }
 
+  /** The inner service's method; ENOSYS naming the path when it has none (EPERM for the node makers, as link(2) says). */
   private method<K extends keyof FileService>(name: K, path: string): NonNullable<FileService[K]> {
     const fn = this.inner[name];
-    if (typeof fn !== 'function') throw new FsError('ENOSYS', path, `${String(name)} is not supported here`);
+    if (typeof fn !== 'function') {
+      if (name === 'symlink' || name === 'link' || name === 'mknod') throw new FsError('EPERM', path, `a ${String(name)} cannot be made here (only in a data tree such as /memory)`);
+      throw new FsError('ENOSYS', path, `${String(name)} is not supported here`);
+    }
     return (fn as (...args: unknown[]) => unknown).bind(this.inner) as NonNullable<FileService[K]>;
   }
 
@@ -224,6 +257,47 @@ export abstract class ForwardingService implements FileService, WatchSource {
     const inner = this.inward(p);
     const st = await this.forward(p, async () => (await writeAll(this.inner, inner, data, cx, opts)) ?? this.inner.stat(inner, cx));
     return this.outwardStat(p, st, cx);
+  }
+
+  async symlink(path: string, target: string, cx: Cx): Promise<Stat> {
+    const p = normalizePath(path);
+    const checked = this.before(INFO.symlink, p, cx);
+    if (checked) await checked;
+    return this.outwardStat(p, await this.forward(p, () => this.method('symlink', p)(this.inward(p), target, cx)), cx);
+  }
+
+  async readlink(path: string, cx: Cx): Promise<string> {
+    const p = normalizePath(path);
+    const checked = this.before(INFO.readlink, p, cx);
+    if (checked) await checked;
+    return this.forward(p, () => this.method('readlink', p)(this.inward(p), cx));
+  }
+
+  async link(from: string, to: string, cx: Cx): Promise<Stat> {
+    const f = normalizePath(from);
+    const t = normalizePath(to);
+    const checkedFrom = this.before(INFO.linkFrom, f, cx);
+    if (checkedFrom) await checkedFrom;
+    const checkedTo = this.before(INFO.link, t, cx);
+    if (checkedTo) await checkedTo;
+    return this.outwardStat(t, await this.forward(t, () => this.method('link', t)(this.inward(f), this.inward(t), cx)), cx);
+  }
+
+  async mknod(path: string, type: 'fifo' | 'socket', mode: number, cx: Cx): Promise<Stat> {
+    const p = normalizePath(path);
+    const checked = this.before(INFO.mknod, p, cx);
+    if (checked) await checked;
+    return this.outwardStat(p, await this.forward(p, () => this.method('mknod', p)(this.inward(p), type, mode, cx)), cx);
+  }
+
+  /** Where `path` leads, as this view names it (a service that keeps no links: the path itself). */
+  async realpath(path: string, followLast: boolean, cx: Cx): Promise<string> {
+    const p = normalizePath(path);
+    const checked = this.before(INFO.realpath, p, cx);
+    if (checked) await checked;
+    const inner = this.inner;
+    if (!inner.realpath) return p;
+    return this.outward(await this.forward(p, () => inner.realpath!(this.inward(p), followLast, cx)));
   }
 
   async statfs(path: string, cx: Cx): Promise<FsSpace> {

@@ -127,6 +127,11 @@ export class Namespace implements FileService, WatchSource {
     throw new FsError('ENOSYS', path, `${what} is not supported here`);
   }
 
+  /** link(2), symlink(2) and mknod(2) say EPERM where a filesystem makes no such nodes. */
+  private noNodes(path: string, what: string): never {
+    throw new FsError('EPERM', path, `${what} cannot be made here (only in a data tree such as /memory)`);
+  }
+
   async stat(path: string, cx: Cx): Promise<Stat> {
     const p = normalizePath(path);
     const target = this.resolve(p);
@@ -235,6 +240,50 @@ export class Namespace implements FileService, WatchSource {
   async setattr(path: string, attrs: SetAttr, cx: Cx): Promise<Stat> {
     const p = normalizePath(path);
     return this.run(p, (s, rel) => (s.setattr ? s.setattr(rel, attrs, cx) : this.unsupported(rel, 'setattr')));
+  }
+
+  /** A new name (symlink, mknod, link) may not be a mount point or a directory leading to one. */
+  private checkNewName(p: string): void {
+    if (this.table.some((m) => m.path === p) || (this.leadsToMount(p) && !this.resolve(p))) throw new FsError('EEXIST', p, 'file exists');
+  }
+
+  async symlink(path: string, target: string, cx: Cx): Promise<Stat> {
+    const p = normalizePath(path);
+    this.checkNewName(p);
+    return this.run(p, (s, rel) => (s.symlink ? s.symlink(rel, target, cx) : this.noNodes(rel, 'a symbolic link')));
+  }
+
+  async readlink(path: string, cx: Cx): Promise<string> {
+    const p = normalizePath(path);
+    if (!this.resolve(p) && this.leadsToMount(p)) throw new FsError('EINVAL', p, 'not a symbolic link');
+    return this.run(p, (s, rel) => (s.readlink ? s.readlink(rel, cx) : Promise.reject(new FsError('EINVAL', rel, 'not a symbolic link'))));
+  }
+
+  async link(from: string, to: string, cx: Cx): Promise<Stat> {
+    const a = normalizePath(from);
+    const b = normalizePath(to);
+    const src = this.resolve(a);
+    const dst = this.resolve(b);
+    if (!src) throw new FsError('ENOENT', a, 'no such file or directory');
+    if (this.table.some((m) => m.path === a)) throw new FsError('EPERM', a, 'a mount point cannot have another name');
+    this.checkNewName(b);
+    if (!dst || dst.mount !== src.mount) throw new FsError('EXDEV', b, `cannot link across mounts to ${a}`);
+    return this.run(b, (s, rel) => (s.link ? s.link(src.rel, rel, cx) : this.noNodes(rel, 'a hard link')));
+  }
+
+  async mknod(path: string, type: 'fifo' | 'socket', mode: number, cx: Cx): Promise<Stat> {
+    const p = normalizePath(path);
+    this.checkNewName(p);
+    return this.run(p, (s, rel) => (s.mknod ? s.mknod(rel, type, mode, cx) : this.noNodes(rel, `a ${type === 'fifo' ? 'FIFO' : 'socket'}`)));
+  }
+
+  /** Where `path` leads once the links of the mount serving it are followed (they never leave it). */
+  async realpath(path: string, followLast: boolean, cx: Cx): Promise<string> {
+    const p = normalizePath(path);
+    const target = this.resolve(p);
+    if (!target?.mount.service.realpath) return p;
+    const rel = await this.run(p, (s, r) => s.realpath!(r, followLast, cx));
+    return target.mount.path === '/' ? rel : joinPath(target.mount.path, rel);
   }
 
   /** The space of the mount holding `path`; directories of the namespace itself have no limit. */

@@ -1,6 +1,12 @@
 import { FsError } from './errors.js';
 
+/**
+ * The longest path in a data tree, counted from the tree's root (so `/agents/<id>/memory` above it
+ * takes none of it, as a local disk mounted there would count from its own root).
+ */
 export const MAX_PATH_BYTES = 4096;
+/** The longest path of a whole namespace: a data tree's longest path below the deepest mount point. */
+export const MAX_NAMESPACE_PATH_BYTES = 2 * MAX_PATH_BYTES;
 export const MAX_NAME_BYTES = 255;
 
 const encoder = new TextEncoder();
@@ -17,7 +23,7 @@ function byteLength(s: string): number {
 function alreadyNormal(input: string): boolean {
   const n = input.length;
   if (n === 1) return input === '/';
-  if (n === 0 || n > MAX_PATH_BYTES / 4 || input.charCodeAt(0) !== 47 || input.charCodeAt(n - 1) === 47) return false;
+  if (n === 0 || n > MAX_NAMESPACE_PATH_BYTES / 4 || input.charCodeAt(0) !== 47 || input.charCodeAt(n - 1) === 47) return false;
   let start = 1;
   for (let i = 1; i <= n; i++) {
     const ch = i === n ? 47 : input.charCodeAt(i);
@@ -64,8 +70,8 @@ export function normalizePath(input: string): string {
     throw new FsError('EINVAL', printablePath(String(input)), 'path must be absolute (start with /)');
   }
   if (CONTROL.test(input)) throw controlCharacterError(input);
-  if (input.length > MAX_PATH_BYTES / 4 && byteLength(input) > MAX_PATH_BYTES) {
-    throw new FsError('ENAMETOOLONG', input.slice(0, 64) + '...', `path longer than ${MAX_PATH_BYTES} bytes`);
+  if (input.length > MAX_NAMESPACE_PATH_BYTES / 4 && byteLength(input) > MAX_NAMESPACE_PATH_BYTES) {
+    throw new FsError('ENAMETOOLONG', input.slice(0, 64) + '...', `path longer than ${MAX_NAMESPACE_PATH_BYTES} bytes`);
   }
   const segments = input.split('/').filter((s) => s.length > 0);
   for (const seg of segments) {

@@ -10,8 +10,15 @@
  */
 export type FileKind = 'dir' | 'data' | 'view' | 'message' | 'call' | 'stream';
 
+/**
+ * The POSIX type of a node. Data trees hold every one of them; the synthetic kinds are all `file`.
+ * Symbolic links, FIFOs and sockets are nodes of data trees (kind `data`): a FIFO's or socket's data
+ * passes between processes on a mount, in the kernel, never through a service.
+ */
+export type NodeType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket';
+
 export interface Stat {
-  type: 'file' | 'dir';
+  type: NodeType;
   kind: FileKind;
   size: number;
   /** Permission bits only (e.g. 0o644); the file type is `type`. */
@@ -41,6 +48,15 @@ export interface Stat {
    * watch of an ended one ends at once. Absent for endless streams (an agent's trace).
    */
   finite?: { after: number; ended: boolean };
+  /** Names of a file (hard links; 0 once the last is gone but a handle is open); a directory: 2 + its subdirectories. */
+  nlink?: number;
+  /**
+   * The node's number where the service keeps one (data trees): the same for every name of a hard-linked
+   * file, never the same for two nodes that exist at once.
+   */
+  ino?: number;
+  /** A symbolic link's target, as it was given. */
+  target?: string;
 }
 
 export interface StatAndData {
@@ -249,6 +265,21 @@ export interface FileService {
    * Services that record their changes in the event log get this from the Namespace for free.
    */
   watch?(path: string, from: number | undefined, cx: Cx): AsyncIterable<FsEvent>;
+  /** Makes `path` a symbolic link to `target` (never replaces: EEXIST). */
+  symlink?(path: string, target: string, cx: Cx): Promise<Stat>;
+  /** The target of the symbolic link at `path` (EINVAL for anything else). */
+  readlink?(path: string, cx: Cx): Promise<string>;
+  /** Makes `to` one more name of the file at `from` (a hard link; never replaces: EEXIST). */
+  link?(from: string, to: string, cx: Cx): Promise<Stat>;
+  /** Makes a FIFO or socket node at `path` (never replaces: EEXIST). */
+  mknod?(path: string, type: 'fifo' | 'socket', mode: number, cx: Cx): Promise<Stat>;
+  /**
+   * Where `path` leads once the symbolic links on it are followed (among its directories and, with
+   * `followLast`, the last name too), as long as they stay in the service's own tree: EINVAL for a link
+   * leading out of it, ELOOP after 40 links. The last name need not exist (a dangling link leads to the
+   * path it names).
+   */
+  realpath?(path: string, followLast: boolean, cx: Cx): Promise<string>;
   /**
    * The space of the tree holding `path`, as statfs(2) reports it: a data tree under a quota says its
    * limit and use. Services without it have no limit of their own (the Namespace answers NO_LIMIT).

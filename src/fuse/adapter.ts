@@ -14,12 +14,14 @@ import { NO_LIMIT } from '../fs/types.js';
 import { Op, OPEN_DIRECT_IO, OPEN_KEEP_CACHE, type NativeFuse, type RequestHandler, type StatWords } from './binding.js';
 import { INTERRUPTED } from './interrupts.js';
 import { childPath, NodeTable } from './nodes.js';
-import { O_EXCL, O_NONBLOCK, openFlags, S_IFDIR, S_IFREG, statWords } from './translate.js';
+import { O_EXCL, O_NONBLOCK, openFlags, S_IFDIR, statWords, typeBits } from './translate.js';
+import { NODE_KIND_OPS, NodeKindRequests } from './node-kinds.js';
 import { OpenFile } from './open-files.js';
 import { Answers } from './reply-outcomes.js';
 import { Requests, type Reply } from './requests.js';
 import { PendingWrites, WriteBehind } from './write-behind.js';
 import { hasLimit, statfsWords } from './statfs-words.js';
+import { answerBytes, XATTR_NAMES, XATTRS } from './xattrs.js';
 
 const RENAME_NOREPLACE = 1;
 
@@ -28,7 +30,6 @@ const EINTR = 4;
 const EIO = 5;
 const EBADF = 9;
 const EINVAL = 22;
-const ERANGE = 34;
 const ENOSYS = 38;
 const ENODATA = 61;
 
@@ -74,6 +75,8 @@ export class FuseAdapter {
   private readonly answers: Answers;
   private readonly attrTimeout: number;
   private readonly entryTimeout: number;
+  /** Links, special nodes and fallocate (node-kinds.ts). */
+  private readonly nodeKinds: NodeKindRequests;
 
   constructor(
     private readonly service: FileService,
@@ -82,6 +85,17 @@ export class FuseAdapter {
     this.answers = new Answers(options.opTimeoutMs ?? 30_000, options.onError);
     this.attrTimeout = options.attrTimeout ?? 1;
     this.entryTimeout = options.entryTimeout ?? 1;
+    this.nodeKinds = new NodeKindRequests({
+      service,
+      nodes: this.nodes,
+      answers: this.answers,
+      attrTimeout: this.attrTimeout,
+      entryTimeout: this.entryTimeout,
+      statWords: (ino, st) => this.stat(ino, st),
+      pathOf: (ino, reply) => this.pathOf(ino, reply),
+      file: (fh) => this.files.get(fh),
+      afterWrites: (inos, work) => this.afterWrites(inos, work),
+    });
   }
 
   /** The mounted session, once there is one: where cache invalidations go. */
@@ -162,7 +176,10 @@ export class FuseAdapter {
       const parent = this.nodes.known(ev.path.slice(0, cut) || '/');
       if (parent !== undefined) {
         inval(parent);
-        s.native.notifyInvalEntry(s.handle, parent, ev.path.slice(cut + 1));
+        // A name made needs no dropping (failed lookups are not cached), and dropping the entry of a
+        // directory in use cuts it off (getcwd gives ENOENT inside it); a name this mount removed is gone
+        // from the kernel already and may have been made again since.
+        if (ev.type === 'deleted' && !this.nodes.removedHere(ev.path)) s.native.notifyInvalEntry(s.handle, parent, ev.path.slice(cut + 1));
       }
     }
   }
@@ -220,6 +237,12 @@ export class FuseAdapter {
     return fh;
   }
 
+  /** A handle open on `ino` (a linear scan, for files whose every name is gone). */
+  private openFileOf(ino: number): OpenFile | undefined {
+    for (const f of this.files.values()) if (f.ino === ino && f.handle.stat) return f;
+    return undefined;
+  }
+
   private pathOf(ino: number, reply: Reply): string | undefined {
     const path = this.nodes.path(ino);
     if (path === undefined) reply.err(ENOENT);
@@ -271,6 +294,7 @@ export class FuseAdapter {
       case Op.listxattr:
         return this.listxattr(reply, a as number);
       default:
+        if (NODE_KIND_OPS.has(op)) return this.nodeKinds.dispatch(op, reply, cx, ino, a, b, c, d);
         return reply.err(ENOSYS);
     }
   }
@@ -281,12 +305,13 @@ export class FuseAdapter {
     const path = childPath(dir, name);
     const work = this.afterWrites([this.nodes.known(path)], () => this.service.stat(path, cx));
     this.answers.within('lookup', path, reply, work, (st) => {
-      reply.entry(this.stat(this.nodes.lookup(path), st), this.attrTimeout, this.entryTimeout);
+      reply.entry(this.stat(this.nodes.lookup(path, st), st), this.attrTimeout, this.entryTimeout);
     });
   }
 
   private getattr(reply: Reply, cx: Cx, ino: number, fh: number): void {
-    const f = fh ? this.files.get(fh) : undefined;
+    // fstat(2) arrives without its descriptor: a file removed while open answers through an open handle.
+    const f = fh ? this.files.get(fh) : this.nodes.path(ino) === undefined ? this.openFileOf(ino) : undefined;
     const path = f?.path ?? this.pathOf(ino, reply);
     if (path === undefined) return;
     const work = this.afterWrites([ino], () =>
@@ -301,8 +326,10 @@ export class FuseAdapter {
   }
 
   private setattr(reply: Reply, cx: Cx, ino: number, toSet: number, v: number[], fh: number): void {
-    const f = fh ? this.files.get(fh) : undefined;
-    const path = f?.path ?? this.pathOf(ino, reply);
+    // A file removed while open has no name left: its handle still truncates it and says its stat.
+    const nameless = this.nodes.path(ino) === undefined;
+    const f = fh ? this.files.get(fh) : nameless ? this.openFileOf(ino) : undefined;
+    const path = this.nodes.path(ino) ?? f?.path ?? this.pathOf(ino, reply);
     if (path === undefined) return;
     const attrs: SetAttr = {};
     if (toSet & SET_MODE) attrs.mode = v[0]! & 0o7777;
@@ -326,6 +353,7 @@ export class FuseAdapter {
         else if (this.service.truncate) await this.service.truncate(path, v[3]!, cx);
         else throw new FsError('ENOSYS', path);
       }
+      if (nameless && f?.handle.stat) return f.handle.stat(); // no name reaches its times and mode any more
       if (Object.keys(attrs).length > 0) {
         if (!this.service.setattr) throw new FsError('ENOSYS', path);
         return this.service.setattr(path, attrs, cx);
@@ -343,7 +371,7 @@ export class FuseAdapter {
     if (!mkdir) return reply.err(ENOSYS);
     // The kernel has applied the caller's umask to `mode` already.
     const work = mkdir.call(this.service, path, mode & 0o7777, cx).then(() => this.service.stat(path, cx));
-    this.answers.within('mkdir', path, reply, work, (st) => reply.entry(this.stat(this.nodes.lookup(path), st), this.attrTimeout, this.entryTimeout));
+    this.answers.within('mkdir', path, reply, work, (st) => reply.entry(this.stat(this.nodes.lookup(path, st), st), this.attrTimeout, this.entryTimeout));
   }
 
   private remove(reply: Reply, cx: Cx, parent: number, name: string, dir: boolean): void {
@@ -431,7 +459,7 @@ export class FuseAdapter {
     })();
     const discard = (r: { handle: { close(): Promise<void> } }) => void r.handle.close().catch(() => undefined);
     this.answers.within('create', path, reply, work, ({ handle, st }) => {
-      const ino = this.nodes.lookup(path);
+      const ino = this.nodes.lookup(path, st);
       const f = this.openFile(path, ino, handle, cx, flags);
       const fh = this.allocate(f);
       if (!reply.create(this.stat(ino, st), this.attrTimeout, this.entryTimeout, fh, this.openReplyFlags(f))) {
@@ -526,8 +554,8 @@ export class FuseAdapter {
       const listing: OpenDir = { names: ['.', '..'], inos: [ino, this.nodes.ino(parent)], modes: [S_IFDIR, S_IFDIR] };
       for (const e of entries) {
         listing.names.push(e.name);
-        listing.inos.push(this.nodes.ino(childPath(path, e.name)));
-        listing.modes.push(e.stat.type === 'dir' ? S_IFDIR : S_IFREG);
+        listing.inos.push(this.nodes.ino(childPath(path, e.name), e.stat));
+        listing.modes.push(typeBits(e.stat.type));
       }
       while (this.files.has(this.nextFh) || this.dirs.has(this.nextFh)) this.nextFh++;
       const fh = this.nextFh++;
@@ -558,27 +586,10 @@ export class FuseAdapter {
     if (!attr) return reply.err(ENODATA);
     const path = this.pathOf(ino, reply);
     if (path === undefined) return;
-    this.answers.within('getxattr', path, reply, this.service.stat(path, cx), (st) => this.answerBytes(reply, Buffer.from(attr(st)), size));
+    this.answers.within('getxattr', path, reply, this.service.stat(path, cx), (st) => answerBytes(reply, Buffer.from(attr(st)), size));
   }
 
   private listxattr(reply: Reply, size: number): void {
-    this.answerBytes(reply, Buffer.from(XATTR_NAMES.map((n) => n + '\0').join('')), size);
-  }
-
-  /** getxattr/listxattr: size 0 asks for the length; a buffer too small is ERANGE. */
-  private answerBytes(reply: Reply, value: Buffer, size: number): void {
-    if (size === 0) return reply.xattrSize(value.length);
-    if (value.length > size) return reply.err(ERANGE);
-    reply.buf(value);
+    answerBytes(reply, Buffer.from(XATTR_NAMES.map((n) => n + '\0').join('')), size);
   }
 }
-
-/**
- * Extended attributes that show what FUSE's stat cannot: the version (the HTTP ETag, Plan 9's qid.vers)
- * and the file kind. `getfattr -n user.agent9.version FILE`, or os.getxattr in Python.
- */
-const XATTRS: Record<string, (st: Stat) => string> = {
-  'user.agent9.version': (st) => String(st.version),
-  'user.agent9.kind': (st) => st.kind,
-};
-const XATTR_NAMES = Object.keys(XATTRS);

@@ -34,6 +34,12 @@ export const Op = {
   interrupt: 22,
   init: 23,
   exit: 24,
+  // Node kinds of a local disk, numbered apart from 40 in the addon too.
+  readlink: 40,
+  symlink: 41,
+  link: 42,
+  mknod: 43,
+  fallocate: 44,
 } as const;
 
 /**
@@ -52,6 +58,9 @@ export const Op = {
  * - flush, fsync: fh, datasync, interrupted
  * - getxattr: name, size; listxattr: size
  * - interrupt: the req being interrupted
+ * - readlink: (ino only); symlink: name, target; link: newParent, newName (ino: the file)
+ * - mknod: name, mode (with its S_IFMT type), rdev, umask
+ * - fallocate: mode (FALLOC_FL_*), offset, length, fh
  */
 export type RequestHandler = (
   op: number,
@@ -88,6 +97,7 @@ export interface NativeFuse {
   replyBuf(req: number, data: Uint8Array, length: number): number;
   replyWrite(req: number, count: number): number;
   replyXattr(req: number, size: number): number;
+  replyReadlink(req: number, target: string): number;
   /** [bsize, frsize, blocks, bfree, bavail, files, ffree, favail, fsid, flag, namemax] */
   replyStatfs(req: number, words: number[]): number;
   /** Answers with entries first.. that fit in size bytes; returns how many fitted. */

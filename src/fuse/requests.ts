@@ -92,6 +92,10 @@ export class Reply {
     if (this.take()) this.owner.native.replyWrite(this.req, count);
   }
 
+  readlink(target: string): void {
+    if (this.take()) this.owner.native.replyReadlink(this.req, target);
+  }
+
   xattrSize(size: number): void {
     if (this.take()) this.owner.native.replyXattr(this.req, size);
   }

@@ -2,8 +2,30 @@
 import type { OpenFlags, Stat } from '../fs/types.js';
 import type { StatWords } from './binding.js';
 
+export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;
+export const S_IFLNK = 0o120000;
+export const S_IFIFO = 0o010000;
+export const S_IFSOCK = 0o140000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+
+/** The S_IFMT bits of a node's type (every synthetic file is a regular file). */
+export function typeBits(type: Stat['type']): number {
+  switch (type) {
+    case 'dir':
+      return S_IFDIR;
+    case 'symlink':
+      return S_IFLNK;
+    case 'fifo':
+      return S_IFIFO;
+    case 'socket':
+      return S_IFSOCK;
+    default:
+      return S_IFREG;
+  }
+}
 const O_ACCMODE = 0o3;
 const O_WRONLY = 0o1;
 const O_RDWR = 0o2;
@@ -30,8 +52,9 @@ export function statWords(ino: number, st: Stat, owner: { uid: number; gid: numb
   const [cs, cns] = splitTime(st.ctime);
   return [
     ino,
-    (dir ? S_IFDIR : S_IFREG) | (st.mode & 0o7777),
-    dir ? 2 : 1,
+    typeBits(st.type) | (st.mode & 0o7777),
+    // A data tree counts names and subdirectories; a synthetic directory has none it knows of.
+    st.nlink ?? (dir ? 2 : 1),
     st.uid ?? owner.uid,
     st.gid ?? owner.gid,
     size,

@@ -22,7 +22,7 @@ export function httpDate(ms: number): string {
 
 /** Stat as headers, for HEAD and beside every write. */
 export function statHeaders(reply: FastifyReply, st: Stat): FastifyReply {
-  return reply
+  reply
     .header('etag', etagOf(st))
     .header('last-modified', httpDate(st.mtime))
     .header('x-agent9-type', st.type)
@@ -32,6 +32,10 @@ export function statHeaders(reply: FastifyReply, st: Stat): FastifyReply {
     .header('x-agent9-version', String(st.version))
     .header('x-agent9-mtime', String(st.mtime))
     .header('x-agent9-ctime', String(st.ctime));
+  if (st.nlink !== undefined) reply.header('x-agent9-nlink', String(st.nlink));
+  if (st.ino !== undefined) reply.header('x-agent9-ino', String(st.ino));
+  if (st.target !== undefined) reply.header('x-agent9-target', encodeURIComponent(st.target));
+  return reply;
 }
 
 export function listingJson(entries: DirEntry[]): string {
@@ -45,6 +49,9 @@ export function listingJson(entries: DirEntry[]): string {
       mtime: e.stat.mtime,
       ctime: e.stat.ctime,
       version: e.stat.version,
+      ...(e.stat.nlink !== undefined ? { nlink: e.stat.nlink } : {}),
+      ...(e.stat.ino !== undefined ? { ino: e.stat.ino } : {}),
+      ...(e.stat.target !== undefined ? { target: e.stat.target } : {}),
     }))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return JSON.stringify(rows) + '\n';

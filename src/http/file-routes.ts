@@ -12,6 +12,8 @@
  *   DELETE /p     remove (a directory must be empty)
  *   MOVE /p       rename to the Destination header
  *   OPTIONS /p    the methods there are
+ * GET, HEAD, PUT and appends follow symbolic links within their data tree; `?nofollow=1`, `PUT
+ * ?symlink=1`, `?link=/q` and `?mknod=` are links' own (link-routes.ts).
  */
 import { FsError } from '../fs/errors.js';
 import { callFile, readAll, readStat, writeAll } from '../fs/ops.js';
@@ -27,6 +29,7 @@ import { chooseRange } from './ranges.js';
 import { checkDeclaredJson } from './json-bodies.js';
 import { flag, waitOf } from './request-target.js';
 import { DOCS } from './route-docs.js';
+import { following, isLinkStat, makeNode, sendLinkTarget } from './link-routes.js';
 import type { Route, RouteContext } from './routes.js';
 import { sendStream } from './streamed-body.js';
 import { spaceJson } from './space-json.js';
@@ -78,20 +81,25 @@ async function read(ctx: RouteContext) {
   if (flag(target.query, 'statfs')) return statfs(ctx);
   const waitMs = waitOf(target.query, target.path);
   if (target.slash) return list(ctx);
+  const nofollow = flag(target.query, 'nofollow');
   // One step for data files (stat and bytes from one snapshot, so the ETag is exactly theirs).
-  const { stat: st, data } = await readStat(view, target.path, cx);
-  if (st.type === 'dir') return list(ctx);
+  let path = target.path;
+  const { stat: st, data } = nofollow
+    ? await readStat(view, path, cx)
+    : await following(view, path, cx, (p) => readStat(view, (path = p), cx), (r) => isLinkStat(r.stat));
+  if (st.type === 'symlink') return sendLinkTarget(ctx, st);
+  if (st.type === 'dir') return list({ ...ctx, target: { ...target, path } });
   if (st.kind === 'stream') return stream(ctx, st);
   // A view (or an inbox) through one handle: the ETag is its snapshot's version (a digest of it when it
   // keeps none). One not ready yet (a running job's result) is waited for up to `?wait=SECONDS`.
   if (st.kind === 'view' || st.kind === 'message') {
-    return sendView(request, reply, view, target.path, cx, st, readHeaders, st.kind === 'view' ? { waitMs: waitMs ?? 0 } : {});
+    return sendView(request, reply, view, path, cx, st, readHeaders, st.kind === 'view' ? { waitMs: waitMs ?? 0 } : {});
   }
   if (st.kind === 'data' && noneMatch(request, st.version)) return statHeaders(reply.code(304), st).send();
   // Else the stat comes first: the ETag is never newer than the bytes, so an If-Match built on it is safe.
-  const bytes = data ?? (await readAll(view, target.path, cx));
+  const bytes = data ?? (await readAll(view, path, cx));
   if (st.kind === 'data') return sendData(ctx, st, bytes);
-  return readHeaders(reply, st).header('content-type', contentTypeOf(target.path, bytes, bytes.length, st.mediaType)).send(asBuffer(bytes));
+  return readHeaders(reply, st).header('content-type', contentTypeOf(path, bytes, bytes.length, st.mediaType)).send(asBuffer(bytes));
 }
 
 /** HEAD of a data file: GET's headers, typed by no more of the content than GET's typing reads. */
@@ -112,22 +120,25 @@ async function headData({ reply, view, cx, target }: RouteContext, st: Stat) {
  */
 async function head(ctx: RouteContext) {
   const { request, reply, view, cx, target } = ctx;
-  const st = await view.stat(target.path, cx);
+  let path = target.path;
+  const st = flag(target.query, 'nofollow')
+    ? await view.stat(path, cx)
+    : await following(view, path, cx, (p) => view.stat((path = p), cx), isLinkStat);
   if (target.slash && st.type !== 'dir') throw new FsError('ENOTDIR', target.path, 'not a directory');
   const withStat = (r: FastifyReply, s: Stat) => statHeaders(r, s).header('cache-control', 'no-cache');
   // A listing's type, without its length (RFC 9110 lets a HEAD leave it out): a HEAD does not list.
   if (st.type === 'dir') return withStat(reply, st).type(JSON_TYPE).send();
   switch (st.kind) {
     case 'data':
-      return headData(ctx, st);
+      return headData({ ...ctx, target: { ...target, path } }, st);
     case 'view':
-      return sendView(request, reply, view, target.path, cx, st, withStat);
+      return sendView(request, reply, view, path, cx, st, withStat);
     case 'stream':
       return withStat(reply, st).removeHeader('etag').type(st.mediaType ?? JSON_LINES).send();
     case 'message':
       // One with a read side (the inbox) reads as a view; a write-only one (ctl) has only its stat.
       try {
-        return await sendView(request, reply, view, target.path, cx, st, withStat);
+        return await sendView(request, reply, view, path, cx, st, withStat);
       } catch (err) {
         if (!(err instanceof FsError && (err.code === 'EACCES' || err.code === 'EBADF'))) throw err;
         return withStat(reply, st).header('content-length', String(st.size)).send();
@@ -138,23 +149,29 @@ async function head(ctx: RouteContext) {
 }
 
 /**
- * Writes the body as the whole file (or appended), guarded by If-Match / If-None-Match; the new stat as
- * headers, and the answer of write-answers.ts (a receipt, 201 for a new data file, else 204).
- */
+  * Writes the body as the whole file (or appended), guarded by If-Match / If-None-Match, through a
+  * symbolic link to where it leads; the new stat as headers, and the answer of write-answers.ts (a
+  * receipt, 201 for a new data file, else 204).
+  */
 async function write(ctx: RouteContext, opts: WriteFileOptions, kind?: FileKind) {
   const { request, reply, view, target, body } = ctx;
   request.op = opts.append ? 'append' : 'write';
   await checkDeclaredJson(ctx, target.path, kind);
-  const ifVersion = await precondition(request, view, target.path, ctx.cx);
-  if (ifVersion !== undefined) opts.ifVersion = ifVersion;
   const { cx, receipt } = receiving(ctx.cx);
-  const st = await writeAll(view, target.path, body, cx, opts);
+  // An If-Match names the version of the file a link leads to (the one a GET gave): compare with that one.
+  let start = target.path;
+  if (request.headers['if-match'] !== undefined && view.realpath) start = await view.realpath(start, true, cx).catch(() => start);
+  const st = await following(view, start, cx, async (path) => {
+    const ifVersion = await precondition(request, view, path, cx);
+    return writeAll(view, path, body, cx, ifVersion === undefined ? opts : { ...opts, ifVersion });
+  });
   return answerWrite(reply, st, receipt());
 }
 
 async function put(ctx: RouteContext) {
   const { request, reply, view, cx, target, body } = ctx;
   const mode = parseMode(target.query.get('mode'), target.path);
+  if (await makeNode(ctx, mode)) return reply;
   if (target.slash) {
     request.op = 'mkdir';
     if (body.length > 0) throw new FsError('EINVAL', target.path, 'PUT of a directory (trailing /) takes no body');

@@ -43,8 +43,8 @@ export class GuardedService extends ForwardingService {
     if (access.level === 'ReadOnly') throw new FsError('EACCES', path, 'read-only mount');
     if (access.level === 'SignOnly' && info.op !== 'open') throw new FsError('EACCES', path, 'sign-only mount');
     if (this.adminOnly(path, cx)) throw new FsError('EACCES', path, 'only an admin may write this file');
-    // The destination of a rename is checked, not charged: the rename is one write.
-    if (access.level === 'Budgeted' && info.op !== 'rename-to') return access.budget.charge(access.costPerWrite ?? 1, path, cx);
+    // The destination of a rename (the source of a link) is checked, not charged: it is one write.
+    if (access.level === 'Budgeted' && info.op !== 'rename-to' && info.op !== 'link-from') return access.budget.charge(access.costPerWrite ?? 1, path, cx);
   }
 
   protected override outwardStat(path: string, stat: Stat, cx: Cx): Stat {

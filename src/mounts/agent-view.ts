@@ -40,7 +40,7 @@ export function standardAgentMounts(): AgentMount[] {
         rt.storage.dataTree(
           memoryTree(id),
           { scope: id, prefix: '/memory' },
-          { serviceName: 'memory', space: () => rt.quota.space(id) },
+          { serviceName: 'memory', space: () => rt.quota.space(id), maxFileBytes: rt.maxFileBytes },
           (store) => rt.quota.store(id, store),
         ),
       access: ReadWrite,

@@ -196,6 +196,47 @@ export class AgentsFs implements FileService, WatchSource {
     return this.inAgent(path, (ns, rest) => ns.truncate(rest, size, cx));
   }
 
+  /** A new name inside an agent (symlink, mknod, link): agents and the call files are not made this way. */
+  private newName(path: string): { id: string; rest: string } {
+    const target = this.split(path);
+    if (!target || target.rest === '/') {
+      if (target && !this.rt.agents.has(target.id)) throw new FsError('EPERM', path, 'create agents by writing a spec to /agents/new');
+      throw new FsError('EEXIST', path, 'file exists');
+    }
+    return target;
+  }
+
+  async symlink(path: string, target: string, cx: Cx): Promise<Stat> {
+    this.newName(path);
+    return this.inAgent(path, (ns, rest) => ns.symlink(rest, target, cx));
+  }
+
+  async readlink(path: string, cx: Cx): Promise<string> {
+    const target = this.split(path);
+    if (!target || target.rest === '/') throw new FsError('EINVAL', path, 'not a symbolic link');
+    return this.inAgent(path, (ns, rest) => ns.readlink(rest, cx));
+  }
+
+  async link(from: string, to: string, cx: Cx): Promise<Stat> {
+    const a = this.split(from);
+    const b = this.newName(to);
+    if (!a || a.rest === '/') throw new FsError('EPERM', from, 'hard links to directories and call files are not allowed');
+    if (a.id !== b.id) throw new FsError('EXDEV', to, `cannot link across agents to ${from}`);
+    return this.inAgent(to, (ns, rest) => ns.link(a.rest, rest, cx));
+  }
+
+  async mknod(path: string, type: 'fifo' | 'socket', mode: number, cx: Cx): Promise<Stat> {
+    this.newName(path);
+    return this.inAgent(path, (ns, rest) => ns.mknod(rest, type, mode, cx));
+  }
+
+  async realpath(path: string, followLast: boolean, cx: Cx): Promise<string> {
+    const target = this.split(path);
+    if (!target || target.rest === '/') return path;
+    const inner = await this.inAgent(path, (ns, rest) => ns.realpath(rest, followLast, cx));
+    return inner === '/' ? `/${target.id}` : `/${target.id}${inner}`;
+  }
+
   /** The space of a path inside an agent (its memory reports its quota); the rest has no limit. */
   async statfs(path: string, cx: Cx): Promise<FsSpace> {
     const target = this.split(path);

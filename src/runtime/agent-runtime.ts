@@ -13,7 +13,7 @@ import { Queues } from './queues.js';
 import { TickEngine, type BudgetView, type TickReport } from './tick-engine.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 import { AgentRegistry, memoryTree } from './agents.js';
-import { MemoryQuota } from './quota.js';
+import { maxFileBytesFromConfig, MemoryQuota } from './quota.js';
 import { removeWorkDir } from './agent-workdir.js';
 import { ExportSpool, maxExportsFromConfig } from './export-spool.js';
 import { sweepStaleImports } from './import-stage.js';
@@ -45,6 +45,8 @@ export class AgentRuntime {
   readonly agents: AgentRegistry;
   /** limits.memory_bytes: each agent's memory files plus work dir. */
   readonly quota: MemoryQuota;
+  /** config.json `memory.max_file_bytes`: the largest memory file (EFBIG beyond). */
+  readonly maxFileBytes: number;
   /** Exports spooled to temporary files, a bounded number at once. */
   readonly exports: ExportSpool;
   readonly startedAt = Date.now();
@@ -60,6 +62,7 @@ export class AgentRuntime {
     options: Omit<RuntimeOptions, 'home' | 'storage'> = {},
   ) {
     this.store = new RuntimeStore(storage.db);
+    this.maxFileBytes = maxFileBytesFromConfig(home);
     this.exports = new ExportSpool(home, storage, maxExportsFromConfig(home));
     this.keys = new KeyStore(loadServerKey(home), this.store);
     this.tracer = new Tracer(storage.events);

@@ -36,6 +36,18 @@ const FileRecord = {
   size: z.number().int().min(0),
 };
 
+/**
+ * A memory record may also be a symbolic link (`target`, its text), a FIFO or socket node, or one more
+ * name of a hard-linked file (`of`: the path of that file's own record, which may come later). Bundles
+ * written before these existed hold files and directories only, and read the same.
+ */
+const MemoryRecord = {
+  ...FileRecord,
+  type: z.enum(['file', 'dir', 'symlink', 'fifo', 'socket', 'hardlink']),
+  target: z.string().min(1).max(4095).optional(),
+  of: z.string().optional(),
+};
+
 export const RecordSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('state'), version: z.number().int(), data: z.unknown() }),
   z.object({ t: z.literal('kv'), key: z.string(), value: z.unknown() }),
@@ -54,7 +66,7 @@ export const RecordSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('seen'), ids: z.array(z.string()) }),
   z.object({ t: z.literal('identity'), pubkey: z.string(), sealed: z.string(), key_id: z.string() }),
   z.object({ t: z.literal('event'), type: z.string(), path: z.string(), time: z.number(), version: z.number().optional(), data: z.unknown().optional() }),
-  z.object({ t: z.literal('memory'), ...FileRecord }),
+  z.object({ t: z.literal('memory'), ...MemoryRecord }),
   z.object({ t: z.literal('work'), ...FileRecord }),
   z.object({ t: z.literal('data'), data: z.string() }),
   z.object({ t: z.literal('end'), records: z.number().int() }),

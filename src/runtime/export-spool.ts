@@ -102,14 +102,25 @@ function* databaseLines(db: Db, files: SqliteDataFileStore, id: string, path: st
     if (rows.length < PAGE) break;
     after = rows[rows.length - 1]!.id;
   }
-  // Memory files in path order (a parent sorts before its children), each followed by its content.
+  // Memory files in path order (a parent sorts before its children), each followed by its content. Paths
+  // start after '/': the root is the agent's, and a file removed while open (a hidden path) is no one's.
+  // A symbolic link carries its target, a further name of a hard-linked file the path of the file's row.
   const tree = memoryTree(id);
-  const nodes = db.prepare("SELECT id, path, type, mode, mtime, size FROM data_nodes WHERE tree = ? AND path > ? AND path <> '/' ORDER BY path LIMIT ?");
-  for (let after = ''; ; ) {
-    const rows = nodes.all(tree, after, PAGE) as { id: number; path: string; type: 'file' | 'dir'; mode: number; mtime: number; size: number }[];
+  const nodes = db.prepare(`SELECT n.id, n.path, n.type, n.mode, n.mtime, n.size, o.path AS of,
+      CASE WHEN n.type = 'symlink' THEN n.head END AS target
+    FROM data_nodes n LEFT JOIN data_nodes o ON o.id = n.inode WHERE n.tree = ? AND n.path > ? ORDER BY n.path LIMIT ?`);
+  type MemoryRow = { id: number; path: string; type: string; mode: number; mtime: number; size: number; of: string | null; target: Uint8Array | null };
+  for (let after = '/'; ; ) {
+    const rows = nodes.all(tree, after, PAGE) as MemoryRow[];
     for (const n of rows) {
       const size = n.type === 'file' ? n.size : 0;
-      yield rec({ t: 'memory', path: n.path, type: n.type, mode: n.mode, mtime: n.mtime, size });
+      if (n.type === 'name') {
+        yield rec({ t: 'memory', path: n.path, type: 'hardlink', of: n.of, mode: 0, mtime: n.mtime, size: 0 });
+        continue;
+      }
+      const record: Record<string, unknown> = { t: 'memory', path: n.path, type: n.type, mode: n.mode, mtime: n.mtime, size };
+      if (n.target) record['target'] = Buffer.from(n.target).toString('utf8');
+      yield rec(record);
       for (let off = 0; off < size; off += DATA_CHUNK) {
         const bytes = files.read(tree, n.id, off, Math.min(DATA_CHUNK, size - off));
         yield rec({ t: 'data', data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64') });

@@ -80,6 +80,8 @@ export class ImportStage {
   private hasIdentity = false;
   private file: OpenFile | undefined;
   private readonly dirTimes: { rel: string; mode: number; mtime: number; where: 'memory' | 'work' }[] = [];
+  /** Hard links of the memory tree, made at the end (the file a name names may come later). */
+  private readonly hardLinks: { path: string; of: string }[] = [];
   private done = false;
 
   constructor(
@@ -209,20 +211,54 @@ export class ImportStage {
 
   private memoryEntry(r: Extract<BundleRecord, { t: 'memory' }>): void {
     bundlePathSegments(r.path, 'memory', this.path);
-    const spec = { type: r.type, mode: r.mode, uid: 0, gid: 0, exclusive: true };
+    const files = this.rt.storage.dataFiles;
+    const spec = { mode: r.mode, uid: 0, gid: 0, exclusive: true };
     let node: number;
     try {
-      node = this.rt.storage.dataFiles.create(this.tree, r.path, spec).node.id;
+      if (r.type === 'hardlink') {
+        // The file it names may come later in path order: made once every record is in.
+        if (r.of === undefined) throw this.bad(`memory hardlink ${JSON.stringify(r.path)} names no file ('of')`);
+        bundlePathSegments(r.of, 'memory', this.path);
+        this.hardLinks.push({ path: r.path, of: r.of });
+        return;
+      }
+      if (r.type === 'symlink') {
+        if (r.target === undefined) throw this.bad(`memory symlink ${JSON.stringify(r.path)} has no target`);
+        files.symlink(this.tree, r.path, Buffer.from(r.target), spec);
+        files.setattr(this.tree, r.path, { mtime: r.mtime });
+        return;
+      }
+      node = files.create(this.tree, r.path, { ...spec, type: r.type }).node.id;
     } catch (err) {
-      if (err instanceof FsError) throw this.bad(`memory ${r.type} ${JSON.stringify(r.path)}: ${err.message}`);
+      if (err instanceof FsError && err.path !== this.path) throw this.bad(`memory ${r.type} ${JSON.stringify(r.path)}: ${err.message}`);
       throw err;
     }
     if (r.type === 'dir') {
       this.dirTimes.push({ rel: r.path, mode: r.mode, mtime: r.mtime, where: 'memory' });
       return;
     }
+    if (r.type !== 'file') {
+      if (r.size !== 0) throw this.bad(`memory ${r.type} ${JSON.stringify(r.path)} has no content, not ${r.size} bytes`);
+      files.setattr(this.tree, r.path, { mtime: r.mtime });
+      return;
+    }
     this.file = { rec: r, written: 0, node };
     if (r.size === 0) this.closeMemoryFile();
+  }
+
+  /** Further names of hard-linked files, once the files are all there; a name of nothing is EINVAL. */
+  private linkNames(): void {
+    const files = this.rt.storage.dataFiles;
+    this.rt.storage.tx(() => {
+      for (const l of this.hardLinks) {
+        try {
+          files.link(this.tree, l.of, l.path);
+        } catch (err) {
+          if (err instanceof FsError) throw this.bad(`memory hardlink ${JSON.stringify(l.path)} of ${JSON.stringify(l.of)}: ${err.message}`);
+          throw err;
+        }
+      }
+    });
   }
 
   private closeMemoryFile(): void {
@@ -274,6 +310,7 @@ export class ImportStage {
     if (this.file) throw this.bad(`file ${JSON.stringify(this.file.rec.path)} ends after ${this.file.written} of ${this.file.rec.size} bytes`);
     if (declared !== this.records) throw this.bad(`the end record counts ${declared} records, the bundle has ${this.records}`);
     this.done = true;
+    this.linkNames();
     // Directory times last (creating children touched them), deepest first.
     for (const d of [...this.dirTimes].reverse()) {
       if (d.where === 'memory') this.rt.storage.dataFiles.setattr(this.tree, d.rel, { mtime: d.mtime });

@@ -18,6 +18,8 @@ import type { FsSpace } from '../fs/types.js';
 import type { Storage } from './storage/index.js';
 import type { Migration } from './storage/db.js';
 import { workDirBytes as countWorkDir } from './agent-workdir.js';
+import { configSection } from './home-config.js';
+import { DEFAULT_MAX_FILE_BYTES } from '../fs/datafs.js';
 
 /** The default of limits.memory_bytes: 1 GiB. */
 export const DEFAULT_MEMORY_BYTES = 1024 ** 3;
@@ -29,6 +31,13 @@ export const WORK_DIR_REFRESH_MS = 3000;
 const ADD_NEW = `INSERT INTO data_usage (tree, bytes, nodes) VALUES (NEW.tree, CASE WHEN NEW.type = 'file' THEN NEW.size ELSE 0 END, 1)
     ON CONFLICT (tree) DO UPDATE SET bytes = bytes + excluded.bytes, nodes = nodes + 1;`;
 const SUB_OLD = `UPDATE data_usage SET bytes = bytes - (CASE WHEN OLD.type = 'file' THEN OLD.size ELSE 0 END), nodes = nodes - 1
+    WHERE tree = OLD.tree;`;
+/** Since migration 71: a further name of a hard-linked file (type 'name') is no node of its own. */
+const NODE_NEW = "(CASE WHEN NEW.type = 'name' THEN 0 ELSE 1 END)";
+const NODE_OLD = "(CASE WHEN OLD.type = 'name' THEN 0 ELSE 1 END)";
+const ADD_NEW_71 = `INSERT INTO data_usage (tree, bytes, nodes) VALUES (NEW.tree, CASE WHEN NEW.type = 'file' THEN NEW.size ELSE 0 END, ${NODE_NEW})
+    ON CONFLICT (tree) DO UPDATE SET bytes = bytes + excluded.bytes, nodes = nodes + excluded.nodes;`;
+const SUB_OLD_71 = `UPDATE data_usage SET bytes = bytes - (CASE WHEN OLD.type = 'file' THEN OLD.size ELSE 0 END), nodes = nodes - ${NODE_OLD}
     WHERE tree = OLD.tree;`;
 
 export const quotaMigrations: Migration[] = [
@@ -46,7 +55,43 @@ export const quotaMigrations: Migration[] = [
         WHEN OLD.size IS NOT NEW.size OR OLD.type IS NOT NEW.type OR OLD.tree IS NOT NEW.tree
         BEGIN ${SUB_OLD} ${ADD_NEW} END;`,
   },
+  {
+    // Hard links (migration 70): a file's further names add neither bytes nor a node (`df -i` counts
+    // files, not names); before 70 there were no such rows, so the totals kept are right as they are.
+    version: 71,
+    name: 'data usage counts a hard-linked file once',
+    up: `
+      DROP TRIGGER data_usage_insert;
+      DROP TRIGGER data_usage_delete;
+      DROP TRIGGER data_usage_update;
+      CREATE TRIGGER data_usage_insert AFTER INSERT ON data_nodes BEGIN ${ADD_NEW_71} END;
+      CREATE TRIGGER data_usage_delete AFTER DELETE ON data_nodes BEGIN ${SUB_OLD_71} END;
+      CREATE TRIGGER data_usage_update AFTER UPDATE OF size, type, tree ON data_nodes
+        WHEN OLD.size IS NOT NEW.size OR OLD.type IS NOT NEW.type OR OLD.tree IS NOT NEW.tree
+        BEGIN ${SUB_OLD_71} ${ADD_NEW_71} END;`,
+  },
 ];
+
+/** The largest a memory file may be: at most this many bytes (2^50, as limits.memory_bytes). */
+const MAX_FILE_BYTES_LIMIT = 2 ** 50;
+
+/**
+ * config.json `memory.max_file_bytes`: the largest memory file (EFBIG beyond), default 1 GiB; read at
+ * start. A bad value stops the start with EINVAL naming the file.
+ */
+export function maxFileBytesFromConfig(home: string): number {
+  const { value, file } = configSection(home, 'memory');
+  if (value === undefined) return DEFAULT_MAX_FILE_BYTES;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new FsError('EINVAL', file, 'memory must be an object like {"max_file_bytes": 1073741824}');
+  const unknown = Object.keys(value).filter((k) => k !== 'max_file_bytes');
+  if (unknown.length > 0) throw new FsError('EINVAL', file, `memory: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}`);
+  const n = (value as { max_file_bytes?: unknown }).max_file_bytes;
+  if (n === undefined) return DEFAULT_MAX_FILE_BYTES;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_FILE_BYTES_LIMIT) {
+    throw new FsError('EINVAL', file, `memory: field 'max_file_bytes': must be an integer from 1 to 2^50, not ${JSON.stringify(n)}`);
+  }
+  return n;
+}
 
 /** One agent's use and limit, as /status shows it. */
 export interface MemoryUsage {
@@ -296,5 +341,18 @@ class QuotaStore implements DataFileStore {
   }
   setattr(...args: Parameters<DataFileStore['setattr']>) {
     return this.inner.setattr(...args);
+  }
+  /** A link adds no bytes of a file (a symbolic link's target is not counted, a further name shares its file's). */
+  symlink(...args: Parameters<DataFileStore['symlink']>) {
+    return this.inner.symlink(...args);
+  }
+  link(...args: Parameters<DataFileStore['link']>) {
+    return this.inner.link(...args);
+  }
+  retain(tree: string, id: number) {
+    this.inner.retain?.(tree, id);
+  }
+  release(tree: string, id: number) {
+    this.inner.release?.(tree, id);
   }
 }

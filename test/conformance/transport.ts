@@ -1,7 +1,9 @@
+import type { NodeType } from '../../src/fs/types.js';
+
 /** What a conformance case can do; each transport (in-process, HTTP, FUSE, CLI) implements it. */
 export interface Entry {
   name: string;
-  type: 'file' | 'dir';
+  type: NodeType;
   size: number;
 }
 
@@ -31,7 +33,7 @@ export interface Transport {
   append(path: string, data: string): Promise<void>;
   call(path: string, data: string): Promise<string>;
   list(path: string): Promise<Entry[]>;
-  stat(path: string): Promise<{ type: 'file' | 'dir'; size: number; version: number }>;
+  stat(path: string): Promise<{ type: NodeType; size: number; version: number }>;
   remove(path: string): Promise<void>;
   mkdir(path: string): Promise<void>;
   rename?(from: string, to: string): Promise<void>;

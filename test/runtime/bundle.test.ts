@@ -122,6 +122,57 @@ describe('export and import', () => {
     expect(moved.pubkey).toBe((await files(a9.namespace).read('/agents/bob/identity/pubkey')).trim());
   });
 
+  it('carries symbolic links, hard links (the file\u2019s own record after its other name), FIFOs and sockets', async () => {
+    const a9 = await openServer({ scheduler: false });
+    await createAgent(a9, { name: 'bob', program: 'echo' });
+    const f = files(a9.namespace);
+    const M = '/agents/bob/memory';
+    const ns = a9.namespace;
+    await ns.mkdir(`${M}/d`, 0o755, admin);
+    await f.write(`${M}/z-file`, 'shared bytes');
+    await ns.link(`${M}/z-file`, `${M}/a-name`, admin);
+    await ns.link(`${M}/z-file`, `${M}/d/deep-name`, admin);
+    await ns.symlink(`${M}/to-z`, 'z-file', admin);
+    await ns.symlink(`${M}/d/up`, '../d', admin);
+    await ns.mknod(`${M}/p`, 'fifo', 0o600, admin);
+    await ns.mknod(`${M}/s`, 'socket', 0o644, admin);
+    // Removed while open: nobody's name, not in the bundle.
+    await f.write(`${M}/open-gone`, 'x');
+    const h = await ns.open(`${M}/open-gone`, { read: true }, admin);
+    await ns.remove(`${M}/open-gone`, admin);
+    const bundle = await f.read('/agents/bob/export');
+    await h.close();
+    const memory = bundle.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r['t'] === 'memory');
+    expect(memory.map((r) => [r['path'], r['type']])).toEqual([
+      ['/a-name', 'hardlink'],
+      ['/d', 'dir'],
+      ['/d/deep-name', 'hardlink'],
+      ['/d/up', 'symlink'],
+      ['/p', 'fifo'],
+      ['/s', 'socket'],
+      ['/to-z', 'symlink'],
+      ['/z-file', 'file'],
+    ]);
+    expect(memory[0]).toMatchObject({ of: '/z-file' });
+    expect(memory[6]).toMatchObject({ target: 'z-file', size: 0 });
+
+    await f.call('/agents/import', JSON.stringify({ id: 'copy' }) + '\n' + bundle);
+    const C = '/agents/copy/memory';
+    const [z, a, deep] = await Promise.all([f.stat(`${C}/z-file`), f.stat(`${C}/a-name`), f.stat(`${C}/d/deep-name`)]);
+    expect([z.nlink, a.ino, deep.ino]).toEqual([3, z.ino, z.ino]);
+    expect(await f.read(`${C}/d/deep-name`)).toBe('shared bytes');
+    expect(await ns.readlink(`${C}/to-z`, admin)).toBe('z-file');
+    expect(await ns.realpath(`${C}/d/up/deep-name`, true, admin)).toBe(`${C}/d/deep-name`);
+    expect([(await f.stat(`${C}/p`)).type, (await f.stat(`${C}/p`)).mode, (await f.stat(`${C}/s`)).type]).toEqual(['fifo', 0o600, 'socket']);
+    expect(await f.list(C)).not.toContain('open-gone');
+    // The quota counts the shared file once: its 12 bytes.
+    expect(a9.runtime.quota.usage('copy').memory_bytes).toBe(12);
+    // A further name of a file the bundle does not have: EINVAL, nothing imported.
+    const broken = bundle.replace('"of":"/z-file"', '"of":"/nowhere"');
+    await expectCode(f.call('/agents/import', JSON.stringify({ id: 'broken' }) + '\n' + broken), 'EINVAL', '/nowhere');
+    expect(await f.list('/agents')).not.toContain('broken');
+  });
+
   it('malformed bundles are EINVAL and import nothing', async () => {
     const a9 = await openServer({ scheduler: false });
     const f = files(a9.namespace);

@@ -86,6 +86,33 @@ describe('a v0.1.0 data directory', () => {
     expect(space.used_bytes).toBe(held.bytes);
   });
 
+  it('gives the memory tree it held link counts, and takes links and special nodes (migrations 70, 71)', async () => {
+    const call = (path: string, method: string, body?: string) =>
+      fetch(server.url + path, { method, headers: { authorization: `Bearer ${server.token}` }, ...(body !== undefined ? { body } : {}) });
+    type Row = { name: string; type: string; nlink: number; ino: number };
+    const list = async (dir: string) => JSON.parse((await get(`${dir}/`)).body) as Row[];
+    const M = '/agents/alice/memory';
+    // A directory counts 2 and its subdirectories: the root holds dir, dir holds sub.
+    expect((await call(M, 'HEAD')).headers.get('x-agent9-nlink')).toBe('3');
+    expect((await list(M)).find((e) => e.name === 'dir')).toMatchObject({ type: 'dir', nlink: 3 });
+    expect((await list(`${M}/dir`)).find((e) => e.name === 'sub')).toMatchObject({ type: 'dir', nlink: 2 });
+    expect((await list(M)).find((e) => e.name === 'notes.md')).toMatchObject({ type: 'file', nlink: 1 });
+    const before = JSON.parse((await get('/agents/alice/status')).body) as { memory: { memory_bytes: number; files: number } };
+    expect((await call(`${M}/notes-link.md?link=${M}/notes.md`, 'PUT')).status).toBe(201);
+    expect((await call(`${M}/to-blob?symlink=1`, 'PUT', 'dir/sub/blob.bin')).status).toBe(201);
+    expect((await call(`${M}/dir/sub2/`, 'PUT')).status).toBe(201);
+    expect((await list(M)).find((e) => e.name === 'dir')).toMatchObject({ nlink: 4 });
+    const [a, b] = [(await list(M)).find((e) => e.name === 'notes.md')!, (await list(M)).find((e) => e.name === 'notes-link.md')!];
+    expect([a.ino, a.nlink]).toEqual([b.ino, 2]);
+    expect((await get(`${M}/notes-link.md`)).body).toBe('# notes of alice\n');
+    const blob = await fetch(server.url + `${M}/to-blob`, { headers: { authorization: `Bearer ${server.token}` } });
+    expect(Buffer.from(await blob.arrayBuffer())).toEqual(Buffer.from('binary\0data'));
+    // The quota counts a hard-linked file once (no bytes, no node for a second name); the link and the
+    // directory are a node each.
+    const after = JSON.parse((await get('/agents/alice/status')).body) as { memory: { memory_bytes: number; files: number } };
+    expect(after.memory).toMatchObject({ memory_bytes: before.memory.memory_bytes, files: before.memory.files + 2 });
+  });
+
   it('keeps program state and kv, budgets and policies', async () => {
     // The export (JSON lines) carries the program state.
     const bob = (await get('/agents/bob/export')).body.trim().split('\n').map((l) => JSON.parse(l) as { t?: string; data?: unknown });
