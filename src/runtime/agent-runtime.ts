@@ -5,6 +5,7 @@
 import type { Storage } from './storage/index.js';
 import { RuntimeStore } from './agent-store/index.js';
 import { KeyStore, loadServerKey } from './keys.js';
+import { ExecProcesses } from './exec-processes.js';
 import { Tracer } from './trace.js';
 import { ProgramRegistry, type Program } from './programs/index.js';
 import { echoProgram } from './programs/echo.js';
@@ -36,6 +37,8 @@ export interface RuntimeOptions {
 export class AgentRuntime {
   readonly store: RuntimeStore;
   readonly keys: KeyStore;
+  /** Which processes act for which agent: exec programs' sessions and the mark in their environment. */
+  readonly processes: ExecProcesses;
   readonly tracer: Tracer;
   readonly programs = new ProgramRegistry();
   readonly queues: Queues;
@@ -59,6 +62,7 @@ export class AgentRuntime {
     this.store = new RuntimeStore(storage.db);
     this.exports = new ExportSpool(home, storage, maxExportsFromConfig(home));
     this.keys = new KeyStore(loadServerKey(home), this.store);
+    this.processes = new ExecProcesses(this.keys.derive('agent9: marks of exec program processes'));
     this.tracer = new Tracer(storage.events);
     this.programs.register(echoProgram).register(execProgram);
     for (const p of options.programs ?? []) this.programs.register(p);
@@ -67,6 +71,7 @@ export class AgentRuntime {
     this.engine = new TickEngine(storage, this.store, this.tracer, this.programs, this.queues, {
       home,
       execEnv: (id) => this.execEnv(id),
+      processes: this.processes,
       budgets: options.budgets,
     });
     this.scheduler = new Scheduler(storage, this.store, this.engine, this.queues, options.scheduler || {});

@@ -51,9 +51,14 @@ function randomHex10(): string {
   return pool.toString('hex', poolAt - 5, poolAt);
 }
 
-/** Who a principal is, as an envelope's `from`. */
+/** Who a principal is, as an envelope's `from`: `agent:<id>` for an agent, else the principal's name. */
 export function senderOf(principal: Principal): string {
-  return principal.agentId ?? principal.id;
+  return principal.agentId !== undefined ? agentAddress(principal.agentId) : principal.id;
+}
+
+/** An agent as a sender or recipient: `agent:<id>`. */
+export function agentAddress(id: string): string {
+  return `agent:${id}`;
 }
 
 /**

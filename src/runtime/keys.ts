@@ -4,7 +4,7 @@
  * is opened only for the duration of one operation and wiped afterwards; it is never returned, logged,
  * traced or exported in clear.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
@@ -94,6 +94,11 @@ export class KeyStore {
     private readonly store: RuntimeStore,
   ) {
     this.keyId = createHash('sha256').update(serverKey).digest('hex').slice(0, 16);
+  }
+
+  /** A key for one purpose, derived from the server key (HMAC-SHA256 of the purpose): never the server key itself. */
+  derive(purpose: string): Uint8Array {
+    return Uint8Array.from(createHmac('sha256', this.serverKey).update(purpose).digest());
   }
 
   private seal(secret: Uint8Array): string {

@@ -14,7 +14,8 @@ import type { QueuedRow, RuntimeStore } from './agent-store/index.js';
 import { configOf, parseAgent, type AgentRecord } from './agents.js';
 import { newId } from './envelope.js';
 import { errorText, type TraceData, type Tracer } from './trace.js';
-import { normalizeResult, type NormalizedResult, type ProgramRegistry } from './programs/index.js';
+import { normalizeResult, type NormalizedResult, type ProcessHooks, type ProgramRegistry } from './programs/index.js';
+import type { ExecProcesses } from './exec-processes.js';
 import type { Queues } from './queues.js';
 import { GroupCommit } from './storage/group-commit.js';
 import type { Envelope, LifecycleState, TickCause, Trigger } from './spec.js';
@@ -78,6 +79,8 @@ export interface TickReport {
 export interface EngineOptions {
   home: string;
   execEnv: (agentId: string) => Promise<Record<string, string>>;
+  /** Which processes act for which agent (the mount maps their requests to the agent). */
+  processes?: ExecProcesses;
   budgets?: BudgetView | undefined;
 }
 
@@ -210,6 +213,7 @@ export class TickEngine {
         signal: abort.signal,
         execEnv: () => this.options.execEnv(agentId),
         workDir: () => ensureWorkDir(this.options.home, agentId),
+        ...(this.options.processes ? { processes: processHooks(this.options.processes, agentId) } : {}),
       });
       const result = normalizeResult(raw, Date.now(), 'program');
       report.duration_ms = Math.round(performance.now() - started);
@@ -392,6 +396,10 @@ export class TickEngine {
       report.deadlettered = dead.map((d) => d.env_id);
     });
   }
+}
+
+function processHooks(table: ExecProcesses, agentId: string): ProcessHooks {
+  return { env: table.env(agentId), started: (pid) => table.started(pid, agentId), ended: (pid) => table.ended(pid) };
 }
 
 /** A trigger as traced: message triggers without their payload. */

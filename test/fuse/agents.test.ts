@@ -123,7 +123,7 @@ describe('agents through the mount', () => {
       'b to answer itself',
     );
     const reply = (await outbox('b')).find((e) => JSON.stringify(e.payload) === JSON.stringify({ text: 'note to self' }));
-    expect(reply!.to).toBe('b');
+    expect(reply!.to).toBe('agent:b');
   });
 
   it('df on the mount reports the space of the data directory', async () => {

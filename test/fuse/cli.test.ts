@@ -143,7 +143,7 @@ describe('agentctl mount', () => {
     expect(denied.stderr).toMatch(/Permission denied/);
     await ok(`echo "as myself" > ${q(d)}/inbox`);
     await until(async () => (await outboxTexts(d)).some((e) => e.text === 'as myself'), 10_000, 'the answer');
-    expect((await outboxTexts(d)).find((e) => e.text === 'as myself')!.to).toBe('demo');
+    expect((await outboxTexts(d)).find((e) => e.text === 'as myself')!.to).toBe('agent:demo');
     expect((await m.stop('SIGTERM')).code).toBe(143);
     expect(await mountedType(d)).toBeUndefined();
     const tokensAfter = (await agentctl(['ls', '/runtime/tokens'], { env: { AGENT9_HOME: home } })).stdout;

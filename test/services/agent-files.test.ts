@@ -177,7 +177,7 @@ describe('/outbox, /metrics, /config', () => {
     await local.write('/inbox', 'note to self');
     await waitFor(async () => (await local.list('/outbox')).length === 1);
     const [reply] = await local.list('/outbox');
-    expect(await local.json(`/outbox/${reply}`)).toMatchObject({ to: 'bob', payload: { text: 'note to self' } });
+    expect(await local.json(`/outbox/${reply}`)).toMatchObject({ to: 'agent:bob', payload: { text: 'note to self' } });
   });
 });
 

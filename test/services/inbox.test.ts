@@ -58,7 +58,7 @@ describe('/inbox', () => {
     await asAgent.write('/agents/bob/inbox', JSON.stringify({ payload: 2, from: 'mallory', source: 'forged' }));
     const q = await f.json<Env[]>('/agents/bob/inbox');
     expect(q[0]).toMatchObject({ from: 'nostr:abc', source: 'nostr' });
-    expect(q[1]).toMatchObject({ from: 'alice', source: 'agent' });
+    expect(q[1]).toMatchObject({ from: 'agent:alice', source: 'agent' });
   });
 
   it('/inbox.d: read one envelope by id, rm discards it (counted, traced)', async () => {
