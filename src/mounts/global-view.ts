@@ -5,10 +5,10 @@
  * is its Prometheus text. Agent namespaces are built on first access and a
  * bounded number are cached (LRU), so idle agents cost no objects.
  */
-import { FsError, rebaseError } from '../fs/errors.js';
+import { FsError, rebaseError, toFsError } from '../fs/errors.js';
 import { SERVER_SCOPE, prefixMatcher, unionMatcher, type Matcher } from '../fs/events.js';
 import { Namespace, rebasedHandle, type WatchSource } from '../fs/namespace.js';
-import { SyntheticHandle } from '../fs/handles.js';
+import { MappedHandle, SyntheticHandle } from '../fs/handles.js';
 import { SyntheticFs, dir, jsonView, parseJson } from '../fs/synthetic.js';
 import { isUnder, relativeTo, segmentsOf } from '../fs/paths.js';
 import { jsonText } from '../fs/bytes.js';
@@ -65,6 +65,14 @@ export class AgentViews {
   }
 }
 
+const NOT_A_PEER = Symbol('not a peer inbox');
+
+/** An error of another path, as the error of `path` (its code, words and retry time). */
+function renamed(err: unknown, path: string): FsError {
+  const e = toFsError(err, path);
+  return new FsError(e.code, path, e.detail, { cause: e, ...(e.retryAfterMs !== undefined ? { retryAfterMs: e.retryAfterMs } : {}) });
+}
+
 /** The agent a caller acts as, when it acts as one (an admin never does). */
 function actingAgent(cx: Cx): string | undefined {
   return cx.principal.admin ? undefined : cx.principal.agentId;
@@ -116,6 +124,22 @@ export class AgentsFs implements FileService, WatchSource {
     throw new FsError('EACCES', path, `agent '${self}' reaches another agent only through its inbox`);
   }
 
+  /**
+   * Another agent's inbox as an agent reaches it on the global view: its own `peers/<id>/inbox`, so a
+   * message it sends there is signed and under the messaging policy, whichever path it used. Errors name
+   * the path used.
+   */
+  private async viaPeers<T>(path: string, cx: Cx, fn: (ns: Namespace, peerPath: string) => Promise<T>): Promise<T | typeof NOT_A_PEER> {
+    const self = actingAgent(cx);
+    const target = this.split(path);
+    if (self === undefined || !target || target.id === self || target.rest !== '/inbox') return NOT_A_PEER;
+    try {
+      return await fn(this.views.get(self, path), `/peers/${target.id}/inbox`);
+    } catch (err) {
+      throw renamed(err, path);
+    }
+  }
+
   private async inAgent<T>(path: string, fn: (ns: Namespace, rest: string, id: string) => Promise<T>): Promise<T> {
     const target = this.split(path)!;
     const ns = this.views.get(target.id, path);
@@ -145,6 +169,8 @@ export class AgentsFs implements FileService, WatchSource {
       throw new FsError('ENOTDIR', path, 'not a directory');
     }
     if (target.rest === '/') return this.agentDirStat(target.id, path);
+    const peer = await this.viaPeers(path, cx, (ns, p) => ns.stat(p, cx));
+    if (peer !== NOT_A_PEER) return peer;
     return this.inAgent(path, (ns, rest) => ns.stat(rest, cx));
   }
 
@@ -154,13 +180,16 @@ export class AgentsFs implements FileService, WatchSource {
     if (path === '/') {
       // An agent sees the agents it may reach; the call files that make agents are the operator's.
       const entries: DirEntry[] = self === undefined ? CREATE_FILES.map((name) => ({ name, stat: this.callStat() })) : [];
-      for (const a of this.rt.store.listAgents()) entries.push({ name: a.id, stat: dirStat(a.updated_at) });
+      for (const a of this.rt.store.listAgents()) {
+        if (self === undefined || a.id === self || this.rt.messages.mayMessage(self, a.id)) entries.push({ name: a.id, stat: dirStat(a.updated_at) });
+      }
       return entries;
     }
     const target = this.split(path);
     if (!target) throw new FsError('ENOTDIR', path, 'not a directory');
     if (self !== undefined && target.id !== self) {
-      return [{ name: 'inbox', stat: await this.inAgent(`/${target.id}/inbox`, (ns) => ns.stat('/inbox', cx)) }];
+      const inbox = `/${target.id}/inbox`;
+      return [{ name: 'inbox', stat: (await this.viaPeers(inbox, cx, (ns, p) => ns.stat(p, cx))) as Stat }];
     }
     return this.inAgent(path, (ns, rest) => ns.readdir(rest, cx));
   }
@@ -182,6 +211,8 @@ export class AgentsFs implements FileService, WatchSource {
       return new ImportHandle(this.rt, path, canRead, (id) => jsonText(statusOf(this.rt, id, path)), () => this.callStat());
     }
     if (target.rest === '/') throw new FsError('EISDIR', path, 'is a directory');
+    const peer = await this.viaPeers(path, cx, (ns, p) => ns.open(p, flags, cx));
+    if (peer !== NOT_A_PEER) return new MappedHandle(peer, (err) => renamed(err, path));
     return this.inAgent(path, async (ns, rest, id) => rebasedHandle(await ns.open(rest, flags, cx), `/${id}`, rest));
   }
 
@@ -226,6 +257,7 @@ export class AgentsFs implements FileService, WatchSource {
   async truncate(path: string, size: number, cx: Cx): Promise<void> {
     // `echo x > inbox` opens with O_TRUNC: to an inbox it is part of sending.
     this.checkPeer(path, cx, this.split(path)?.rest === '/inbox' ? 'send' : 'other');
+    if (await this.viaPeers(path, cx, async () => undefined) !== NOT_A_PEER) return;
     if (!this.split(path)) {
       // `echo spec > /agents/new` opens with O_TRUNC: call files start empty.
       if (size !== 0) throw new FsError('EINVAL', path, 'only truncation to 0 is supported');
@@ -278,6 +310,8 @@ export class AgentsFs implements FileService, WatchSource {
     if (!target || target.rest === '/') {
       throw new FsError('EINVAL', path, 'call file: write a request and read the answer on one handle (HTTP POST)');
     }
+    const peer = await this.viaPeers(path, cx, (ns, p) => ns.writeFile(p, data, opts, cx));
+    if (peer !== NOT_A_PEER) return peer;
     return this.inAgent(path, (ns, rest) => ns.writeFile(rest, data, opts, cx));
   }
 

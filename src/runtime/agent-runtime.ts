@@ -6,6 +6,8 @@ import type { Storage } from './storage/index.js';
 import { RuntimeStore } from './agent-store/index.js';
 import { KeyStore, loadServerKey } from './keys.js';
 import { ExecProcesses } from './exec-processes.js';
+import { AgentMessages } from './agent-messages.js';
+import { Delivery } from './delivery.js';
 import { Tracer } from './trace.js';
 import { ProgramRegistry, type Program } from './programs/index.js';
 import { echoProgram } from './programs/echo.js';
@@ -39,6 +41,10 @@ export class AgentRuntime {
   readonly keys: KeyStore;
   /** Which processes act for which agent: exec programs' sessions and the mark in their environment. */
   readonly processes: ExecProcesses;
+  /** Who may message whom, and the signatures of agents' envelopes. */
+  readonly messages: AgentMessages;
+  /** Messages of agents to agents: from ticks' outboxes (in their commit) and written directly (peers/). */
+  readonly delivery: Delivery;
   readonly tracer: Tracer;
   readonly programs = new ProgramRegistry();
   readonly queues: Queues;
@@ -68,10 +74,13 @@ export class AgentRuntime {
     for (const p of options.programs ?? []) this.programs.register(p);
     this.execEnvHook = options.execEnv;
     this.queues = new Queues(storage, this.store, this.tracer);
+    this.messages = new AgentMessages(this.store, this.keys);
+    this.delivery = new Delivery(storage, this.store, this.tracer, this.queues, this.messages);
     this.engine = new TickEngine(storage, this.store, this.tracer, this.programs, this.queues, {
       home,
       execEnv: (id) => this.execEnv(id),
       processes: this.processes,
+      delivery: this.delivery,
       budgets: options.budgets,
     });
     this.scheduler = new Scheduler(storage, this.store, this.engine, this.queues, options.scheduler || {});

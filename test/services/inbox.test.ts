@@ -53,6 +53,7 @@ describe('/inbox', () => {
 
   it('only admins choose from/source; an agent principal is always named as the sender', async () => {
     const { a9, f } = await stopped();
+    await createAgent(a9, { name: 'alice', program: 'echo', schedule: { on_message: false } });
     await f.write('/agents/bob/inbox', JSON.stringify({ payload: 1, from: 'nostr:abc', source: 'nostr' }));
     const asAgent = files(a9.namespace, { principal: { id: 'token:t1', admin: false, agentId: 'alice' } });
     await asAgent.write('/agents/bob/inbox', JSON.stringify({ payload: 2, from: 'mallory', source: 'forged' }));
