@@ -12,7 +12,7 @@ import { readAll, writeAll } from '../fs/ops.js';
 import { joinPath, validateName } from '../fs/paths.js';
 import { JSON_TYPE } from './content-type.js';
 import { httpError } from './error-replies.js';
-import { answer } from './file-routes.js';
+import { answer, peerAlias } from './file-routes.js';
 import type { Route, RouteContext } from './routes.js';
 
 const agentPath = (id: string, ...rest: string[]): string => {
@@ -42,7 +42,8 @@ async function tick({ reply, view, cx, target }: RouteContext) {
   return reply.code(202).send();
 }
 
-async function send({ reply, view, cx, target, body }: RouteContext) {
+async function send(ctx: RouteContext) {
+  const { reply, view, cx, target, body } = peerAlias(ctx);
   if (body.length === 0) throw new FsError('EINVAL', target.path, 'nothing to send: the body is empty');
   await writeAll(view, target.path, body, cx, { append: true });
   return reply.code(202).send();

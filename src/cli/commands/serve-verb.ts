@@ -58,6 +58,8 @@ async function serve(opts: ServeOptions): Promise<void> {
     process.stderr.write(`agentctl: warning: listening on ${opts.host}: other machines can reach this server; every request still needs a token\n`);
   }
   mkdirSync(home, { recursive: true, mode: 0o700 });
+  // config.json's mount section (who other users are on an --allow-other mount): a bad one stops the start.
+  if (opts.mount !== undefined) (await import('../../fuse/index.js')).loadMountUsers(home);
   const lock = HomeLock.acquire(home, () => describeServer(home));
 
   const logger = pino({ level, base: { pid: process.pid } });
