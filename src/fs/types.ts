@@ -82,7 +82,7 @@ export interface OpenFlags {
 }
 
 export interface Principal {
-  /** A name for logs and traces: `admin`, `token:<id>`, `agent:<id>`, `operator` (people on a mount), `user:<uid>`. */
+  /** A name for logs and traces: `admin`, `token:<id>`, `agent:<id>`, `fuse:<uid>`. */
   id: string;
   /** Admins may write admin-only paths (policies). */
   admin: boolean;

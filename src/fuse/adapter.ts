@@ -9,7 +9,7 @@
  * - the version and kind of a file as extended attributes (user.agent9.version, user.agent9.kind).
  */
 import { FsError } from '../fs/errors.js';
-import type { Caller, Cx, FileService, FsEvent, FsSpace, OpenFlags, Principal, SetAttr, Stat } from '../fs/types.js';
+import type { Cx, FileService, FsEvent, FsSpace, OpenFlags, Principal, SetAttr, Stat } from '../fs/types.js';
 import { NO_LIMIT } from '../fs/types.js';
 import { Op, OPEN_DIRECT_IO, OPEN_KEEP_CACHE, type NativeFuse, type RequestHandler, type StatWords } from './binding.js';
 import { INTERRUPTED } from './interrupts.js';
@@ -27,7 +27,6 @@ const RENAME_NOREPLACE = 1;
 
 const ENOENT = 2;
 const EINTR = 4;
-const EACCES = 13;
 const EIO = 5;
 const EBADF = 9;
 const EINVAL = 22;
@@ -46,8 +45,6 @@ const SET_MTIME_NOW = 1 << 8;
 export interface AdapterOptions {
   /** Who FUSE callers act as; each request carries its own uid and gid on top. */
   principal: Principal;
-  /** Who each caller acts as instead, from its process (callers.ts); undefined from it: EACCES. */
-  callers?: { principalOf(caller: Caller): Principal | undefined };
   /** Owner shown for files whose service reports none (synthetic files): the mounting user. */
   owner: { uid: number; gid: number };
   /** Seconds the kernel may cache attributes and names (default 1 each). */
@@ -62,22 +59,6 @@ export interface AdapterOptions {
   /** Hold writes to data files for at most a second (write-behind.ts); default true. */
   writeBehind?: boolean;
 }
-
-/** Requests that name a path (and so are checked against the caller's principal). */
-const NAMES_A_PATH: ReadonlySet<number> = new Set([
-  Op.lookup,
-  Op.getattr,
-  Op.setattr,
-  Op.mkdir,
-  Op.unlink,
-  Op.rmdir,
-  Op.rename,
-  Op.open,
-  Op.create,
-  Op.opendir,
-  Op.statfs,
-  Op.getxattr,
-]);
 
 interface OpenDir {
   names: string[];
@@ -145,9 +126,7 @@ export class FuseAdapter {
       const interrupted = (op === Op.read && d === 1) || (op === Op.flush && c === 1);
       const reply = requests.begin(req, interrupted);
       try {
-        const cx = this.cxOf(op, uid, gid, pid);
-        if (!cx) return reply.err(EACCES);
-        this.dispatch(op, reply, cx, ino, a, b, c, d, e);
+        this.dispatch(op, reply, this.cxOf(uid, gid, pid), ino, a, b, c, d, e);
       } catch (err) {
         this.answers.report('request', String(ino), err);
         reply.err(EIO);
@@ -218,16 +197,8 @@ export class FuseAdapter {
     this.answers.stop();
   }
 
-  /**
-   * Who the request acts as: the caller's own principal where the mount tells callers apart, for the
-   * operations that name a path (those on an open handle act as whoever opened it). Undefined: nobody.
-   */
-  private cxOf(op: number, uid: number, gid: number, pid: number): Cx | undefined {
-    const caller: Caller = { uid, gid, pid };
-    const { callers } = this.options;
-    const who = callers && NAMES_A_PATH.has(op) ? callers.principalOf(caller) : this.options.principal;
-    if (!who) return undefined;
-    return { principal: { ...who, uid, gid }, caller };
+  private cxOf(uid: number, gid: number, pid: number): Cx {
+    return { principal: { ...this.options.principal, uid, gid }, caller: { uid, gid, pid } };
   }
 
   /** `work`, once the writes held for `ino` are committed (a request that must see them). */

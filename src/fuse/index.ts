@@ -13,4 +13,3 @@ export {
 } from './kernel-mount.js';
 export { FuseAdapter, type AdapterOptions } from './adapter.js';
 export { mountServer, agentRootEnv, agentPrincipal, type MountServerOptions } from './mount-server.js';
-export { CallerPrincipals, loadMountUsers, agentCaller, type CallerRules, type UserGrant } from './callers.js';

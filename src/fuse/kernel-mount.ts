@@ -24,10 +24,8 @@ import { FuseAdapter, type AdapterOptions } from './adapter.js';
 import { loadBinding, type NativeFuse } from './binding.js';
 
 export interface MountNamespaceOptions {
-  /** Who FUSE callers act as; default: the operator (the mounting user, as admin). */
+  /** Who FUSE callers act as; default: the mounting user, as admin (the server operator). */
   principal?: Principal;
-  /** Who each caller acts as instead, from its process and uid (callers.ts); nobody: EACCES. */
-  callers?: AdapterOptions['callers'];
   /** Seconds stat results are cached by the kernel (default 1). */
   attrTimeout?: number;
   /** Seconds name lookups are cached by the kernel (default 1). */
@@ -60,9 +58,6 @@ export interface FuseMount {
 }
 
 const active = new Map<string, MountHandle>();
-
-/** The principal of people on a mount of the global view: what they send is `from: "operator"`. */
-export const OPERATOR = 'operator';
 
 /** Why FUSE cannot work on this machine, or undefined when it can. */
 export async function fuseUnavailableReason(device = '/dev/fuse'): Promise<string | undefined> {
@@ -284,12 +279,11 @@ export async function mountNamespace(service: FileService, dir: string, opts: Mo
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const adapterOptions: AdapterOptions = {
-    principal: opts.principal ?? { id: OPERATOR, admin: true, uid, gid },
+    principal: opts.principal ?? { id: `fuse:${uid}`, admin: true, uid, gid },
     owner: { uid, gid },
     attrTimeout: opts.attrTimeout ?? 1,
     entryTimeout: opts.entryTimeout ?? 1,
   };
-  if (opts.callers) adapterOptions.callers = opts.callers;
   if (opts.opTimeoutMs !== undefined) adapterOptions.opTimeoutMs = opts.opTimeoutMs;
   if (opts.onError) adapterOptions.onError = opts.onError;
   const statfsDir = opts.statfsOf;

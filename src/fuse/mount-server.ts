@@ -1,14 +1,10 @@
 /**
  * Mounting an agent9 server: its global view (`DIR/agents/<id>/...`), or with `agent` one agent's local
  * view at DIR, where every operation acts as that agent (as an agent-scoped token does over HTTP).
- * Either way each request acts as its caller (callers.ts): exec programs' processes as their agent,
- * the server's user and root as the operator (the agent of an `--agent` mount), other users as
- * config.json's `mount.users` grants them, by default nobody.
  */
 import { join } from 'node:path';
 import type { Agent9 } from '../server/agent9.js';
 import type { Principal } from '../fs/types.js';
-import { CallerPrincipals, loadMountUsers } from './callers.js';
 import { mountNamespace, type FuseMount, type MountNamespaceOptions } from './kernel-mount.js';
 
 export interface MountServerOptions extends MountNamespaceOptions {
@@ -26,19 +22,9 @@ export function agentPrincipal(id: string): Principal {
 /** Mounts the server's global view at `dir`, or one agent's view (ENOENT for an unknown agent). */
 export async function mountServer(a9: Agent9, dir: string, opts: MountServerOptions = {}): Promise<FuseMount> {
   const { agent, ...rest } = opts;
-  const serverUid = process.getuid?.() ?? 0;
-  const gid = process.getgid?.() ?? 0;
-  // Read (and checked) at every mount: a bad section stops the start with EINVAL naming the field.
-  const users = loadMountUsers(a9.home);
-  const rt = a9.runtime;
-  const rules = { serverUid, processes: rt.processes, agentExists: (id: string) => rt.agents.has(id), ...(opts.allowOther ? { users } : {}) };
-  if (agent === undefined) {
-    const owner: Principal = { id: 'operator', admin: true, uid: serverUid, gid };
-    return mountNamespace(a9.namespace, dir, { statfsOf: a9.home, principal: owner, callers: new CallerPrincipals({ ...rules, owner }), ...rest });
-  }
+  if (agent === undefined) return mountNamespace(a9.namespace, dir, { statfsOf: a9.home, ...rest });
   const view = await a9.agentNamespace(agent);
-  const owner = agentPrincipal(agent);
-  return mountNamespace(view, dir, { statfsOf: a9.home, principal: owner, callers: new CallerPrincipals({ ...rules, owner, agentMount: agent }), ...rest });
+  return mountNamespace(view, dir, { statfsOf: a9.home, principal: agentPrincipal(agent), ...rest });
 }
 
 /**

@@ -12,7 +12,7 @@ import { readAll, writeAll } from '../fs/ops.js';
 import { joinPath, validateName } from '../fs/paths.js';
 import { JSON_TYPE } from './content-type.js';
 import { httpError } from './error-replies.js';
-import { answer, peerAlias } from './file-routes.js';
+import { answer } from './file-routes.js';
 import { checkDeclaredJson } from './json-bodies.js';
 import { DOCS } from './route-docs.js';
 import type { Route, RouteContext } from './routes.js';
@@ -51,7 +51,7 @@ async function tick({ reply, view, cx, target }: RouteContext) {
 }
 
 async function send(ctx: RouteContext) {
-  const { reply, view, cx, target, body } = peerAlias(ctx);
+  const { reply, view, cx, target, body } = ctx;
   if (body.length === 0) throw new FsError('EINVAL', target.path, 'nothing to send: the body is empty');
   await checkDeclaredJson(ctx, target.path, 'message');
   const answering = receiving(cx);

@@ -194,21 +194,7 @@ export async function answer(ctx: RouteContext, path: string, status = 200) {
   return reply.code(status).header('cache-control', 'no-store').header('content-type', contentTypeOf(path, out)).send(asBuffer(out));
 }
 
-/**
- * With an agent token, `/agents/<id>/inbox` is where the agent sends to another agent: its own
- * `/peers/<id>/inbox` (signed, under the messaging policy), or its own `/inbox` for its own id.
- */
-export function peerAlias(ctx: RouteContext): RouteContext {
-  const { principal } = ctx.cx;
-  if (principal.admin || principal.agentId === undefined) return ctx;
-  const m = /^\/agents\/([^/]+)\/inbox$/.exec(ctx.target.path);
-  if (!m) return ctx;
-  const path = m[1] === principal.agentId ? '/inbox' : `/peers/${m[1]}/inbox`;
-  return { ...ctx, target: { ...ctx.target, path } };
-}
-
-async function post(original: RouteContext) {
-  const ctx = peerAlias(original);
+async function post(ctx: RouteContext) {
   const { request, reply, view, cx, target, body } = ctx;
   if (flag(target.query, 'append')) return write(ctx, { append: true });
   const st = await view.stat(target.path, cx);

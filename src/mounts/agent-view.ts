@@ -15,7 +15,6 @@ import { statusService } from '../services/status.js';
 import { InboxDirFs, inboxPolicyService, inboxService } from '../services/inbox.js';
 import { DeadletterFs } from '../services/deadletter.js';
 import { outboxService } from '../services/outbox.js';
-import { peersService } from '../services/peers.js';
 import { GoalsFs } from '../services/goals.js';
 import { identityService } from '../services/identity.js';
 import { logsQueryService, logsService } from '../services/logs.js';
@@ -34,7 +33,6 @@ export function standardAgentMounts(): AgentMount[] {
     { path: '/inbox.policy', build: ({ rt, id }) => inboxPolicyService(rt, id), access: ReadWrite, options: ADMIN_ONLY },
     { path: '/deadletter', build: ({ rt, id }) => new DeadletterFs(rt, id), access: ReadWrite },
     { path: '/outbox', build: ({ rt, id }) => outboxService(rt, id), access: ReadOnly },
-    { path: '/peers', build: ({ rt, id }) => peersService(rt, id), access: ReadWrite },
     { path: '/goals', build: ({ rt, id }) => new GoalsFs(rt, id), access: ReadWrite },
     {
       path: '/memory',

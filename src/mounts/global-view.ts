@@ -5,10 +5,10 @@
  * is its Prometheus text. Agent namespaces are built on first access and a
  * bounded number are cached (LRU), so idle agents cost no objects.
  */
-import { FsError, rebaseError, toFsError } from '../fs/errors.js';
+import { FsError, rebaseError } from '../fs/errors.js';
 import { SERVER_SCOPE, prefixMatcher, unionMatcher, type Matcher } from '../fs/events.js';
 import { Namespace, rebasedHandle, type WatchSource } from '../fs/namespace.js';
-import { MappedHandle, SyntheticHandle } from '../fs/handles.js';
+import { SyntheticHandle } from '../fs/handles.js';
 import { SyntheticFs, dir, jsonView, parseJson } from '../fs/synthetic.js';
 import { isUnder, joinPath, relativeTo, segmentsOf } from '../fs/paths.js';
 import { jsonText } from '../fs/bytes.js';
@@ -67,19 +67,6 @@ export class AgentViews {
   }
 }
 
-const NOT_A_PEER = Symbol('not a peer inbox');
-
-/** An error of another path, as the error of `path` (its code, words and retry time). */
-function renamed(err: unknown, path: string): FsError {
-  const e = toFsError(err, path);
-  return new FsError(e.code, path, e.detail, { cause: e, ...(e.retryAfterMs !== undefined ? { retryAfterMs: e.retryAfterMs } : {}) });
-}
-
-/** The agent a caller acts as, when it acts as one (an admin never does). */
-function actingAgent(cx: Cx): string | undefined {
-  return cx.principal.admin ? undefined : cx.principal.agentId;
-}
-
 function dirStat(t: number, version = 0): Stat {
   return { type: 'dir', kind: 'dir', size: 0, mode: MODE.dir, mtime: t, ctime: t, version };
 }
@@ -104,44 +91,6 @@ export class AgentsFs implements FileService, WatchSource {
     return { id, rest: slash < 0 ? '/' : path.slice(slash) };
   }
 
-  /**
-   * An agent acting on the global view (an exec program on the mount) reaches its own directory, where
-   * its namespace's access levels apply as anywhere, and of another agent only the inbox, to send to
-   * it (`use` says what the operation does there); EACCES for the rest.
-   */
-  private checkPeer(path: string, cx: Cx, use: 'stat' | 'list' | 'send' | 'other'): void {
-    const self = actingAgent(cx);
-    if (self === undefined) return;
-    const target = this.split(path);
-    if (!target) {
-      if (path === '/' && (use === 'stat' || use === 'list')) return;
-      throw new FsError('EACCES', path, 'only the operator creates and imports agents');
-    }
-    if (target.id === self) {
-      if (target.rest === '/' && use === 'other') throw new FsError('EACCES', path, 'only the operator deletes agents');
-      return;
-    }
-    if (target.rest === '/' && (use === 'stat' || use === 'list')) return;
-    if (target.rest === '/inbox' && (use === 'stat' || use === 'send')) return;
-    throw new FsError('EACCES', path, `agent '${self}' reaches another agent only through its inbox`);
-  }
-
-  /**
-   * Another agent's inbox as an agent reaches it on the global view: its own `peers/<id>/inbox`, so a
-   * message it sends there is signed and under the messaging policy, whichever path it used. Errors name
-   * the path used.
-   */
-  private async viaPeers<T>(path: string, cx: Cx, fn: (ns: Namespace, peerPath: string) => Promise<T>): Promise<T | typeof NOT_A_PEER> {
-    const self = actingAgent(cx);
-    const target = this.split(path);
-    if (self === undefined || !target || target.id === self || target.rest !== '/inbox') return NOT_A_PEER;
-    try {
-      return await fn(this.views.get(self, path), `/peers/${target.id}/inbox`);
-    } catch (err) {
-      throw renamed(err, path);
-    }
-  }
-
   private async inAgent<T>(path: string, fn: (ns: Namespace, rest: string, id: string) => Promise<T>): Promise<T> {
     const target = this.split(path)!;
     const ns = this.views.get(target.id, path);
@@ -163,7 +112,6 @@ export class AgentsFs implements FileService, WatchSource {
   }
 
   async stat(path: string, cx: Cx): Promise<Stat> {
-    this.checkPeer(path, cx, 'stat');
     if (path === '/') return dirStat(this.bootTime, this.rt.agents.count);
     const target = this.split(path);
     if (!target) {
@@ -171,34 +119,22 @@ export class AgentsFs implements FileService, WatchSource {
       throw new FsError('ENOTDIR', path, 'not a directory');
     }
     if (target.rest === '/') return this.agentDirStat(target.id, path);
-    const peer = await this.viaPeers(path, cx, (ns, p) => ns.stat(p, cx));
-    if (peer !== NOT_A_PEER) return peer;
     return this.inAgent(path, (ns, rest) => ns.stat(rest, cx));
   }
 
   async readdir(path: string, cx: Cx): Promise<DirEntry[]> {
-    this.checkPeer(path, cx, 'list');
-    const self = actingAgent(cx);
     if (path === '/') {
-      // An agent sees the agents it may reach; the call files that make agents are the operator's.
-      const entries: DirEntry[] = self === undefined ? CREATE_FILES.map((name) => ({ name, stat: this.callStat() })) : [];
-      for (const a of this.rt.store.listAgents()) {
-        if (self === undefined || a.id === self || this.rt.messages.mayMessage(self, a.id)) entries.push({ name: a.id, stat: dirStat(a.updated_at) });
-      }
+      const entries: DirEntry[] = CREATE_FILES.map((name) => ({ name, stat: this.callStat() }));
+      for (const a of this.rt.store.listAgents()) entries.push({ name: a.id, stat: dirStat(a.updated_at) });
       return entries;
     }
     const target = this.split(path);
     if (!target) throw new FsError('ENOTDIR', path, 'not a directory');
-    if (self !== undefined && target.id !== self) {
-      const inbox = `/${target.id}/inbox`;
-      return [{ name: 'inbox', stat: (await this.viaPeers(inbox, cx, (ns, p) => ns.stat(p, cx))) as Stat }];
-    }
     return this.inAgent(path, (ns, rest) => ns.readdir(rest, cx));
   }
 
   async open(path: string, flags: OpenFlags, cx: Cx): Promise<Handle> {
     if (path === '/') throw new FsError('EISDIR', path, 'is a directory');
-    this.checkPeer(path, cx, flags.write && !flags.read ? 'send' : 'other');
     const target = this.split(path);
     if (!target) {
       const name = segmentsOf(path)[0]!;
@@ -213,8 +149,6 @@ export class AgentsFs implements FileService, WatchSource {
       return new ImportHandle(this.rt, path, canRead, (id) => jsonText(statusOf(this.rt, id, path)), () => this.callStat());
     }
     if (target.rest === '/') throw new FsError('EISDIR', path, 'is a directory');
-    const peer = await this.viaPeers(path, cx, (ns, p) => ns.open(p, flags, cx));
-    if (peer !== NOT_A_PEER) return new MappedHandle(peer, (err) => renamed(err, path));
     // A call's answer names the agent's files where this view has them (`/agents/<id>/compute/jobs/...`).
     return this.inAgent(path, async (ns, rest, id) => rebasedHandle(await ns.open(rest, flags, withPlace(cx, (p) => joinPath(agentRoot(id), p))), `/${id}`, rest));
   }
@@ -230,7 +164,6 @@ export class AgentsFs implements FileService, WatchSource {
   }
 
   async mkdir(path: string, _mode: number, cx: Cx): Promise<void> {
-    this.checkPeer(path, cx, 'other');
     const target = this.split(path);
     if (!target || target.rest === '/') {
       if (target && this.rt.agents.has(target.id)) throw new FsError('EEXIST', path, 'agent exists');
@@ -240,7 +173,6 @@ export class AgentsFs implements FileService, WatchSource {
   }
 
   async remove(path: string, cx: Cx, opts?: { dir?: boolean }): Promise<void> {
-    this.checkPeer(path, cx, 'other');
     const target = this.split(path);
     if (!target) throw new FsError('EBUSY', path, 'cannot remove this');
     if (target.rest === '/') return this.rt.agents.delete(target.id, path);
@@ -248,8 +180,6 @@ export class AgentsFs implements FileService, WatchSource {
   }
 
   async rename(from: string, to: string, cx: Cx): Promise<void> {
-    this.checkPeer(from, cx, 'other');
-    this.checkPeer(to, cx, 'other');
     const a = this.split(from);
     const b = this.split(to);
     if (!a || !b || a.rest === '/' || b.rest === '/') throw new FsError('EPERM', from, 'agents cannot be renamed (export and import under the new name)');
@@ -258,9 +188,6 @@ export class AgentsFs implements FileService, WatchSource {
   }
 
   async truncate(path: string, size: number, cx: Cx): Promise<void> {
-    // `echo x > inbox` opens with O_TRUNC: to an inbox it is part of sending.
-    this.checkPeer(path, cx, this.split(path)?.rest === '/inbox' ? 'send' : 'other');
-    if (await this.viaPeers(path, cx, async () => undefined) !== NOT_A_PEER) return;
     if (!this.split(path)) {
       // `echo spec > /agents/new` opens with O_TRUNC: call files start empty.
       if (size !== 0) throw new FsError('EINVAL', path, 'only truncation to 0 is supported');
@@ -280,21 +207,17 @@ export class AgentsFs implements FileService, WatchSource {
   }
 
   async symlink(path: string, target: string, cx: Cx): Promise<Stat> {
-    this.checkPeer(path, cx, 'other');
     this.newName(path);
     return this.inAgent(path, (ns, rest) => ns.symlink(rest, target, cx));
   }
 
   async readlink(path: string, cx: Cx): Promise<string> {
-    this.checkPeer(path, cx, 'other');
     const target = this.split(path);
     if (!target || target.rest === '/') throw new FsError('EINVAL', path, 'not a symbolic link');
     return this.inAgent(path, (ns, rest) => ns.readlink(rest, cx));
   }
 
   async link(from: string, to: string, cx: Cx): Promise<Stat> {
-    this.checkPeer(from, cx, 'other');
-    this.checkPeer(to, cx, 'other');
     const a = this.split(from);
     const b = this.newName(to);
     if (!a || a.rest === '/') throw new FsError('EPERM', from, 'hard links to directories and call files are not allowed');
@@ -303,13 +226,11 @@ export class AgentsFs implements FileService, WatchSource {
   }
 
   async mknod(path: string, type: 'fifo' | 'socket', mode: number, cx: Cx): Promise<Stat> {
-    this.checkPeer(path, cx, 'other');
     this.newName(path);
     return this.inAgent(path, (ns, rest) => ns.mknod(rest, type, mode, cx));
   }
 
   async realpath(path: string, followLast: boolean, cx: Cx): Promise<string> {
-    this.checkPeer(path, cx, 'stat');
     const target = this.split(path);
     if (!target || target.rest === '/') return path;
     const inner = await this.inAgent(path, (ns, rest) => ns.realpath(rest, followLast, cx));
@@ -318,20 +239,17 @@ export class AgentsFs implements FileService, WatchSource {
 
   /** The space of a path inside an agent (its memory reports its quota); the rest has no limit. */
   async statfs(path: string, cx: Cx): Promise<FsSpace> {
-    this.checkPeer(path, cx, 'stat');
     const target = this.split(path);
     if (!target || target.rest === '/') return NO_LIMIT;
     return this.inAgent(path, (ns, rest) => ns.statfs(rest, cx));
   }
 
   async setattr(path: string, attrs: SetAttr, cx: Cx): Promise<Stat> {
-    this.checkPeer(path, cx, 'other');
     if (!this.split(path)) throw new FsError('EPERM', path, 'cannot change attributes here');
     return this.inAgent(path, (ns, rest) => ns.setattr(rest, attrs, cx));
   }
 
   async readFile(path: string, cx: Cx): Promise<Uint8Array> {
-    this.checkPeer(path, cx, 'other');
     const target = this.split(path);
     if (!target) {
       // Reading a call file without a request gives its usage error, as any call file does.
@@ -348,31 +266,20 @@ export class AgentsFs implements FileService, WatchSource {
 
   /** Stat and content in one step where the agent's service has it (data files): one walk per GET, not two. */
   async readStat(path: string, cx: Cx): Promise<StatAndData> {
-    this.checkPeer(path, cx, 'other');
     const target = this.split(path);
     if (!target || target.rest === '/') return { stat: await this.stat(path, cx) };
     return this.inAgent(path, (ns, rest) => ns.readStat(rest, cx));
   }
 
   async writeFile(path: string, data: Uint8Array, opts: WriteFileOptions, cx: Cx): Promise<Stat> {
-    this.checkPeer(path, cx, 'send');
     const target = this.split(path);
     if (!target || target.rest === '/') {
       throw new FsError('EINVAL', path, 'call file: write a request and read the answer on one handle (HTTP POST)');
     }
-    const peer = await this.viaPeers(path, cx, (ns, p) => ns.writeFile(p, data, opts, cx));
-    if (peer !== NOT_A_PEER) return peer;
     return this.inAgent(path, (ns, rest) => ns.writeFile(rest, data, opts, cx));
   }
 
   async watchMatcher(path: string, cx: Cx): Promise<Matcher | undefined> {
-    const self = actingAgent(cx);
-    // An agent watches its own directory only (its events, nobody else's).
-    if (self !== undefined && (path === '/' || this.split(path)?.id !== self)) {
-      if (path !== '/') throw new FsError('EACCES', path, `agent '${self}' may watch only its own files`);
-      const own = await this.inAgent(`/${self}`, (ns) => ns.watchMatcher('/', cx));
-      return own && prefixMatcher(own, `/${self}`);
-    }
     const agents = this.rt.agents;
     const serverUnder = (prefix: string): Matcher => ({
       scopes: [SERVER_SCOPE],

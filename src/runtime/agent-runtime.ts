@@ -5,9 +5,6 @@
 import type { Storage } from './storage/index.js';
 import { RuntimeStore } from './agent-store/index.js';
 import { KeyStore, loadServerKey } from './keys.js';
-import { ExecProcesses } from './exec-processes.js';
-import { AgentMessages } from './agent-messages.js';
-import { Delivery } from './delivery.js';
 import { Tracer } from './trace.js';
 import { ProgramRegistry, type Program } from './programs/index.js';
 import { echoProgram } from './programs/echo.js';
@@ -40,12 +37,6 @@ export interface RuntimeOptions {
 export class AgentRuntime {
   readonly store: RuntimeStore;
   readonly keys: KeyStore;
-  /** Which processes act for which agent: exec programs' sessions and the mark in their environment. */
-  readonly processes: ExecProcesses;
-  /** Who may message whom, and the signatures of agents' envelopes. */
-  readonly messages: AgentMessages;
-  /** Messages of agents to agents: from ticks' outboxes (in their commit) and written directly (peers/). */
-  readonly delivery: Delivery;
   readonly tracer: Tracer;
   readonly programs = new ProgramRegistry();
   readonly queues: Queues;
@@ -74,19 +65,14 @@ export class AgentRuntime {
     this.maxFileBytes = maxFileBytesFromConfig(home);
     this.exports = new ExportSpool(home, storage, maxExportsFromConfig(home));
     this.keys = new KeyStore(loadServerKey(home), this.store);
-    this.processes = new ExecProcesses(this.keys.derive('agent9: marks of exec program processes'));
     this.tracer = new Tracer(storage.events);
     this.programs.register(echoProgram).register(execProgram);
     for (const p of options.programs ?? []) this.programs.register(p);
     this.execEnvHook = options.execEnv;
     this.queues = new Queues(storage, this.store, this.tracer);
-    this.messages = new AgentMessages(this.store, this.keys);
-    this.delivery = new Delivery(storage, this.store, this.tracer, this.queues, this.messages);
     this.engine = new TickEngine(storage, this.store, this.tracer, this.programs, this.queues, {
       home,
       execEnv: (id) => this.execEnv(id),
-      processes: this.processes,
-      delivery: this.delivery,
       budgets: options.budgets,
       routes: this.outboxRoutes,
     });

@@ -17,7 +17,6 @@ import {
   GoalSchema,
   InboxPolicySchema,
   LimitsSchema,
-  MessagingSchema,
   ScheduleSchema,
   EnvSchema,
   checkAgentId,
@@ -26,7 +25,6 @@ import {
   type InboxPolicy,
   type LifecycleState,
   type Limits,
-  type Messaging,
   type ProgramSpec,
   type Schedule,
 } from './spec.js';
@@ -41,7 +39,6 @@ export interface AgentRecord {
   limits: Limits;
   schedule: Schedule;
   inboxPolicy: InboxPolicy;
-  messaging: Messaging;
 }
 
 interface ParsedConfig {
@@ -51,7 +48,6 @@ interface ParsedConfig {
   limits: Limits;
   schedule: Schedule;
   inboxPolicy: InboxPolicy;
-  messaging: Messaging;
 }
 
 /** Parsed configs by agent, keyed by the raw JSON: ticks and the scheduler read them all the time. */
@@ -59,7 +55,7 @@ const configCache = new Map<string, ParsedConfig>();
 const CONFIG_CACHE_MAX = 4096;
 
 export function parseAgent(row: AgentRow): AgentRecord {
-  const key = row.program + '\u0000' + row.env + '\u0000' + row.limits + '\u0000' + row.schedule + '\u0000' + row.inbox_policy + '\u0000' + row.messaging;
+  const key = row.program + '\u0000' + row.env + '\u0000' + row.limits + '\u0000' + row.schedule + '\u0000' + row.inbox_policy;
   let c = configCache.get(row.id);
   if (!c || c.key !== key) {
     c = {
@@ -70,7 +66,6 @@ export function parseAgent(row: AgentRow): AgentRecord {
       limits: LimitsSchema.parse(JSON.parse(row.limits)),
       schedule: ScheduleSchema.parse(JSON.parse(row.schedule)),
       inboxPolicy: InboxPolicySchema.parse(JSON.parse(row.inbox_policy)),
-      messaging: MessagingSchema.parse(JSON.parse(row.messaging ?? '{}')),
     };
     if (configCache.size >= CONFIG_CACHE_MAX) configCache.delete(configCache.keys().next().value as string);
     configCache.set(row.id, c);
@@ -85,12 +80,11 @@ export function parseAgent(row: AgentRow): AgentRecord {
     limits: { ...c.limits },
     schedule: { ...c.schedule },
     inboxPolicy: { ...c.inboxPolicy },
-    messaging: { ...c.messaging },
   };
 }
 
 export function configOf(agent: AgentRecord): AgentConfig {
-  return { name: agent.id, program: agent.program, env: agent.env, limits: agent.limits, schedule: agent.schedule, messaging: agent.messaging };
+  return { name: agent.id, program: agent.program, env: agent.env, limits: agent.limits, schedule: agent.schedule };
 }
 
 export function memoryTree(agentId: string): string {
@@ -193,7 +187,6 @@ export class AgentRegistry {
         limits: JSON.stringify(spec.limits),
         schedule: JSON.stringify(spec.schedule),
         inbox_policy: JSON.stringify(spec.inbox),
-        messaging: JSON.stringify(spec.messaging),
         created_at: now,
       });
       if (spec.schedule.interval_ms) this.store.setNextRun(id, now + spec.schedule.interval_ms);
@@ -237,10 +230,9 @@ export class AgentRegistry {
     const env = edit.env ? validate(EnvSchema, edit.env, path, 'config env') : agent.env;
     const limits = edit.limits ? validate(LimitsSchema, edit.limits, path, 'config limits') : agent.limits;
     const schedule = edit.schedule ? validate(ScheduleSchema, edit.schedule, path, 'config schedule') : agent.schedule;
-    const messaging = edit.messaging ? validate(MessagingSchema, edit.messaging, path, 'config messaging') : agent.messaging;
     const now = Date.now();
     this.storage.tx(() => {
-      this.store.setConfig(id, JSON.stringify(program), JSON.stringify(env), JSON.stringify(limits), JSON.stringify(schedule), JSON.stringify(messaging), now);
+      this.store.setConfig(id, JSON.stringify(program), JSON.stringify(env), JSON.stringify(limits), JSON.stringify(schedule), now);
       if (schedule.interval_ms !== agent.schedule.interval_ms) {
         this.store.setNextRun(id, schedule.interval_ms ? now + schedule.interval_ms : null);
       }

@@ -41,7 +41,7 @@ export type BundleV1 = z.infer<typeof BundleSchema>;
 
 /** The columns a bundle may restore (all of the agents table but its key). */
 export const AGENT_COLUMNS: readonly (keyof AgentRow)[] = [
-  'state', 'program', 'env', 'limits', 'schedule', 'inbox_policy', 'messaging', 'created_at', 'updated_at', 'last_tick_at',
+  'state', 'program', 'env', 'limits', 'schedule', 'inbox_policy', 'created_at', 'updated_at', 'last_tick_at',
   'last_tick_cause', 'last_tick_ms', 'last_error', 'tick_count', 'ticks_failed', 'consecutive_failures', 'tick_ms_total',
   'queue_depth', 'deadletter_depth', 'inbox_seq', 'inbox_version', 'inbox_mtime', 'deadletter_seq', 'outbox_seq',
   'seen_seq', 'enqueued', 'delivered', 'duplicates', 'dropped', 'deadlettered', 'discarded', 'rejected', 'replayed',

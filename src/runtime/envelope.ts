@@ -1,22 +1,19 @@
 /** Envelopes: ids, and how a write to an inbox becomes one. */
 import { randomBytes } from 'node:crypto';
 import type { Principal } from '../fs/types.js';
-import { EnvelopeInputSchema, RECORD_ID_RE, validate, type Envelope, type SignedEvent } from './spec.js';
+import { EnvelopeInputSchema, RECORD_ID_RE, validate, type Envelope } from './spec.js';
 
 /** Bytes as UTF-8 text (Buffer is several times faster than TextDecoder on small inputs). */
 function text(data: Uint8Array): string {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
 }
 
-const ENVELOPE_FIELDS = new Set(['id', 'source', 'from', 'created_at', 'payload', 'metadata', 'signed', 'to']);
+const ENVELOPE_FIELDS = new Set(['id', 'source', 'from', 'created_at', 'payload', 'metadata']);
 
 /** The common well-formed envelope, checked without zod; anything unusual goes through the schema for its error. */
-function plainEnvelope(
-  v: Record<string, unknown>,
-): { id?: string; source?: string; from?: string; created_at?: number; payload: unknown; metadata?: Record<string, unknown>; signed?: SignedEvent; to?: string } | undefined {
+function plainEnvelope(v: Record<string, unknown>): { id?: string; source?: string; from?: string; created_at?: number; payload: unknown; metadata?: Record<string, unknown> } | undefined {
   for (const k in v) if (!ENVELOPE_FIELDS.has(k)) return undefined;
-  const { id, source, from, created_at, metadata, signed, to } = v;
-  if (signed !== undefined || to !== undefined) return undefined;
+  const { id, source, from, created_at, metadata } = v;
   if (id !== undefined && (typeof id !== 'string' || !RECORD_ID_RE.test(id))) return undefined;
   if (source !== undefined && (typeof source !== 'string' || source.length === 0 || source.length > 200)) return undefined;
   if (from !== undefined && (typeof from !== 'string' || from.length === 0 || from.length > 200)) return undefined;
@@ -54,63 +51,39 @@ function randomHex10(): string {
   return pool.toString('hex', poolAt - 5, poolAt);
 }
 
-/** Who a principal is, as an envelope's `from`: `agent:<id>` for an agent, else the principal's name. */
+/** Who a principal is, as an envelope's `from`. */
 export function senderOf(principal: Principal): string {
-  return principal.agentId !== undefined ? agentAddress(principal.agentId) : principal.id;
-}
-
-/** An agent as a sender or recipient: `agent:<id>`. */
-export function agentAddress(id: string): string {
-  return `agent:${id}`;
-}
-
-/** A written JSON object with a `payload` field, checked (EINVAL naming `path`); undefined for anything else. */
-function envelopeInput(body: string, path: string): ReturnType<typeof plainEnvelope> | undefined {
-  if (!body.trimStart().startsWith('{')) return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body);
-  } catch {
-    return undefined;
-  }
-  if (!(parsed && typeof parsed === 'object' && !Array.isArray(parsed) && 'payload' in parsed)) return undefined;
-  return plainEnvelope(parsed as Record<string, unknown>) ?? (validate(EnvelopeInputSchema, parsed, path, 'envelope') as ReturnType<typeof plainEnvelope>);
-}
-
-/**
- * What an agent writes to send a message to another (`peers/<id>/inbox`): the same forms as an inbox
- * write, but only what a sender chooses (`id`, `payload`, `metadata`): who sent it is never its to say.
- */
-export function messageFromWrite(data: Uint8Array, path: string): { id?: string; payload: unknown; metadata?: Record<string, unknown> } {
-  const body = text(data);
-  const input = envelopeInput(body, path);
-  if (!input) return { payload: { text: body.endsWith('\n') ? body.slice(0, -1) : body } };
-  return { payload: input.payload ?? null, ...(input.id !== undefined ? { id: input.id } : {}), ...(input.metadata ? { metadata: input.metadata } : {}) };
+  return principal.agentId ?? principal.id;
 }
 
 /**
  * What a write to an inbox means: a JSON object with a `payload` field is an envelope (its `id`, when
  * given, is the deduplication key); anything else is text and becomes `{payload: {text}}` (one trailing
- * newline dropped, so `echo hi` sends "hi"). Only admins may set `from`, `source`, `to` and `signed`; an
- * agent's envelopes always say which agent sent them.
+ * newline dropped, so `echo hi` sends "hi"). Only admins may set `from` and `source`; an agent's
+ * envelopes always say which agent sent them.
  */
 export function envelopeFromWrite(data: Uint8Array, principal: Principal, path: string, now = Date.now()): Envelope {
   const body = text(data);
-  const input = envelopeInput(body, path);
-  if (input) {
-    const trusted = principal.admin && !principal.agentId;
-    const env: Envelope = {
-      id: input.id ?? newId(now),
-      source: (trusted ? input.source : undefined) ?? (principal.agentId ? 'agent' : 'user'),
-      from: (trusted ? input.from : undefined) ?? senderOf(principal),
-      created_at: input.created_at ?? now,
-      payload: input.payload ?? null,
-    };
-    if (input.metadata) env.metadata = input.metadata;
-    // A signed event, as a relay or a tool hands it on, is the operator's to pass; nobody else's.
-    if (trusted && input.signed) env.signed = input.signed;
-    if (trusted && input.to !== undefined) env.to = input.to;
-    return env;
+  if (body.trimStart().startsWith('{')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && 'payload' in parsed) {
+      const input = plainEnvelope(parsed as Record<string, unknown>) ?? validate(EnvelopeInputSchema, parsed, path, 'envelope');
+      const trusted = principal.admin && !principal.agentId;
+      const env: Envelope = {
+        id: input.id ?? newId(now),
+        source: (trusted ? input.source : undefined) ?? (principal.agentId ? 'agent' : 'user'),
+        from: (trusted ? input.from : undefined) ?? senderOf(principal),
+        created_at: input.created_at ?? now,
+        payload: input.payload ?? null,
+      };
+      if (input.metadata) env.metadata = input.metadata;
+      return env;
+    }
   }
   return {
     id: newId(now),

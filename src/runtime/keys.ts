@@ -4,18 +4,17 @@
  * is opened only for the duration of one operation and wiped afterwards; it is never returned, logged,
  * traced or exported in clear.
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { schnorr } from '@noble/curves/secp256k1.js';
-import { finalizeEvent, generateSecretKey, getPublicKey, type EventTemplate } from 'nostr-tools/pure';
+import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import * as nip19 from 'nostr-tools/nip19';
 import * as nip44 from 'nostr-tools/nip44';
 import * as nip04 from 'nostr-tools/nip04';
 import { FsError } from '../fs/errors.js';
 import type { RuntimeStore } from './agent-store/index.js';
-import type { SignedEvent } from './spec.js';
 
 export const SERVER_KEY_FILE = 'server.key';
 
@@ -98,11 +97,6 @@ export class KeyStore {
     this.keyId = createHash('sha256').update(serverKey).digest('hex').slice(0, 16);
   }
 
-  /** A key for one purpose, derived from the server key (HMAC-SHA256 of the purpose): never the server key itself. */
-  derive(purpose: string): Uint8Array {
-    return Uint8Array.from(createHmac('sha256', this.serverKey).update(purpose).digest());
-  }
-
   private seal(secret: Uint8Array): string {
     const nonce = nacl.randomBytes(nacl.secretbox.nonceLength);
     const box = nacl.secretbox(secret, nonce, this.serverKey);
@@ -172,14 +166,6 @@ export class KeyStore {
   sign(agentId: string, message: Uint8Array, path: string): string {
     const digest = messageDigest(message);
     return this.withSecret(agentId, path, (secret) => Buffer.from(schnorr.sign(digest, secret)).toString('hex'));
-  }
-
-  /** A NIP-01 event signed by the agent: `id` the SHA-256 of its serialisation, `sig` BIP-340 over it. */
-  signEvent(agentId: string, template: EventTemplate, path: string): SignedEvent {
-    return this.withSecret(agentId, path, (secret) => {
-      const { id, pubkey, created_at, kind, tags, content, sig } = finalizeEvent(template, secret);
-      return { id, pubkey, created_at, kind, tags, content, sig };
-    });
   }
 
   /** NIP-44 v2 payload (base64) of `plaintext` for `recipient` (hex pubkey). */

@@ -37,8 +37,6 @@ interface PendingEnqueue {
   agentId: string;
   env: Envelope;
   path: string;
-  /** Runs in the same transaction once the envelope is queued (a sender's trace). */
-  alsoInTx?: (outcome: EnqueueOutcome) => void;
   resolve: (outcome: EnqueueOutcome) => void;
   reject: (err: unknown) => void;
 }
@@ -76,12 +74,34 @@ export class Queues {
    * are committed together in one transaction, each in its own savepoint, so one writer's failure does
    * not touch the others and each still returns only after its envelope is on disk.
    */
-  enqueue(agentId: string, env: Envelope, path: string, alsoInTx?: (outcome: EnqueueOutcome) => void): Promise<EnqueueOutcome> {
+  enqueue(agentId: string, env: Envelope, path: string): Promise<EnqueueOutcome> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ agentId, env, path, resolve, reject, ...(alsoInTx ? { alsoInTx } : {}) });
+      this.pending.push({ agentId, env, path, resolve, reject });
       // After every promise continuation of this turn has run: all concurrent writers are in the batch.
       if (this.pending.length === 1) process.nextTick(() => this.flush());
     });
+  }
+
+  /**
+   * Queues one envelope inside the caller's transaction (synchronously): what it writes commits or
+   * rolls back with the caller's other writes (a capability recording what it delivered). A duplicate
+   * id is an outcome; a full inbox under `reject` throws EAGAIN before anything is written.
+   */
+  enqueueWithin(agentId: string, env: Envelope, path: string): EnqueueOutcome {
+    if (!this.storage.db.inTransaction) throw new Error('enqueueWithin runs inside a transaction');
+    const inboxes = new Map<string, BatchInbox>();
+    let outcome: EnqueueOutcome;
+    try {
+      outcome = this.enqueueOne({ agentId, env, path, resolve: () => undefined, reject: () => undefined }, inboxes);
+    } catch (err) {
+      if (err instanceof Duplicate) return { status: 'duplicate', id: env.id };
+      // A refusal rolls the caller's transaction back, so it is the caller's to count and retry.
+      throw err;
+    }
+    for (const [id, b] of inboxes) if (b.enqueued > 0 || b.changed) this.store.setInboxCounters(id, b.meta, b.enqueued);
+    // The scheduler only looks once the current turn is over, after the caller's commit.
+    if (outcome.status === 'queued') this.onEnqueue(agentId);
+    return outcome;
   }
 
   private flush(): void {
@@ -93,9 +113,7 @@ export class Queues {
       this.storage.tx(() => {
         for (const item of batch) {
           try {
-            const outcome = this.enqueueOne(item, inboxes);
-            item.alsoInTx?.(outcome);
-            results.push(outcome);
+            results.push(this.enqueueOne(item, inboxes));
           } catch (err) {
             // enqueueOne raises its expected errors before it writes anything, so the others in the
             // batch are unaffected; anything else aborts the whole transaction.
@@ -179,25 +197,6 @@ export class Queues {
     const outcome: EnqueueOutcome = { status: 'queued', id: env.id, version: meta.inbox_version };
     if (dropped) outcome.dropped = dropped;
     return outcome;
-  }
-
-  /**
-   * Queues one envelope inside the caller's transaction (a tick delivering its outbox to another agent),
-   * by the same rules as enqueue: returns the outcome (`duplicate` too), or throws the FsError of a
-   * refusal (EAGAIN for a full inbox under `reject`, counted; ENOENT) before writing anything of it. The
-   * caller calls `onEnqueue` for the receiver once its transaction committed.
-   */
-  enqueueInTx(agentId: string, env: Envelope, path: string): EnqueueOutcome {
-    const inboxes = new Map<string, BatchInbox>();
-    try {
-      return this.enqueueOne({ agentId, env, path, resolve: () => undefined, reject: () => undefined }, inboxes);
-    } catch (err) {
-      if (err instanceof Duplicate) return { status: 'duplicate', id: env.id };
-      if (err instanceof FsError && err.code === 'EAGAIN') this.countRejected(agentId, env.id);
-      throw err;
-    } finally {
-      for (const [id, b] of inboxes) if (b.enqueued > 0 || b.changed) this.store.setInboxCounters(id, b.meta, b.enqueued);
-    }
   }
 
   /** Counts a rejected write, inside the caller's transaction. */

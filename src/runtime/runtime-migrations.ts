@@ -1,6 +1,5 @@
 /**
- * The runtime's tables: agents and their queues (10-29; the data quota's usage totals, 12), tokens (30-31), the idempotency journal (41),
- * messaging between agents (65-66).
+ * The runtime's tables: agents and their queues (10-29; the data quota's usage totals, 12), tokens (30-31), the idempotency journal (41).
  * The budget ledger's tables come with the budget capability (src/server/capabilities.ts). Whoever
  * opens a Storage for the runtime passes these (the server assembly passes them with every plugin's).
  */
@@ -10,6 +9,5 @@ import { tokenMigrations } from './token-store.js';
 import { journalMigrations } from './idempotency-journal.js';
 import { quotaMigrations } from './quota.js';
 import { importStagingMigrations } from './import-migrations.js';
-import { messagingMigrations } from './messaging-migrations.js';
 
-export const runtimeMigrations: Migration[] = [...agentStoreMigrations, ...importStagingMigrations, ...quotaMigrations, ...tokenMigrations, ...journalMigrations, ...messagingMigrations];
+export const runtimeMigrations: Migration[] = [...agentStoreMigrations, ...importStagingMigrations, ...quotaMigrations, ...tokenMigrations, ...journalMigrations];

@@ -166,8 +166,7 @@ export class Scheduler {
       this.store.setNextRun(agentId, now + agent.schedule.interval_ms);
       return { type: 'schedule', interval_ms: agent.schedule.interval_ms, scheduled_at: row.next_run };
     }
-    // Queued envelopes, or notices of refused deliveries (delivery.ts), are work for a message tick.
-    if ((row.queue_depth > 0 || row.notices > 0) && (agent.schedule.on_message || retryDue)) return { type: 'message' };
+    if (row.queue_depth > 0 && (agent.schedule.on_message || retryDue)) return { type: 'message' };
     return undefined;
   }
 

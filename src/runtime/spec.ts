@@ -93,27 +93,6 @@ export const InboxPolicySchema = z
   .strict();
 export type InboxPolicy = z.infer<typeof InboxPolicySchema>;
 
-// --- messaging between agents ---
-
-/** Hops an envelope may travel (each agent's send adds one); one past it is dead-lettered. */
-export const DEFAULT_MAX_HOPS = 16;
-
-const PeerSchema = z.string().regex(AGENT_ID_RE, 'agent ids are [a-z0-9][a-z0-9_-]{0,62}');
-
-/**
- * Whom an agent talks to (admin-write, in its config): an agent may message another when each one's
- * policy admits the other (`allow` names it or holds `*`, `deny` does not name it). `max_hops` bounds
- * the hop count of envelopes it receives.
- */
-export const MessagingSchema = z
-  .object({
-    allow: z.array(z.union([z.literal('*'), PeerSchema])).max(10_000).default(['*']),
-    deny: z.array(PeerSchema).max(10_000).default([]),
-    max_hops: z.number().int().min(1).max(1000).default(DEFAULT_MAX_HOPS),
-  })
-  .strict();
-export type Messaging = z.infer<typeof MessagingSchema>;
-
 // --- programs ---
 
 /** `{type, ...options}`; the program named by `type` validates its options. `"echo"` is short for {type:"echo"}. */
@@ -147,7 +126,6 @@ export const AgentSpecSchema = z
     limits: LimitsSchema.default(LimitsSchema.parse({})),
     schedule: ScheduleSchema.default(ScheduleSchema.parse({})),
     inbox: InboxPolicySchema.default(InboxPolicySchema.parse({})),
-    messaging: MessagingSchema.default(MessagingSchema.parse({})),
     goals: z.array(z.looseObject({ id: z.string().regex(RECORD_ID_RE).optional() })).max(1000).default([]),
   })
   .strict();
@@ -161,7 +139,6 @@ export const ConfigEditSchema = z
     env: z.record(z.string(), z.string()).optional(),
     limits: z.record(z.string(), z.unknown()).optional(),
     schedule: z.record(z.string(), z.unknown()).optional(),
-    messaging: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
 
@@ -171,13 +148,11 @@ export interface AgentConfig {
   env: Record<string, string>;
   limits: Limits;
   schedule: Schedule;
-  messaging: Messaging;
 }
 
 export const DEFAULT_LIMITS: Limits = LimitsSchema.parse({});
 export const DEFAULT_SCHEDULE: Schedule = ScheduleSchema.parse({});
 export const DEFAULT_INBOX_POLICY: InboxPolicy = InboxPolicySchema.parse({});
-export const DEFAULT_MESSAGING: Messaging = MessagingSchema.parse({});
 
 // --- envelopes ---
 
@@ -188,21 +163,8 @@ export interface Envelope {
   created_at: number;
   payload: unknown;
   metadata?: Record<string, unknown>;
-  /** Outbox envelopes: whom they are addressed to (`agent:<id>` or `<id>` for an agent), when anyone. */
+  /** Outbox envelopes: the agent they are addressed to, when any. */
   to?: string;
-  /** Envelopes an agent sent: the NIP-01 event its identity key signed (agent-messages.ts). */
-  signed?: SignedEvent;
-}
-
-/** A signed Nostr event (NIP-01): what an agent's envelope carries as proof of its sender. */
-export interface SignedEvent {
-  id: string;
-  pubkey: string;
-  created_at: number;
-  kind: number;
-  tags: string[][];
-  content: string;
-  sig: string;
 }
 
 export const EnvelopeInputSchema = z
@@ -213,20 +175,6 @@ export const EnvelopeInputSchema = z
     created_at: z.number().int().min(0).optional(),
     payload: z.unknown(),
     metadata: z.record(z.string(), z.unknown()).optional(),
-    /** Whom it was addressed to, and (below) the signed event (NIP-01) handed on with it; kept from an admin only. */
-    to: z.string().min(1).max(200).optional(),
-    signed: z
-      .object({
-        id: z.string(),
-        pubkey: z.string(),
-        created_at: z.number().int(),
-        kind: z.number().int(),
-        tags: z.array(z.array(z.string())),
-        content: z.string(),
-        sig: z.string(),
-      })
-      .strict()
-      .optional(),
   })
   .strict();
 
@@ -237,8 +185,7 @@ export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
 
 export type Trigger =
   | { type: 'init' }
-  | { type: 'message'; envelope_id: string; from: string; source: string; attempt: number; verified: boolean; envelope: Envelope }
-  | { type: 'delivery_failed'; envelope_id: string; to: string; code: string; error: string }
+  | { type: 'message'; envelope_id: string; from: string; source: string; attempt: number; envelope: Envelope }
   | { type: 'manual'; invoked_by: string; reason?: string }
   | { type: 'ctl'; invoked_by: string; reason?: string }
   | { type: 'alarm'; scheduled_at: number; fired_at: number }

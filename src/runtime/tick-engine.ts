@@ -14,10 +14,7 @@ import type { QueuedRow, RuntimeStore } from './agent-store/index.js';
 import { configOf, parseAgent, type AgentRecord } from './agents.js';
 import { newId } from './envelope.js';
 import { errorText, type TraceData, type Tracer } from './trace.js';
-import { normalizeResult, type NormalizedResult, type ProcessHooks, type ProgramRegistry } from './programs/index.js';
-import type { ExecProcesses } from './exec-processes.js';
-import { hopsOf } from './agent-messages.js';
-import type { Delivery, Outgoing } from './delivery.js';
+import { normalizeResult, type NormalizedResult, type ProgramRegistry } from './programs/index.js';
 import type { Queues } from './queues.js';
 import { GroupCommit } from './storage/group-commit.js';
 import type { OutboxRoutes } from './outbox-routes.js';
@@ -82,10 +79,6 @@ export interface TickReport {
 export interface EngineOptions {
   home: string;
   execEnv: (agentId: string) => Promise<Record<string, string>>;
-  /** Which processes act for which agent (the mount maps their requests to the agent). */
-  processes?: ExecProcesses;
-  /** Messages to other agents: signed, delivered inside the tick's commit (delivery.ts). */
-  delivery?: Delivery;
   budgets?: BudgetView | undefined;
   /** Where addressed outbox envelopes go (taken in the tick's transaction). */
   routes?: OutboxRoutes | undefined;
@@ -166,12 +159,8 @@ export class TickEngine {
     if (row.state === 'creating') triggers.push({ type: 'init' });
     const own = this.causeTrigger(cause, now);
     if (own) triggers.push(own);
-    const { delivery } = this.options;
-    const notices = row.notices > 0 && delivery ? delivery.notices(agentId) : { triggers: [], last: 0, count: 0 };
-    triggers.push(...notices.triggers);
     const fresh: { row: QueuedRow; env: Envelope }[] = [];
     const dups: QueuedRow[] = [];
-    let hops = 0;
     for (const q of batch) {
       if (this.store.seen(agentId, q.env_id)) {
         dups.push(q);
@@ -179,13 +168,7 @@ export class TickEngine {
       }
       const env = JSON.parse(q.body) as Envelope;
       fresh.push({ row: q, env });
-      hops = Math.max(hops, hopsOf(env));
-      const attempt = q.attempts + 1;
-      triggers.push(
-        delivery
-          ? delivery.messageTrigger(env, attempt, agentId)
-          : { type: 'message', envelope_id: env.id, from: env.from, source: env.source, attempt, verified: false, envelope: env },
-      );
+      triggers.push({ type: 'message', envelope_id: env.id, from: env.from, source: env.source, attempt: q.attempts + 1, envelope: env });
     }
     if (triggers.length === 0) {
       if (dups.length) this.commitDuplicatesOnly(agent, dups, now);
@@ -217,8 +200,6 @@ export class TickEngine {
     const saved = this.store.getState(agentId);
     const started = performance.now();
     const abort = new AbortController();
-    // What the program sends to other agents meanwhile (through peers/) is one hop past what it got.
-    delivery?.messages.tickRunning(agentId, hops);
     try {
       if (!program) throw new FsError('EINVAL', '/config', `unknown program type '${agent.program.type}'`);
       const raw = await program.run({
@@ -232,16 +213,13 @@ export class TickEngine {
         signal: abort.signal,
         execEnv: () => this.options.execEnv(agentId),
         workDir: () => ensureWorkDir(this.options.home, agentId),
-        ...(this.options.processes ? { processes: processHooks(this.options.processes, agentId) } : {}),
       });
       const result = normalizeResult(raw, Date.now(), 'program');
       report.duration_ms = Math.round(performance.now() - started);
-      await this.commitSuccess(agent, { tick, cause, triggers, fresh, dups, result, startTrace, report, now, notices });
+      await this.commitSuccess(agent, { tick, cause, triggers, fresh, dups, result, startTrace, report, now });
     } catch (err) {
       report.duration_ms = Math.round(performance.now() - started);
       this.commitFailure(agent, { tick, fresh, startTrace, report, err });
-    } finally {
-      delivery?.messages.tickRunning(agentId, undefined);
     }
     this.onTick(report);
     return report;
@@ -273,7 +251,6 @@ export class TickEngine {
       startTrace: TraceData[];
       report: TickReport;
       now: number;
-      notices: { last: number; count: number };
     },
   ): Promise<void> {
     const { result, report } = t;
@@ -283,16 +260,14 @@ export class TickEngine {
       throw new FsError('EFBIG', 'program', `state of ${stateJson.length} bytes is over limits.state_max_bytes (${agent.limits.state_max_bytes})`);
     }
     const finished = Date.now();
-    // Signed (for other agents) before the commit: the transaction holds no key work.
-    const outgoing: Outgoing[] = this.options.delivery
-      ? this.options.delivery.prepare(id, result.outbox ?? [], t.triggers, finished)
-      : (result.outbox ?? []).map((d) => {
-          const env: Envelope = { id: d.id ?? newId(finished), source: 'agent', from: `agent:${id}`, created_at: finished, payload: d.payload ?? null };
-          if (d.to !== undefined) env.to = d.to;
-          if (d.metadata) env.metadata = d.metadata;
-          return { env, body: JSON.stringify(env) };
-        });
-    let poke: Set<string> = new Set();
+    const envelopes: Envelope[] = [];
+    const outbox: { id: string; body: string; created_at: number }[] = (result.outbox ?? []).map((d) => {
+      const env: Envelope = { id: d.id ?? newId(finished), source: 'agent', from: id, created_at: finished, payload: d.payload ?? null };
+      if (d.to !== undefined) env.to = d.to;
+      if (d.metadata) env.metadata = d.metadata;
+      envelopes.push(env);
+      return { id: env.id, body: JSON.stringify(env), created_at: finished };
+    });
     let routed: (() => void) | undefined;
     // Ticks of different agents finishing together share one transaction (each in its own savepoint).
     // Its only expected failure (the agent is gone) comes before any write: no savepoint needed.
@@ -313,18 +288,10 @@ export class TickEngine {
       }
       for (const d of t.dups) this.tracer.emit(id, { type: 'duplicate', tick: t.tick, envelope_id: d.env_id });
 
-      if (t.notices.count) this.store.noticesDone(id, t.notices.last, t.notices.count);
-      if (outgoing.length) {
-        const delivered = this.options.delivery?.deliver(id, t.tick, outgoing, finished);
-        if (delivered) poke = delivered.poke;
-        const rows = outgoing.map((o) => {
-          const record = delivered?.records.get(o.env.id);
-          return { id: o.env.id, body: o.body, created_at: finished, ...(record ? { delivery: JSON.stringify(record) } : {}) };
-        });
-        this.store.outboxAppend(id, rows, agent.limits.outbox_max);
-        for (const o of rows) this.storage.events.emit(id, `/outbox/${o.id}.json`, 'created', { version: 1 });
-        // Addresses of the capabilities' routes (`nostr:`) are taken here too, in the same transaction.
-        routed = this.options.routes?.dispatch(id, outgoing.map((o) => o.env));
+      if (outbox.length) {
+        this.store.outboxAppend(id, outbox, agent.limits.outbox_max);
+        for (const o of outbox) this.storage.events.emit(id, `/outbox/${o.id}.json`, 'created', { version: 1 });
+        routed = this.options.routes?.dispatch(id, envelopes);
       }
 
       let state: LifecycleState = current.state;
@@ -360,7 +327,7 @@ export class TickEngine {
         duration_ms: report.duration_ms,
         delivered: t.fresh.length,
         duplicates: t.dups.length,
-        outbox: outgoing.length,
+        outbox: outbox.length,
       };
       if (nextAlarm !== null) end['next_alarm'] = nextAlarm;
       this.tracer.emit(id, end);
@@ -369,9 +336,7 @@ export class TickEngine {
     routed?.();
     report.delivered = t.fresh.map((f) => f.env.id);
     report.duplicates = t.dups.map((d) => d.env_id);
-    report.outbox = outgoing.map((o) => o.env.id);
-    // Receivers of what this tick delivered may tick now (and the sender itself, for a notice).
-    for (const agentId of poke) this.queues.onEnqueue(agentId);
+    report.outbox = outbox.map((o) => o.id);
   }
 
   private commitFailure(
@@ -437,14 +402,10 @@ export class TickEngine {
   }
 }
 
-function processHooks(table: ExecProcesses, agentId: string): ProcessHooks {
-  return { env: table.env(agentId), started: (pid) => table.started(pid, agentId), ended: (pid) => table.ended(pid) };
-}
-
 /** A trigger as traced: message triggers without their payload. */
 function summarize(t: Trigger): Record<string, unknown> {
   if (t.type !== 'message') return t as unknown as Record<string, unknown>;
-  return { type: 'message', envelope_id: t.envelope_id, from: t.from, source: t.source, attempt: t.attempt, verified: t.verified };
+  return { type: 'message', envelope_id: t.envelope_id, from: t.from, source: t.source, attempt: t.attempt };
 }
 
 function programTrace(extra: unknown, tick: number): TraceData {

@@ -53,9 +53,6 @@ export class InboxFs extends SyntheticFs {
           version: () => rt.store.inboxMeta(id)?.inbox_version ?? 0,
           mtime: () => rt.store.inboxMeta(id)?.inbox_mtime || Date.now(),
           maxBytes: MAX_ENVELOPE_BYTES,
-          // Anyone the mount lets in may send (another agent, a local user granted one): the kernel's
-          // mode check must not refuse them. Reading is the server's to refuse (other agents get EACCES).
-          mode: 0o666,
         },
       ),
       'inbox',

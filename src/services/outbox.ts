@@ -15,9 +15,7 @@ export function outboxService(rt: AgentRuntime, id: string): SyntheticFs {
             if (!name.endsWith(JSON_SUFFIX)) return undefined;
             const row = rt.store.outboxOne(id, name.slice(0, -JSON_SUFFIX.length));
             if (!row) return undefined;
-            // What became of an envelope addressed to an agent is shown with it (delivery.ts).
-            const shown = () => ({ ...(JSON.parse(row.body) as object), ...(row.delivery ? { delivery: JSON.parse(row.delivery) as unknown } : {}) });
-            return view(() => JSON.stringify(shown(), null, 2) + '\n', { mtime: () => row.created_at, version: () => 1 });
+            return view(() => JSON.stringify(JSON.parse(row.body), null, 2) + '\n', { mtime: () => row.created_at, version: () => 1 });
           },
         },
       },

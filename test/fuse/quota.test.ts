@@ -5,8 +5,7 @@
  * Every command runs in a child shell (the mount is served by this process).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rmdir } from 'node:fs/promises';
 import { Agent9 } from '../../src/server/agent9.js';
 import { mountServer, type FuseMount } from '../../src/fuse/index.js';
 import { cleanup, tempDir } from '../helpers.js';
@@ -19,8 +18,6 @@ let D: string;
 
 beforeAll(async () => {
   a9 = await Agent9.open({ home: tempDir() });
-  // nobody (below) is let in as the operator: other local users get nothing unless config.json grants it.
-  await writeFile(join(a9.home, 'config.json'), JSON.stringify({ mount: { users: { '65534': 'operator' } } }));
   mount = await mountServer(a9, await mountPoint(), { allowOther: true });
   D = mount.dir;
 });

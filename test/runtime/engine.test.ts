@@ -227,7 +227,7 @@ describe('tick engine', () => {
     // Senders write concurrently, interleaved; each sender's own writes are sequential.
     await Promise.all(
       senders.map(async (s) => {
-        const f = files(a9.namespace, { principal: { id: s, admin: false } });
+        const f = files(a9.namespace, { principal: { id: s, admin: false, agentId: s } });
         for (let i = 0; i < sent; i++) await f.write('/agents/a/inbox', JSON.stringify({ payload: { seq: i } }));
       }),
     );

@@ -116,8 +116,7 @@ describe('agent tokens', () => {
     const file = join(tempDir('agent9-tokens-upgrade-'), 'agent9.db');
     const db = openDb(file);
     migrate(db, [...storageMigrations, ...serverMigrations()].filter((m) => m.version <= 30));
-    // The agents table as it was then (the runtime store of now expects later columns).
-    db.prepare(`INSERT INTO agents (id, state, program, env, limits, schedule, inbox_policy, created_at, updated_at) VALUES ('alive', 'active', '{"type":"echo"}', '{}', '{}', '{}', '{}', 1, 1)`).run();
+    new RuntimeStore(db).insertAgent({ id: 'alive', state: 'active', program: '{"type":"echo"}', env: '{}', limits: '{}', schedule: '{}', inbox_policy: '{}', created_at: 1 });
     const insert = db.prepare("INSERT INTO tokens (id, name, hash, agent, created_at) VALUES (?, ?, '00', ?, 1)");
     insert.run('aaaaaaaaaaaa', 'of alive', 'alive');
     insert.run('bbbbbbbbbbbb', 'of gone', 'gone');

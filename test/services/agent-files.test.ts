@@ -137,7 +137,7 @@ describe('/outbox, /metrics, /config', () => {
     await f.write('/agents/bob/inbox', 'one');
     await f.write('/agents/bob/ctl', 'tick');
     const [name] = await f.list('/agents/bob/outbox');
-    expect(await f.json(`/agents/bob/outbox/${name}`)).toMatchObject({ from: 'agent:bob', to: 'admin', payload: { text: 'one' }, metadata: { hops: 1 } });
+    expect(await f.json(`/agents/bob/outbox/${name}`)).toMatchObject({ from: 'bob', to: 'admin', payload: { text: 'one' } });
     await expectCode(f.write(`/agents/bob/outbox/${name}`, 'x'), 'EACCES');
     expect(await f.json('/agents/bob/metrics/ticks')).toMatchObject({ count: 1, failed: 0 });
     expect(await f.json('/agents/bob/metrics/queue')).toMatchObject({ depth: 0, max_depth: 1000, enqueued: 1, delivered: 1 });
@@ -171,14 +171,14 @@ describe('/outbox, /metrics, /config', () => {
     await createAgent(a9, { name: 'bob', program: 'echo' });
     const local = files(await a9.agentNamespace('bob'), { principal: { id: 'agent:bob', admin: false, agentId: 'bob' } });
     expect((await local.list('/')).sort()).toEqual(
-      ['budget', 'compute', 'config', 'containers', 'ctl', 'deadletter', 'export', 'goals', 'identity', 'inbox', 'inbox.d', 'inbox.policy', 'logs', 'memory', 'metrics', 'mounts', 'nostr', 'outbox', 'peers', 'status'].sort(),
+      ['budget', 'compute', 'config', 'containers', 'ctl', 'deadletter', 'export', 'goals', 'identity', 'inbox', 'inbox.d', 'inbox.policy', 'logs', 'memory', 'metrics', 'mounts', 'outbox', 'status'].sort(),
     );
     await local.write('/memory/self.txt', 'mine');
     await expectCode(local.write('/ctl', 'stop'), 'EACCES');
     await local.write('/inbox', 'note to self');
     await waitFor(async () => (await local.list('/outbox')).length === 1);
     const [reply] = await local.list('/outbox');
-    expect(await local.json(`/outbox/${reply}`)).toMatchObject({ payload: { text: 'note to self' } });
+    expect(await local.json(`/outbox/${reply}`)).toMatchObject({ to: 'bob', payload: { text: 'note to self' } });
   });
 });
 

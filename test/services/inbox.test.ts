@@ -53,13 +53,12 @@ describe('/inbox', () => {
 
   it('only admins choose from/source; an agent principal is always named as the sender', async () => {
     const { a9, f } = await stopped();
-    await createAgent(a9, { name: 'alice', program: 'echo', schedule: { on_message: false } });
     await f.write('/agents/bob/inbox', JSON.stringify({ payload: 1, from: 'nostr:abc', source: 'nostr' }));
     const asAgent = files(a9.namespace, { principal: { id: 'token:t1', admin: false, agentId: 'alice' } });
     await asAgent.write('/agents/bob/inbox', JSON.stringify({ payload: 2, from: 'mallory', source: 'forged' }));
     const q = await f.json<Env[]>('/agents/bob/inbox');
     expect(q[0]).toMatchObject({ from: 'nostr:abc', source: 'nostr' });
-    expect(q[1]).toMatchObject({ from: 'agent:alice', source: 'agent' });
+    expect(q[1]).toMatchObject({ from: 'alice', source: 'agent' });
   });
 
   it('/inbox.d: read one envelope by id, rm discards it (counted, traced)', async () => {

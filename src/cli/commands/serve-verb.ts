@@ -76,8 +76,6 @@ async function serve(opts: ServeOptions): Promise<void> {
   const fuseOptions = fuseOptionsOf(opts);
   checkHost(opts.host, !!opts.allowRemote);
   mkdirSync(home, { recursive: true, mode: 0o700 });
-  // config.json's mount section (who other users are on an --allow-other mount): a bad one stops the start.
-  if (opts.mount !== undefined) (await import('../../fuse/index.js')).loadMountUsers(home);
   const lock = HomeLock.acquire(home, () => describeServer(home));
 
   let a9: Agent9 | undefined;

@@ -9,7 +9,7 @@ import type { LifecycleState } from '../spec.js';
 import type { AgentFigures, AgentRow, TickMeta, NewAgent, Counter } from './row-types.js';
 
 /** Tables with one agent's rows besides the agent row (deleted with the agent). */
-const AGENT_TABLES = ['agent_state', 'agent_kv', 'inbox', 'deadletter', 'outbox', 'goals', 'seen', 'agent_keys', 'agent_notices'] as const;
+const AGENT_TABLES = ['agent_state', 'agent_kv', 'inbox', 'deadletter', 'outbox', 'goals', 'seen', 'agent_keys'] as const;
 
 export class AgentTable {
   private readonly q;
@@ -22,9 +22,9 @@ export class AgentTable {
       tickMeta: p('SELECT state, next_alarm, next_run, updated_at, consecutive_failures FROM agents WHERE id = ?'),
       agentList: p('SELECT id, state, created_at, updated_at FROM agents ORDER BY id'),
       agentIds: p('SELECT id FROM agents ORDER BY id').pluck(),
-      insertAgent: p(`INSERT INTO agents (id, state, program, env, limits, schedule, inbox_policy, messaging, created_at, updated_at)
-        VALUES (@id, @state, @program, @env, @limits, @schedule, @inbox_policy, @messaging, @created_at, @created_at)`),
-      setConfig: p('UPDATE agents SET program = ?, env = ?, limits = ?, schedule = ?, messaging = ?, updated_at = ? WHERE id = ?'),
+      insertAgent: p(`INSERT INTO agents (id, state, program, env, limits, schedule, inbox_policy, created_at, updated_at)
+        VALUES (@id, @state, @program, @env, @limits, @schedule, @inbox_policy, @created_at, @created_at)`),
+      setConfig: p('UPDATE agents SET program = ?, env = ?, limits = ?, schedule = ?, updated_at = ? WHERE id = ?'),
       setPolicy: p('UPDATE agents SET inbox_policy = ?, updated_at = ? WHERE id = ?'),
       setState: p('UPDATE agents SET state = ?, updated_at = ? WHERE id = ?'),
       setNextRun: p('UPDATE agents SET next_run = ? WHERE id = ?'),
@@ -74,7 +74,7 @@ export class AgentTable {
   }
 
   insertAgent(row: NewAgent): void {
-    this.q.insertAgent.run({ messaging: '{}', ...row });
+    this.q.insertAgent.run(row);
   }
 
   /** Restores every column of an exported agent row. */
@@ -85,8 +85,8 @@ export class AgentTable {
       .run(row);
   }
 
-  setConfig(id: string, program: string, env: string, limits: string, schedule: string, messaging: string, now: number): void {
-    this.q.setConfig.run(program, env, limits, schedule, messaging, now, id);
+  setConfig(id: string, program: string, env: string, limits: string, schedule: string, now: number): void {
+    this.q.setConfig.run(program, env, limits, schedule, now, id);
   }
 
   setInboxPolicy(id: string, policy: string, now: number): void {

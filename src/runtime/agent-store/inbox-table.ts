@@ -27,7 +27,7 @@ export class InboxTable {
       inboxFail: p('UPDATE inbox SET attempts = attempts + 1, last_error = ? WHERE agent_id = ? AND seq = ? RETURNING attempts'),
       inboxChanged: p(`UPDATE agents SET queue_depth = queue_depth - ?, inbox_version = inbox_version + 1, inbox_mtime = ?
         WHERE id = ? RETURNING inbox_version`),
-      agentsWithQueue: p("SELECT id FROM agents WHERE (queue_depth > 0 OR notices > 0) AND state IN ('creating', 'active', 'dormant')").pluck(),
+      agentsWithQueue: p("SELECT id FROM agents WHERE queue_depth > 0 AND state IN ('creating', 'active', 'dormant')").pluck(),
     };
   }
 

@@ -5,7 +5,7 @@
  *
  * Each area's SQL lives in its own small store (agent-table.ts, inbox-table.ts,
  * deadletter-table.ts, outbox-table.ts, goal-table.ts, program-state-table.ts, seen-table.ts,
- * identity-key-table.ts, schedule-table.ts, notice-table.ts). `RuntimeStore` is their union:
+ * identity-key-table.ts, schedule-table.ts). `RuntimeStore` is their union:
  * one object whose methods are those of every area, so callers hold one store and never mind which
  * area a method belongs to. No two areas may have a method of the same name (checked when it is made).
  */
@@ -19,7 +19,6 @@ import { OutboxTable } from './outbox-table.js';
 import { ProgramStateTable } from './program-state-table.js';
 import { ScheduleTable } from './schedule-table.js';
 import { SeenTable } from './seen-table.js';
-import { NoticeTable } from './notice-table.js';
 
 export * from './row-types.js';
 
@@ -34,12 +33,11 @@ export type RuntimeStore = { readonly db: Db } & Methods<AgentTable> &
   Methods<ProgramStateTable> &
   Methods<SeenTable> &
   Methods<IdentityKeyTable> &
-  Methods<ScheduleTable> &
-  Methods<NoticeTable>;
+  Methods<ScheduleTable>;
 
 class AreaUnion {
   constructor(readonly db: Db) {
-    const areas = [AgentTable, InboxTable, DeadletterTable, OutboxTable, GoalTable, ProgramStateTable, SeenTable, IdentityKeyTable, ScheduleTable, NoticeTable];
+    const areas = [AgentTable, InboxTable, DeadletterTable, OutboxTable, GoalTable, ProgramStateTable, SeenTable, IdentityKeyTable, ScheduleTable];
     const self = this as unknown as Record<string, unknown>;
     for (const Area of areas) {
       const area = new Area(db) as unknown as Record<string, unknown>;

@@ -11,21 +11,21 @@ export class OutboxTable {
   constructor(private readonly db: Db) {
     const p = (sql: string) => db.prepare(sql);
     this.q = {
-      outInsert: p(`INSERT INTO outbox (agent_id, seq, env_id, body, created_at, delivery) VALUES (?, ?, ?, ?, ?, ?)
+      outInsert: p(`INSERT INTO outbox (agent_id, seq, env_id, body, created_at) VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (agent_id, env_id) DO NOTHING`),
       outSeq: p('UPDATE agents SET outbox_seq = outbox_seq + ?, messages_out = messages_out + ? WHERE id = ? RETURNING outbox_seq').pluck(),
       outPrune: p('DELETE FROM outbox WHERE agent_id = ? AND seq <= ?'),
-      outList: p('SELECT seq, env_id, body, created_at, delivery FROM outbox WHERE agent_id = ? ORDER BY seq'),
-      outOne: p('SELECT seq, env_id, body, created_at, delivery FROM outbox WHERE agent_id = ? AND env_id = ?'),
+      outList: p('SELECT seq, env_id, body, created_at FROM outbox WHERE agent_id = ? ORDER BY seq'),
+      outOne: p('SELECT seq, env_id, body, created_at FROM outbox WHERE agent_id = ? AND env_id = ?'),
     };
   }
 
-  /** Appends envelopes (already serialised with their ids, and what became of their delivery); keeps the newest `max`. Returns their seqs. */
-  outboxAppend(agentId: string, items: readonly { id: string; body: string; created_at: number; delivery?: string }[], max: number): number[] {
+  /** Appends envelopes (already serialised with their ids); keeps the newest `max`. Returns their seqs. */
+  outboxAppend(agentId: string, items: readonly { id: string; body: string; created_at: number }[], max: number): number[] {
     if (items.length === 0) return [];
     const last = this.q.outSeq.get(items.length, items.length, agentId) as number;
     const first = last - items.length + 1;
-    items.forEach((it, i) => this.q.outInsert.run(agentId, first + i, it.id, it.body, it.created_at, it.delivery ?? null));
+    items.forEach((it, i) => this.q.outInsert.run(agentId, first + i, it.id, it.body, it.created_at));
     if (last > max) this.q.outPrune.run(agentId, last - max);
     return items.map((_, i) => first + i);
   }

@@ -9,7 +9,6 @@ export interface AgentRow {
   limits: string;
   schedule: string;
   inbox_policy: string;
-  messaging: string;
   created_at: number;
   updated_at: number;
   last_tick_at: number | null;
@@ -40,8 +39,6 @@ export interface AgentRow {
   next_alarm: number | null;
   next_run: number | null;
   retry_at: number | null;
-  /** delivery_failed notices waiting for the next tick (notice-table.ts). */
-  notices: number;
 }
 
 /** One agent's row as the per-agent metrics read it. */
@@ -68,8 +65,7 @@ export interface InboxMeta {
 }
 
 /** What a create writes: the row's own columns, the rest take their defaults. */
-export type NewAgent = Pick<AgentRow, 'id' | 'state' | 'program' | 'env' | 'limits' | 'schedule' | 'inbox_policy' | 'created_at'> &
-  Partial<Pick<AgentRow, 'messaging'>>;
+export type NewAgent = Pick<AgentRow, 'id' | 'state' | 'program' | 'env' | 'limits' | 'schedule' | 'inbox_policy' | 'created_at'>;
 
 export interface QueuedRow {
   seq: number;
@@ -96,8 +92,6 @@ export interface OutboxRow {
   env_id: string;
   body: string;
   created_at: number;
-  /** What became of it (JSON `{status, code?, error?, ...}`), for envelopes addressed to an agent. */
-  delivery: string | null;
 }
 
 export interface GoalRow {

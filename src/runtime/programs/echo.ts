@@ -1,8 +1,4 @@
-/**
- * `echo`: answers every message into /outbox, addressed to its sender (so an agent that sent it gets
- * the answer in its inbox), naming what it answers (`in_reply_to`). A message to itself is answered
- * without an address (it would answer itself). For tests and demos.
- */
+/** `echo`: answers every message into /outbox, addressed to its sender. For tests and demos. */
 import { FsError } from '../../fs/errors.js';
 import type { Program, ProgramResult } from './index.js';
 
@@ -19,8 +15,7 @@ export const echoProgram: Program = {
     const outbox = [];
     for (const t of ctx.triggers) {
       if (t.type !== 'message') continue;
-      const self = t.from === `agent:${ctx.agentId}`;
-      outbox.push({ ...(self ? {} : { to: t.from }), payload: t.envelope.payload, metadata: { in_reply_to: t.envelope_id } });
+      outbox.push({ to: t.from, payload: t.envelope.payload, metadata: { in_reply_to: t.envelope_id } });
     }
     return { state: { echoed: previous + outbox.length }, outbox };
   },

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { z } from 'zod';
 import { FsError } from '../../fs/errors.js';
 import { describeIssues } from '../spec.js';
-import type { ProcessHooks, Program, ProgramContext, ProgramResult } from './index.js';
+import type { Program, ProgramContext, ProgramResult } from './index.js';
 
 export const STDOUT_CAP = 1024 * 1024;
 export const STDERR_KEEP = 16 * 1024;
@@ -76,16 +76,12 @@ export const execProgram: Program = {
       TMPDIR: tmpdir(),
       ...ctx.config.env,
       ...(await ctx.execEnv()),
-      ...ctx.processes?.env,
       AGENT_ID: ctx.agentId,
       AGENT9_TICK: String(ctx.tick),
     };
     const cwd = spec.cwd ?? (await ctx.workDir());
     const [file, args] = typeof spec.command === 'string' ? ['/bin/sh', ['-c', spec.command]] : [spec.command[0]!, spec.command.slice(1)];
-    const input = JSON.stringify(tickDocument(ctx)) + '\n';
-    const run: RunOptions = { cwd, env, timeout, input, signal: ctx.signal };
-    if (ctx.processes) run.processes = ctx.processes;
-    const { stdout, stderr } = await runProcess(file, args, run);
+    const { stdout, stderr } = await runProcess(file, args, { cwd, env, timeout, input: JSON.stringify(tickDocument(ctx)) + '\n', signal: ctx.signal });
     return resultFromStdout(stdout, stderr);
   },
 };
@@ -119,17 +115,12 @@ interface RunOptions {
   timeout: number;
   input: string;
   signal: AbortSignal;
-  processes?: Pick<ProcessHooks, 'started' | 'ended'>;
 }
 
 /** Runs a process in its own group; resolves with its output on exit 0, rejects with an FsError otherwise. */
 function runProcess(file: string, args: string[], opts: RunOptions): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    // detached: the child leads a new session (setsid), which every process it starts shares unless it
-    // calls setsid itself; that is how the mount tells its requests (src/fuse/callers.ts).
     const child = spawn(file, args, { cwd: opts.cwd, env: opts.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
-    const leader = child.pid;
-    if (leader !== undefined) opts.processes?.started(leader);
     const out: Buffer[] = [];
     let outBytes = 0;
     let err = '';
@@ -153,7 +144,6 @@ function runProcess(file: string, args: string[], opts: RunOptions): Promise<{ s
     const finish = () => {
       if (settled) return;
       settled = true;
-      if (leader !== undefined) opts.processes?.ended(leader);
       clearTimeout(deadline);
       clearTimeout(graceTimer);
       opts.signal.removeEventListener('abort', onAbort);
@@ -193,7 +183,6 @@ function runProcess(file: string, args: string[], opts: RunOptions): Promise<{ s
       exit = { code, signal };
       // Whatever the command left running in its group goes with it.
       killGroup(child.pid, 'SIGKILL');
-      if (leader !== undefined) opts.processes?.ended(leader);
       // Output is complete once every holder of the pipes is gone; don't wait for escapees forever.
       setTimeout(finish, 1000).unref();
     });

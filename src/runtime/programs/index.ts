@@ -22,17 +22,6 @@ export interface ProgramContext {
   execEnv(): Promise<Record<string, string>>;
   /** A directory the program may use as its working directory. */
   workDir(): Promise<string>;
-  /**
-   * For programs that start processes: the environment that marks them as the agent's, and where to
-   * say that one started (it leads its own session) and that its group is gone (exec-processes.ts).
-   */
-  processes?: ProcessHooks;
-}
-
-export interface ProcessHooks {
-  env: Record<string, string>;
-  started(pid: number): void;
-  ended(pid: number): void;
 }
 
 export interface OutboxDraft {

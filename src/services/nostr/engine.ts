@@ -229,9 +229,7 @@ export class NostrEngine {
   private deliver(draft: InboxDraft): void {
     const rt = this.runtime;
     const env: Envelope = { ...draft.envelope };
-    const outcome = rt.queues.enqueueInTx(draft.agentId, env, `/agents/${draft.agentId}/inbox`);
-    // The scheduler looks once this turn is over, after the delivering transaction committed.
-    if (outcome.status === 'queued') rt.queues.onEnqueue(draft.agentId);
+    rt.queues.enqueueWithin(draft.agentId, env, `/agents/${draft.agentId}/inbox`);
     const m = draft.envelope.payload.nostr;
     if (draft.envelope.payload.type === 'nostr_dm') this.store.notePeerScheme(draft.agentId, m.pubkey, replySchemeFor(m), m.event_id);
   }
