@@ -19,7 +19,7 @@ import type { Storage } from '../../runtime/storage/index.js';
 import { errorText } from '../../runtime/trace.js';
 import { eventLogTrace, type TraceSink } from '../kit/trace-sink.js';
 import { loadNostrConfig, type NostrConfig } from './config.js';
-import { DROP_REASONS, NostrInbound, type DropInfo, type DropReason, type InboundCounts, type InboundOutcome, type InboxDraft } from './inbound.js';
+import { DROP_REASONS, NostrInbound, zeroCounts, type DropInfo, type InboundCounts, type InboundOutcome, type InboxDraft } from './inbound.js';
 import { keyStoreSigner } from './keystore-signer.js';
 import { parseEventTemplate, replySchemeFor, type DmScheme } from './outbound.js';
 import { NostrOutgoing, type OutgoingOrder, type OutgoingRecord, type SendSchedule } from './outgoing.js';
@@ -50,14 +50,6 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const DELIVERY_RETRY = { initialMs: 1000, maxMs: 60_000, factor: 2, jitter: 0.2 };
 const DELIVERY_TRIES = 8;
 const MAX_PENDING_RETRIES = 10_000;
-
-const zeroCounts = (): InboundCounts => ({
-  received: 0,
-  delivered: 0,
-  duplicates: 0,
-  failed: 0,
-  dropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>,
-});
 
 function addCounts(into: InboundCounts, c: InboundCounts): void {
   into.received += c.received;

@@ -107,7 +107,8 @@ export interface InboundOptions {
   onDrop?: (info: DropInfo) => void;
 }
 
-const zeroCounts = (): InboundCounts => ({
+/** Counts of an agent (or a sum) before anything arrived. */
+export const zeroCounts = (): InboundCounts => ({
   received: 0,
   delivered: 0,
   duplicates: 0,
