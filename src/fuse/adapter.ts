@@ -22,16 +22,9 @@ import { Requests, type Reply } from './requests.js';
 import { PendingWrites, WriteBehind } from './write-behind.js';
 import { hasLimit, statfsWords } from './statfs-words.js';
 import { answerBytes, XATTR_NAMES, XATTRS } from './xattrs.js';
+import { ENOENT, EINTR, EIO, EBADF, EINVAL, ENOSYS, ENODATA } from './errnos.js';
 
 const RENAME_NOREPLACE = 1;
-
-const ENOENT = 2;
-const EINTR = 4;
-const EIO = 5;
-const EBADF = 9;
-const EINVAL = 22;
-const ENOSYS = 38;
-const ENODATA = 61;
 
 const SET_MODE = 1 << 0;
 const SET_UID = 1 << 1;

@@ -13,12 +13,7 @@ import type { OpenFile } from './open-files.js';
 import type { Answers } from './reply-outcomes.js';
 import type { Reply } from './requests.js';
 import { S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK } from './translate.js';
-
-const EPERM = 1;
-const EBADF = 9;
-const EINVAL = 22;
-const ENOSYS = 38;
-const EOPNOTSUPP = 95;
+import { EPERM, EBADF, EINVAL, ENOSYS, EOPNOTSUPP } from './errnos.js';
 
 const FALLOC_FL_KEEP_SIZE = 0x01;
 

@@ -5,8 +5,7 @@
  */
 import { toFsError, FsError } from '../fs/errors.js';
 import type { Reply } from './requests.js';
-
-const ETIMEDOUT = 110;
+import { ETIMEDOUT } from './errnos.js';
 
 interface Waiting {
   readonly since: number;

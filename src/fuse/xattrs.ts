@@ -4,8 +4,7 @@
  */
 import type { Stat } from '../fs/types.js';
 import type { Reply } from './requests.js';
-
-const ERANGE = 34;
+import { ERANGE } from './errnos.js';
 
 export const XATTRS: Record<string, (st: Stat) => string> = {
   'user.agent9.version': (st) => String(st.version),
