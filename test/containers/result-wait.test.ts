@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountServer, type FuseMount } from '../../src/fuse/index.js';
 import type { DockerProvider } from '../../src/services/containers/providers/docker.js';
 import { cleanup } from '../helpers.js';
-import { mountPoint, ok, PYTHON, q, sh } from '../fuse/helpers.js';
+import { mountPoint, nonblockRead, ok, q, sh } from '../fuse/helpers.js';
 import { serveAgent9, type Served } from '../http/served.js';
 import { removeLabelled, requireEngine } from './engine.js';
 
@@ -44,17 +44,6 @@ async function call(path: string, request: unknown): Promise<Record<string, unkn
   const body = typeof request === 'string' ? request : JSON.stringify(request);
   return JSON.parse(await ok(`exec 3<> ${q(path)}; cat >&3; cat <&3`, { input: body })) as Record<string, unknown>;
 }
-
-const nonblockRead = (path: string) =>
-  sh(`${PYTHON} -c ${q(`
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)
-try:
-    os.read(fd, 100)
-    print('read')
-except BlockingIOError as e:
-    print('EAGAIN', e.errno)
-`)} ${q(path)}`);
 
 function curl(path: string, maxTime = 20): Promise<{ code: number | null; out: string; ms: number }> {
   const started = Date.now();

@@ -232,3 +232,15 @@ export function startFixtureServer(home: string, dir: string, args: string[] = [
     void exited.then((how) => reject(new Error(`fixture server exited (${how}) before mounting: ${err}`)));
   });
 }
+
+/** One read(2) of `path` opened O_NONBLOCK, by Python in a child: prints `read`, or `EAGAIN <errno>`. */
+export const nonblockRead = (path: string) =>
+  sh(`${PYTHON} -c ${q(`
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)
+try:
+    os.read(fd, 100)
+    print('read')
+except BlockingIOError as e:
+    print('EAGAIN', e.errno)
+`)} ${q(path)}`);

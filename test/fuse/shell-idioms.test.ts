@@ -15,7 +15,7 @@ import { mountedType } from '../../src/fuse/kernel-mount.js';
 import { agentctlBackground, ensureBuilt } from '../cli/helpers.js';
 import { cleanup } from '../helpers.js';
 import { serveAgent9, type Served } from '../http/served.js';
-import { mountPoint, ok, PYTHON, q, sh, sleep } from './helpers.js';
+import { mountPoint, nonblockRead, ok, PYTHON, q, sh, sleep } from './helpers.js';
 
 let s: Served;
 let mount: FuseMount;
@@ -237,15 +237,7 @@ describe('a read of a running job’s result waits for the end', () => {
   it('cat result blocks until the job completes and prints it; O_NONBLOCK gives EAGAIN meanwhile', async () => {
     const id = await submit({ model: 'echo', prompt: 'wait for me please', options: { chunk_delay_ms: 400 } });
     const result = `${A}/compute/jobs/${id}/result`;
-    const nonblock = await sh(`${PYTHON} -c ${q(`
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)
-try:
-    os.read(fd, 100)
-    print('read')
-except BlockingIOError as e:
-    print('EAGAIN', e.errno)
-`)} ${q(result)}`);
+    const nonblock = await nonblockRead(result);
     expect(nonblock.stdout.trim()).toBe('EAGAIN 11');
     const started = Date.now();
     const out = JSON.parse(await ok(`cat ${q(result)}`, { timeoutMs: 20_000 })) as { output: { text: string } };
