@@ -128,6 +128,8 @@ async function head(ctx: RouteContext) {
   const withStat = (r: FastifyReply, s: Stat) => statHeaders(r, s).header('cache-control', 'no-cache');
   // A listing's type, without its length (RFC 9110 lets a HEAD leave it out): a HEAD does not list.
   if (st.type === 'dir') return withStat(reply, st).type(JSON_TYPE).send();
+  // A link itself (?nofollow=1), a FIFO or a socket: its stat only, there is nothing of it to read here.
+  if (st.type !== 'file') return withStat(reply, st).header('content-length', String(st.size)).send();
   switch (st.kind) {
     case 'data':
       return headData({ ...ctx, target: { ...target, path } }, st);

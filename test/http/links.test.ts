@@ -38,7 +38,7 @@ const entry = async (dir: string, name: string) => (await listing(dir)).find((e)
 
 describe('symbolic links over HTTP', () => {
   it('PUT ?symlink=1 makes one; listings and ?nofollow=1 show the link, GET and HEAD follow it', async () => {
-    expect((await put(`${M}/f.txt`, 'hello')).status).toBe(204);
+    expect((await put(`${M}/f.txt`, 'hello')).status).toBe(201);
     const made = await put(`${M}/l`, 'f.txt', '?symlink=1');
     expect(made.status).toBe(201);
     expect(made.headers.get('x-agent9-type')).toBe('symlink');
@@ -74,14 +74,14 @@ describe('symbolic links over HTTP', () => {
     expect(await (await s.call(`${M}/ld/x`)).text()).toBe('in d');
     expect(await (await s.call(`${M}/ld/up`)).text()).toBe('in d');
     expect((await (await s.call(`${M}/ld`)).json()) as Row[]).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'x' })]));
-    expect((await put(`${M}/ld/y`, 'made through the link')).status).toBe(204);
+    expect((await put(`${M}/ld/y`, 'made through the link')).status).toBe(201);
     expect(await (await s.call(`${M}/d/y`)).text()).toBe('made through the link');
   });
 
   it('a dangling link is 404 to read and PUT makes its target; links out of the tree and loops are refused', async () => {
     await put(`${M}/dl`, 'later.txt', '?symlink=1');
     expect(await errorOf(await s.call(`${M}/dl`))).toMatchObject({ status: 404, code: 'ENOENT' });
-    expect((await put(`${M}/dl`, 'now')).status).toBe(204);
+    expect((await put(`${M}/dl`, 'now')).status).toBe(201);
     expect(await (await s.call(`${M}/later.txt`)).text()).toBe('now');
 
     await put(`${M}/abs`, '/etc/passwd', '?symlink=1');

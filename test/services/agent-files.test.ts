@@ -171,7 +171,7 @@ describe('/outbox, /metrics, /config', () => {
     await createAgent(a9, { name: 'bob', program: 'echo' });
     const local = files(await a9.agentNamespace('bob'), { principal: { id: 'agent:bob', admin: false, agentId: 'bob' } });
     expect((await local.list('/')).sort()).toEqual(
-      ['budget', 'compute', 'config', 'containers', 'ctl', 'deadletter', 'export', 'goals', 'identity', 'inbox', 'inbox.d', 'inbox.policy', 'logs', 'memory', 'metrics', 'mounts', 'outbox', 'status'].sort(),
+      ['budget', 'compute', 'config', 'containers', 'ctl', 'deadletter', 'export', 'goals', 'identity', 'inbox', 'inbox.d', 'inbox.policy', 'logs', 'memory', 'metrics', 'mounts', 'nostr', 'outbox', 'status'].sort(),
     );
     await local.write('/memory/self.txt', 'mine');
     await expectCode(local.write('/ctl', 'stop'), 'EACCES');
