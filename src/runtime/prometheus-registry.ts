@@ -87,12 +87,18 @@ export interface RuntimeFigures {
   spend(agentId: string): BudgetUsage;
 }
 
-/** A value read once per scrape (the gauges of one scrape share it), at most every 100 ms. */
+/**
+ * A value read once per scrape: the gauges of one scrape share it. A scrape collects its metrics in one
+ * turn of the event loop (their collect() run between microtasks), so the value is forgotten at the next
+ * turn; kept for a time instead, a scrape right after a change showed the figures from before it.
+ */
 function perScrape<T>(read: () => T): () => T {
-  let cached: { at: number; value: T } | undefined;
+  let cached: { value: T } | undefined;
   return () => {
-    const now = Date.now();
-    if (!cached || now - cached.at > 100) cached = { at: now, value: read() };
+    if (!cached) {
+      cached = { value: read() };
+      setImmediate(() => (cached = undefined));
+    }
     return cached.value;
   };
 }
